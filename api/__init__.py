@@ -1,0 +1,1 @@
+"""HTTP interfaces over the knowledge graph."""

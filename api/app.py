@@ -1,0 +1,30 @@
+"""The ASGI application: one KnowledgeGraph, the interfaces mounted on it."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+
+from .. import __version__
+from ..graph.store import KnowledgeGraph
+from . import sparql
+
+
+def create_app(graph: KnowledgeGraph) -> FastAPI:
+    app = FastAPI(title="ai4kg", version=__version__,
+                  description="Knowledge graph of AI modules, deployments, runs and datasets.")
+    app.include_router(sparql.router(graph))
+
+    @app.get("/", include_in_schema=False)
+    async def home() -> RedirectResponse:
+        return RedirectResponse("/docs")
+
+    @app.get("/stats")
+    async def stats() -> dict:
+        return graph.stats()
+
+    @app.get("/search")
+    async def search(q: str, limit: int = 20) -> list[dict]:
+        return [{"iri": h.iri, "kind": h.kind, "score": h.score} for h in graph.search(q, min(max(limit, 1), 200))]
+
+    return app

@@ -1,0 +1,292 @@
+"""The catalog's write path for ai4-metadata files: read, check, map, validate, commit.
+
+    file -> loader (safe parse) -> JSON Schema (structure, formats) -> records -> RML (morph-kgc)
+         -> SHACL on the new graph only -> one atomic commit per asset + search index
+
+Nothing is written for a file with any error; every issue names the field as the user wrote it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Literal
+
+import pyoxigraph as ox
+
+from .graph.namespaces import AI4KG, RDF_TYPE, SKOS
+from .graph.store import AssetWrite, KnowledgeGraph
+from .graph.validation import Violation, validate, vocabulary_graph
+from .metadata import loader
+from .metadata.issues import Issue
+from .metadata.records import VOCABULARY_FIELDS, Records, derive_identifier, is_valid_identifier, slug, to_records, from_records
+from .metadata.rml import RmlMapping, mapping_for, owner_of
+from .metadata.schema import Generation, check_document, detect_generation
+
+Status = Literal["imported", "valid", "invalid", "unreadable", "skipped"]
+METADATA_SUFFIXES = (".yml", ".yaml", ".json")
+BATCH_SIZE = 200
+"""Files mapped and validated together: morph-kgc and pyshacl have a fixed cost per call."""
+
+
+@dataclass
+class FileReport:
+    path: str
+    status: Status
+    issues: list[Issue] = field(default_factory=list)
+    identifier: str | None = None
+    iri: str | None = None
+    generation: Generation | None = None
+
+    @property
+    def errors(self) -> list[Issue]:
+        return [i for i in self.issues if i.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Issue]:
+        return [i for i in self.issues if i.severity == "warning"]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "status": self.status, "identifier": self.identifier, "iri": self.iri,
+                "metadata_generation": self.generation, "errors": [i.as_dict() for i in self.errors],
+                "warnings": [i.as_dict() for i in self.warnings]}
+
+
+@dataclass
+class _Prepared:
+    report: FileReport
+    document: dict[str, Any] | None = None
+    records: Records | None = None
+    quads: list[ox.Quad] = field(default_factory=list)
+
+
+def expand_paths(paths: Iterable[Path]) -> list[Path]:
+    """Files as given, and the metadata files (.yml, .yaml, .json) below each folder, sorted."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in METADATA_SUFFIXES))
+        else:
+            found.append(path)
+    return found
+
+
+def _read_and_check(path: Path, base_url: str, identifier: str | None, license: str | None) -> _Prepared:
+    report = FileReport(str(path), "invalid")
+    try:
+        document = loader.read_file(path)
+    except loader.UnreadableFile as exc:
+        report.status = "unreadable"
+        report.issues.append(Issue("", "unreadable", str(exc)))
+        return _Prepared(report)
+    except loader.ParseError as exc:
+        report.issues.append(Issue(f"line {exc.line}" if exc.line else "", "syntax", exc.message))
+        return _Prepared(report)
+    generation = detect_generation(document)
+    report.generation = generation
+    report.issues.extend(check_document(document, generation))
+    if identifier is not None and not is_valid_identifier(identifier):
+        report.issues.append(Issue("identifier", "format", "an identifier is 1-128 letters, digits, '.', '_' or '-'",
+                                   identifier))
+    if report.errors:
+        return _Prepared(report, document)
+    report.identifier = identifier or derive_identifier(document, generation, path.stem)
+    report.iri = f"{base_url}module/{report.identifier}"
+    records = to_records(document, generation, report.iri, report.identifier, license)
+    return _Prepared(report, document, records)
+
+
+def _map_and_validate(batch: list[_Prepared]) -> None:
+    """Map a batch of checked documents (one morph-kgc call per generation) and SHACL-validate them."""
+    for generation in ("v1", "v2"):
+        members = [p for p in batch if p.records is not None and p.report.generation == generation]
+        if not members:
+            continue
+        mapping = mapping_for(generation)
+        merged: Records = {}
+        for prepared in members:
+            for source, rows in prepared.records.items():  # type: ignore[union-attr]
+                merged.setdefault(source, []).extend(rows)
+        by_asset: dict[str, list[ox.Quad]] = {}
+        for quad in mapping.materialize(merged):
+            by_asset.setdefault(quad.graph_name.value, []).append(quad)
+        all_quads = [q for quads in by_asset.values() for q in quads]
+        violations: dict[str, list[Violation]] = {}
+        for violation in validate(all_quads):
+            violations.setdefault(owner_of(violation.focus), []).append(violation)
+        for prepared in members:
+            iri = prepared.report.iri or ""
+            prepared.quads = by_asset.get(iri, [])
+            for violation in violations.get(iri, []):
+                prepared.report.issues.append(_issue_of(violation, mapping, prepared))
+            prepared.report.issues.sort(key=lambda i: (i.severity != "error", i.field))
+
+
+_RULES = {"MinCount": "required", "MaxCount": "single-value", "Pattern": "format", "Datatype": "datatype",
+          "Node": "format", "LessThanOrEquals": "date-order", "In": "allowed-values", "MinInclusive": "minimum",
+          "MaxLength": "max-length", "MinLength": "non-empty", "Class": "type", "NodeKind": "format"}
+
+
+def _issue_of(violation: Violation, mapping: RmlMapping, prepared: _Prepared) -> Issue:
+    """A SHACL result said in the user's terms: the document field, the rule, the value they wrote."""
+    records = prepared.records or {}
+    found = mapping.field_of(records, violation.focus, violation.path) if violation.path else None
+    field_path, record = found if found else (_local(violation.path), {})
+    if "position" in record and field_path.startswith("tosca."):
+        field_path = f"tosca[{record['position']}].{field_path[len('tosca.'):]}"
+    value: Any = violation.value
+    rule = _RULES.get(violation.rule, violation.rule.lower())
+    if field_path in VOCABULARY_FIELDS:
+        rule = "vocabulary"
+        wanted = value.rsplit("/", 1)[-1] if value else None
+        value = next((v for v in (prepared.document or {}).get(field_path, []) if slug(v) == wanted), value)
+    message = violation.message
+    if rule == "required":
+        message = "this field is required"
+    severity = "warning" if violation.severity in ("warning", "info") else "error"
+    return Issue(field_path, rule, message, value, severity)  # type: ignore[arg-type]
+
+
+def _local(iri: str | None) -> str:
+    return (iri or "").rsplit("#", 1)[-1].rsplit("/", 1)[-1]
+
+
+def _batches(paths: list[Path], base_url: str, identifier: str | None, license: str | None) -> Iterator[list[_Prepared]]:
+    batch: list[_Prepared] = []
+    iris: set[str] = set()
+    for path in paths:
+        prepared = _read_and_check(path, base_url, identifier, license)
+        if prepared.report.iri in iris:  # the same asset twice: map it in the next batch
+            yield batch
+            batch, iris = [], set()
+        batch.append(prepared)
+        if prepared.report.iri:
+            iris.add(prepared.report.iri)
+        if len(batch) >= BATCH_SIZE:
+            yield batch
+            batch, iris = [], set()
+    if batch:
+        yield batch
+
+
+def validate_files(paths: list[Path], base_url: str, identifier: str | None = None, license: str | None = None,
+                   on_file: Callable[[FileReport], None] | None = None) -> list[FileReport]:
+    """Check files fully (schema, mapping, SHACL) without touching any store."""
+    reports = []
+    for batch in _batches(paths, base_url, identifier, license):
+        _map_and_validate(batch)
+        for prepared in batch:
+            if prepared.report.status == "invalid" and not prepared.report.errors and prepared.document is not None:
+                prepared.report.status = "valid"
+            reports.append(prepared.report)
+            if on_file:
+                on_file(prepared.report)
+    return reports
+
+
+def import_files(graph: KnowledgeGraph, paths: list[Path], identifier: str | None = None, license: str | None = None,
+                 on_file: Callable[[FileReport], None] | None = None) -> list[FileReport]:
+    """Import files into the store; each valid file's asset is committed atomically, bad files write nothing.
+
+    A legacy V1 file does not replace a module the store already holds in ai4-metadata 2.x form
+    (folders often hold both metadata.json and ai4-metadata.yml of one module): it is skipped.
+    """
+    reports = []
+    for batch in _batches(paths, graph.settings.base_url, identifier, license):
+        _map_and_validate(batch)
+        writes = []
+        for prepared in batch:
+            report = prepared.report
+            if report.errors or prepared.document is None:
+                continue
+            if report.generation == "v1" and _holds_v2(graph, report.iri or "", writes):
+                report.status = "skipped"
+                report.issues.append(Issue("", "superseded", f"{report.iri} is already described by an ai4-metadata "
+                                           "2.x file; this legacy V1 file was not imported", None, "warning"))
+                continue
+            writes.append(AssetWrite(report.iri or "", prepared.quads))
+            report.status = "imported"
+        graph.write(writes)
+        for prepared in batch:
+            reports.append(prepared.report)
+            if on_file:
+                on_file(prepared.report)
+    return reports
+
+
+def _holds_v2(graph: KnowledgeGraph, iri: str, pending: list[AssetWrite]) -> bool:
+    version = ox.NamedNode(AI4KG + "metadataVersion")
+    for write in pending:
+        if write.iri == iri:
+            return any(q.predicate == version and q.object.value != "1.0.0" for q in write.quads)
+    return any(q.object.value != "1.0.0"
+               for q in graph.store.quads_for_pattern(ox.NamedNode(iri), version, None, ox.NamedNode(iri)))
+
+
+@cache
+def vocabulary_labels() -> dict[str, dict[str, str]]:
+    """scheme name -> concept slug -> canonical label, from the packaged SKOS vocabularies."""
+    import rdflib
+
+    graph = vocabulary_graph()
+    labels: dict[str, dict[str, str]] = {scheme: {} for scheme in VOCABULARY_FIELDS.values()}
+    for concept, label in graph.subject_objects(rdflib.URIRef(SKOS + "prefLabel")):
+        scheme = graph.value(concept, rdflib.URIRef(SKOS + "inScheme"))
+        if scheme is None:
+            continue
+        name = str(scheme).rstrip("/").rsplit("/", 1)[-1]
+        if name in labels:
+            labels[name][str(concept).rsplit("/", 1)[-1]] = str(label)
+    return labels
+
+
+def document_of(quads: list[ox.Quad], generation: Generation | None = None) -> dict[str, Any]:
+    """The ai4-metadata document an asset graph describes, in the generation it came in unless asked.
+
+    Both mappings write the same ontology terms, so reading a graph with the 2.x mapping is the
+    migration of a V1 module: fields with no 2.x place are left out (see `migrate_file`).
+    """
+    version = next((q.object.value for q in quads if q.predicate.value == AI4KG + "metadataVersion"), None)
+    origin: Generation = "v1" if version == "1.0.0" else "v2"
+    target = generation or origin
+    document = from_records(mapping_for(target).records_from_graph(quads), target, vocabulary_labels())
+    if origin == "v1" and target == "v2":
+        document["metadata_version"] = LATEST_VERSION
+        dates = document.setdefault("dates", {})
+        if "created" in dates:
+            dates.setdefault("updated", dates["created"])
+        for required in ("tags", "tasks", "categories", "libraries"):
+            document.setdefault(required, [])
+    return document
+
+
+LATEST_VERSION = "2.3.0"
+_V2_ORDER = ["metadata_version", "title", "summary", "description", "doi", "dates", "links", "tags", "tasks",
+             "categories", "libraries", "data-type", "resources", "provenance"]
+
+
+def migrate_file(path: Path) -> tuple[dict[str, Any] | None, FileReport]:
+    """The ai4-metadata 2.x form of a legacy V1 file, and a report naming what has no 2.x field."""
+    prepared = _read_and_check(path, "https://w3id.org/ai4kg/id/", None, None)
+    report = prepared.report
+    if report.generation == "v2" and not report.errors:
+        report.issues.append(Issue("", "already-v2", "the file is already ai4-metadata 2.x", None, "warning"))
+    if report.errors or prepared.records is None:
+        return None, report
+    _map_and_validate([prepared])
+    if report.errors:
+        return None, report
+    document = document_of(prepared.quads, "v2")
+    v2_predicates = {o.predicate for rule in mapping_for("v2").rules for o in rule.objects}
+    v1 = mapping_for("v1")
+    dropped = sorted({found[0] for q in prepared.quads if q.predicate.value not in v2_predicates
+                      and q.predicate.value != RDF_TYPE
+                      and (found := v1.field_of(prepared.records, q.subject.value, q.predicate.value))})
+    for name in dropped:
+        report.issues.append(Issue(name, "no-v2-field", "ai4-metadata 2.x has no field for this; it is left out",
+                                   None, "warning"))
+    report.issues.append(Issue("", "review", "V1 has no tasks, categories or libraries: fill them in", None, "warning"))
+    report.status = "valid"
+    ordered = {key: document[key] for key in _V2_ORDER if key in document}
+    return ordered, report

@@ -1,0 +1,259 @@
+"""The `ai4kg` command: validate, import, query, export, stats, migrate, search, serve."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import pyoxigraph as ox
+import yaml
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from . import __version__
+from .catalog import FileReport, expand_paths, import_files, migrate_file, validate_files
+from .config import Settings
+from .graph.store import KnowledgeGraph, StoreLocked
+
+EXIT_OK, EXIT_INVALID, EXIT_UNREADABLE = 0, 1, 2
+_EXPORT_FORMATS = {"ttl": ox.RdfFormat.TRIG, "trig": ox.RdfFormat.TRIG, "nq": ox.RdfFormat.N_QUADS,
+                   "jsonld": ox.RdfFormat.JSON_LD}
+
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+
+def _open(ctx: click.Context) -> KnowledgeGraph:
+    settings: Settings = ctx.obj
+    try:
+        return KnowledgeGraph(settings)
+    except StoreLocked as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        sys.exit(EXIT_UNREADABLE)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--data", type=click.Path(file_okay=False, path_type=Path), envvar="AI4KG_DATA",
+              help="Store directory [env AI4KG_DATA; default: the user data directory].")
+@click.option("--base-url", envvar="AI4KG_BASE_URL", help="Base of asset IRIs [env AI4KG_BASE_URL].")
+@click.version_option(__version__, prog_name="ai4kg")
+@click.pass_context
+def main(ctx: click.Context, data: Path | None, base_url: str | None) -> None:
+    """ai4kg: the knowledge graph of a federated AI platform for open science."""
+    ctx.obj = Settings.from_env(data, base_url)
+
+
+def _print_report(report: FileReport, verbose_ok: bool = True) -> None:
+    colour = {"imported": "green", "valid": "green", "skipped": "yellow", "invalid": "red", "unreadable": "red"}
+    if report.status in ("imported", "valid") and not report.warnings and not verbose_ok:
+        return
+    target = f" -> {report.iri}" if report.iri and report.status == "imported" else ""
+    err.print(f"[{colour[report.status]}]{report.status}[/]: {report.path}{target}")
+    for issue in report.issues:
+        err.print(f"  {issue}", markup=False)
+
+
+def _progress(total: int) -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    console=err, transient=True, disable=total < 20 or not err.is_terminal)
+
+
+def _exit_code(reports: list[FileReport]) -> int:
+    if any(r.status == "unreadable" for r in reports):
+        return EXIT_UNREADABLE
+    if any(r.status == "invalid" for r in reports):
+        return EXIT_INVALID
+    return EXIT_OK
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the reports as JSON on stdout.")
+@click.option("--id", "identifier", help="Module identifier (default: the source repository's name).")
+@click.option("--license", help="License (SPDX identifier) to record with the module.")
+@click.pass_context
+def validate(ctx: click.Context, files: tuple[Path, ...], as_json: bool, identifier: str | None,
+             license: str | None) -> None:
+    """Check metadata FILES (or folders); nothing is written.
+
+    Exit status: 0 all valid, 1 some invalid (unparseable included), 2 some unreadable.
+    """
+    paths = expand_paths(files)
+    reports = validate_files(paths, ctx.obj.base_url, identifier, license,
+                             on_file=None if as_json else _print_report)
+    if as_json:
+        click.echo(json.dumps([r.as_dict() for r in reports], indent=2, ensure_ascii=False))
+    sys.exit(_exit_code(reports))
+
+
+@main.command(name="import")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--id", "identifier", help="Module identifier, for a single file.")
+@click.option("--license", help="License (SPDX identifier) to record with the imported modules.")
+@click.option("--json", "as_json", is_flag=True, help="Print the reports as JSON on stdout.")
+@click.pass_context
+def import_(ctx: click.Context, paths: tuple[Path, ...], identifier: str | None, license: str | None,
+            as_json: bool) -> None:
+    """Import metadata files or folders into the store; bad files are reported and skipped."""
+    files = expand_paths(paths)
+    if identifier and len(files) != 1:
+        raise click.UsageError("--id names one module: give exactly one file")
+    with _open(ctx) as graph, _progress(len(files)) as progress:
+        task = progress.add_task("importing", total=len(files))
+
+        def on_file(report: FileReport) -> None:
+            progress.advance(task)
+            if not as_json:
+                _print_report(report, verbose_ok=len(files) <= 50)
+
+        reports = import_files(graph, files, identifier, license, on_file=on_file)
+    counts = {status: sum(r.status == status for r in reports) for status in ("imported", "skipped", "invalid", "unreadable")}
+    if as_json:
+        click.echo(json.dumps({"counts": counts, "files": [r.as_dict() for r in reports]}, indent=2, ensure_ascii=False))
+    failed = [r.path for r in reports if r.status in ("invalid", "unreadable")]
+    err.print(f"{len(reports)} files: {counts['imported']} imported, {counts['skipped']} skipped, "
+              f"{counts['invalid']} invalid, {counts['unreadable']} unreadable")
+    if failed:
+        err.print("failed: " + ", ".join(failed), markup=False)
+    sys.exit(_exit_code(reports))
+
+
+def _term(term: Any) -> str:
+    if term is None:
+        return ""
+    return term.value if isinstance(term, (ox.NamedNode, ox.Literal, ox.BlankNode)) else str(term)
+
+
+@main.command()
+@click.argument("sparql")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "tsv"]), default="table")
+@click.pass_context
+def query(ctx: click.Context, sparql: str, fmt: str) -> None:
+    """Run a SPARQL query (text, or @file.rq) over all graphs."""
+    if sparql.startswith("@"):
+        try:
+            sparql = Path(sparql[1:]).read_text("utf-8")
+        except OSError as exc:
+            err.print(f"[red]error:[/red] cannot read {sparql[1:]}: {exc.strerror}")
+            sys.exit(EXIT_UNREADABLE)
+    with _open(ctx) as graph:
+        try:
+            result = graph.query(sparql)
+        except SyntaxError as exc:
+            err.print(f"[red]error:[/red] invalid SPARQL: {exc}", markup=False)
+            sys.exit(EXIT_INVALID)
+        if isinstance(result, ox.QueryBoolean):
+            click.echo(json.dumps({"boolean": bool(result)}) if fmt == "json" else str(bool(result)).lower())
+            return
+        if isinstance(result, ox.QueryTriples):
+            click.echo(ox.serialize(list(result), format=ox.RdfFormat.TURTLE).decode("utf-8"), nl=False)
+            return
+        if fmt in ("json", "csv", "tsv"):
+            formats = {"json": ox.QueryResultsFormat.JSON, "csv": ox.QueryResultsFormat.CSV,
+                       "tsv": ox.QueryResultsFormat.TSV}
+            sys.stdout.buffer.write(result.serialize(format=formats[fmt]))
+            return
+        names = [v.value for v in result.variables]
+        table = Table(*names, show_lines=False)
+        rows = 0
+        for solution in result:
+            table.add_row(*(_term(solution[name]) for name in names))
+            rows += 1
+        out.print(table)
+        err.print(f"{rows} rows")
+
+
+@main.command()
+@click.option("--format", "fmt", type=click.Choice(sorted(_EXPORT_FORMATS)), default="trig",
+              help="ttl/trig: TriG (Turtle with graphs); nq: N-Quads; jsonld: JSON-LD.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of stdout.")
+@click.option("--assets-only", is_flag=True, help="Leave out the ontology and vocabulary graphs.")
+@click.pass_context
+def export(ctx: click.Context, fmt: str, output: Path | None, assets_only: bool) -> None:
+    """Dump the whole store, one named graph per asset."""
+    with _open(ctx) as graph:
+        data = graph.export(_EXPORT_FORMATS[fmt], assets_only)
+    if output:
+        output.write_bytes(data)
+    else:
+        sys.stdout.buffer.write(data)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def stats(ctx: click.Context, as_json: bool) -> None:
+    """Counts of assets by kind, triples and search entries."""
+    with _open(ctx) as graph:
+        figures = graph.stats()
+    if as_json:
+        click.echo(json.dumps(figures, indent=2))
+        return
+    table = Table("what", "count")
+    for kind, count in figures["assets_by_kind"].items():
+        table.add_row(kind, f"{count:,}")
+    table.add_row("assets", f"{figures['assets']:,}")
+    table.add_row("triples", f"{figures['triples']:,}")
+    table.add_row("search entries", f"{figures['search_entries']:,}")
+    out.print(table)
+    out.print(f"store: {figures['data_dir']}  base URL: {figures['base_url']}")
+
+
+@main.command()
+@click.argument("text")
+@click.option("--limit", default=20, show_default=True)
+@click.pass_context
+def search(ctx: click.Context, text: str, limit: int) -> None:
+    """Free-text search over titles, summaries, descriptions and tags."""
+    with _open(ctx) as graph:
+        hits = graph.search(text, limit)
+    for hit in hits:
+        click.echo(f"{hit.score:8.3f}  {hit.kind:<8} {hit.iri}")
+
+
+@main.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write here (default: stdout).")
+@click.option("--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)
+def migrate(file: Path, output: Path | None, fmt: str) -> None:
+    """Write the ai4-metadata 2.x form of a legacy V1 metadata.json."""
+    document, report = migrate_file(file)
+    for issue in report.issues:
+        err.print(f"  {issue}", markup=False)
+    if document is None:
+        err.print(f"[red]{report.status}[/]: {file}")
+        sys.exit(EXIT_UNREADABLE if report.status == "unreadable" else EXIT_INVALID)
+    text = (yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100) if fmt == "yaml"
+            else json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    if output:
+        output.write_text(text, "utf-8")
+        err.print(f"wrote {output}")
+    else:
+        click.echo(text, nl=False)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--demo", is_flag=True, help="Load the demo catalog when the store is empty.")
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int, demo: bool) -> None:
+    """Serve the store over HTTP (SPARQL 1.1 query endpoint at /sparql)."""
+    import uvicorn
+
+    from .api.app import create_app
+
+    graph = _open(ctx)
+    if demo and graph.stats()["assets"] == 0:
+        from .demo import load_demo_catalog
+
+        reports = load_demo_catalog(graph)
+        err.print(f"demo catalog: {sum(r.status == 'imported' for r in reports)} modules loaded")
+    err.print(f"ai4kg {__version__}: store {ctx.obj.data_dir}; SPARQL at http://{host}:{port}/sparql")
+    uvicorn.run(create_app(graph), host=host, port=port, log_level="info")
+
+

@@ -1,0 +1,184 @@
+"""The knowledge graph: an Oxigraph store (one named graph per asset) and its search index.
+
+Every asset has a stable IRI that is also the name of its graph; `replace` swaps that graph for a
+new one in a single Oxigraph transaction, so readers see the old asset or the new one, never a
+mix, and a crash leaves either. The search index follows the protocol described in search.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import pyoxigraph as ox
+
+from ..config import Settings
+from .namespaces import AI4KG, ONTOLOGY_GRAPH, RDF_TYPE, VOCABULARY_GRAPH
+from .search import SearchDocument, SearchHit, SearchIndex
+
+_STAGING = ox.NamedNode("urn:ai4kg:staging")
+"""A scratch graph: new content is written here first, then moved over the asset's graph."""
+
+_SYSTEM_GRAPHS = {ONTOLOGY_GRAPH: "ontology/ai4kg.ttl", VOCABULARY_GRAPH: "ontology/vocabularies.ttl"}
+
+
+class StoreLocked(Exception):
+    """Another process (usually `ai4kg serve`) has the on-disk store open."""
+
+
+@dataclass(frozen=True)
+class AssetWrite:
+    """The complete new content of one asset: every quad must be in the graph named `iri`."""
+
+    iri: str
+    quads: list[ox.Quad]
+
+
+@cache
+def query_text(name: str) -> str:
+    """A SPARQL query from graph/queries/NAME.rq."""
+    return resources.files("ai4kg").joinpath(f"graph/queries/{name}.rq").read_text("utf-8")
+
+
+def search_document(iri: str, quads: Iterable[ox.Quad]) -> SearchDocument | None:
+    """What the search index holds for an asset, read from its quads (None if it has no type)."""
+    fields: dict[str, list[str]] = {"title": [], "summary": [], "description": [], "tag": []}
+    kind = None
+    for quad in quads:
+        if quad.subject.value != iri:
+            continue
+        predicate = quad.predicate.value
+        if predicate == RDF_TYPE and quad.object.value.startswith(AI4KG):
+            kind = quad.object.value[len(AI4KG):]
+        elif predicate.startswith(AI4KG) and predicate[len(AI4KG):] in fields:
+            fields[predicate[len(AI4KG):]].append(quad.object.value)
+    if kind is None:
+        return None
+    return SearchDocument(iri, kind, " ".join(fields["title"]), " ".join(fields["summary"]),
+                          " ".join(fields["description"]), " | ".join(sorted(fields["tag"])))
+
+
+class KnowledgeGraph:
+    """The store and search index of one data directory (or of memory)."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        store_path = search_path = None
+        if settings.data_dir is not None:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            store_path, search_path = settings.data_dir / "oxigraph", settings.data_dir / "search.sqlite"
+        try:
+            self.store = ox.Store(str(store_path)) if store_path else ox.Store()
+        except OSError as exc:
+            if "lock" in str(exc).lower():
+                raise StoreLocked(
+                    f"the store in {settings.data_dir} is open in another process (is `ai4kg serve` running?). "
+                    "Stop that process, or send writes through its HTTP API, or use another --data directory."
+                ) from None
+            raise
+        self.index = SearchIndex(search_path)
+        self.store.remove_graph(_STAGING) if self.store.contains_named_graph(_STAGING) else None
+        self._load_system_graphs()
+        self._recover_index()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def close(self) -> None:
+        self.index.close()
+        self.store.flush()
+        del self.store
+
+    def __enter__(self) -> "KnowledgeGraph":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _load_system_graphs(self) -> None:
+        """Keep the ontology and vocabularies in their own graphs, so SPARQL users can join on labels."""
+        for graph, path in _SYSTEM_GRAPHS.items():
+            data = resources.files("ai4kg").joinpath(path).read_bytes()
+            wanted = {ox.Quad(t.subject, t.predicate, t.object, ox.NamedNode(graph))
+                      for t in ox.parse(input=data, format=ox.RdfFormat.TURTLE)}
+            if set(self.store.quads_for_pattern(None, None, None, ox.NamedNode(graph))) != wanted:
+                self._replace_graph(graph, list(wanted))
+
+    def _recover_index(self) -> None:
+        pending = self.index.pending()
+        if not pending:
+            return
+        documents, removed = [], []
+        for iri in pending:
+            document = search_document(iri, self.asset_quads(iri))
+            (documents.append(document) if document else removed.append(iri))
+        self.index.apply(documents, removed)
+
+    # -- writes --------------------------------------------------------------------------------
+    def _replace_graph(self, iri: str, quads: list[ox.Quad]) -> None:
+        graph = ox.NamedNode(iri)  # validates the IRI; its N-Triples form below cannot break out
+        if not quads:
+            self.store.update(f"DROP SILENT GRAPH {graph}")
+            return
+        self.store.extend(ox.Quad(q.subject, q.predicate, q.object, _STAGING) for q in quads)
+        # One SPARQL update is one transaction: the old graph is replaced as a whole or not at all.
+        self.store.update(f"MOVE GRAPH {_STAGING} TO GRAPH {graph}")
+
+    def write(self, writes: Iterable[AssetWrite]) -> None:
+        """Replace each asset's graph (its quads only), one atomic commit per asset."""
+        writes = list(writes)
+        for write in writes:
+            stray = [q for q in write.quads if q.graph_name != ox.NamedNode(write.iri)]
+            if stray:
+                raise ValueError(f"quad outside the graph of {write.iri}: {stray[0]}")
+        self.index.mark_pending(w.iri for w in writes)
+        for write in writes:
+            self._replace_graph(write.iri, write.quads)
+        documents = [(w.iri, search_document(w.iri, w.quads)) for w in writes]
+        self.index.apply([d for _, d in documents if d], [iri for iri, d in documents if d is None])
+
+    def delete(self, iri: str) -> bool:
+        """Remove an asset's graph and its index entry; False if there was no such asset."""
+        if not self.store.contains_named_graph(ox.NamedNode(iri)):
+            return False
+        self.write([AssetWrite(iri, [])])
+        return True
+
+    # -- reads ---------------------------------------------------------------------------------
+    def asset_quads(self, iri: str) -> list[ox.Quad]:
+        return list(self.store.quads_for_pattern(None, None, None, ox.NamedNode(iri)))
+
+    def contains(self, iri: str) -> bool:
+        return self.store.contains_named_graph(ox.NamedNode(iri))
+
+    def query(self, sparql: str, bindings: Mapping[str, ox.NamedNode | ox.Literal] | None = None) -> Any:
+        """Run SPARQL over the union of all graphs; `bindings` substitute variables (never text)."""
+        substitutions = {ox.Variable(name): value for name, value in (bindings or {}).items()}
+        return self.store.query(sparql, use_default_graph_as_union=True, substitutions=substitutions or None)
+
+    def named_query(self, name: str, **bindings: ox.NamedNode | ox.Literal) -> Any:
+        return self.query(query_text(name), bindings)
+
+    def search(self, text: str, limit: int = 20, kind: str | None = None) -> list[SearchHit]:
+        return self.index.search(text, limit, kind)
+
+    def asset_iri(self, kind: str, identifier: str) -> str:
+        """The stable IRI of an asset: base URL, kind in lower case, identifier."""
+        return f"{self.settings.base_url}{kind.lower()}/{identifier}"
+
+    def export(self, format: ox.RdfFormat, assets_only: bool = False) -> bytes:
+        if not assets_only:
+            return self.store.dump(format=format)
+        out = ox.Store()
+        out.extend(q for q in self.store if q.graph_name.value not in _SYSTEM_GRAPHS)
+        return out.dump(format=format)
+
+    def stats(self) -> dict[str, Any]:
+        counts = {str(row["kind"].value)[len(AI4KG):]: int(row["assets"].value)
+                  for row in self.named_query("asset-counts")}
+        return {"assets": sum(counts.values()), "assets_by_kind": counts, "triples": len(self.store),
+                "search_entries": self.index.count(), "data_dir": str(self.settings.data_dir or "(memory)"),
+                "base_url": self.settings.base_url}
+
+

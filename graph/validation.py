@@ -1,0 +1,104 @@
+"""SHACL validation of the nodes a write touches, against shapes/ with the vocabularies at hand.
+
+Only the written assets' own graphs are validated (their subjects are the focus nodes), so the
+cost of a write does not grow with the store. Results come back as plain `Violation`s; turning
+a predicate into the field the user wrote is the caller's job (it knows the mapping).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Iterable
+
+import pyoxigraph as ox
+import pyshacl
+import rdflib
+from rdflib.namespace import RDF, SH
+
+
+
+@dataclass(frozen=True)
+class Violation:
+    focus: str
+    """The node that failed (an asset IRI, or one of its child nodes: IRI plus fragment)."""
+    focus_class: str | None
+    path: str | None
+    """The predicate of the failing property, None for node-level constraints."""
+    value: str | None
+    value_is_iri: bool
+    rule: str
+    """The SHACL constraint component without its namespace and suffix, e.g. 'MinCount', 'Pattern'."""
+    message: str
+    severity: str
+
+
+@cache
+def shapes_graph() -> rdflib.Graph:
+    graph = rdflib.Graph()
+    for entry in sorted(resources.files("ai4kg").joinpath("shapes").iterdir(), key=lambda p: p.name):
+        if entry.name.endswith(".ttl"):
+            graph.parse(data=entry.read_text("utf-8"), format="turtle")
+    return graph
+
+
+@cache
+def vocabulary_graph() -> rdflib.Graph:
+    """The SKOS vocabularies and ontology: mixed into each data graph so sh:node/sh:class checks see them."""
+    graph = rdflib.Graph()
+    for name in ("ontology/vocabularies.ttl", "ontology/ai4kg.ttl"):
+        graph.parse(data=resources.files("ai4kg").joinpath(name).read_text("utf-8"), format="turtle")
+    return graph
+
+
+def to_rdflib(quads: Iterable[ox.Quad]) -> rdflib.Graph:
+    graph = rdflib.Graph()
+    data = ox.serialize([ox.Triple(q.subject, q.predicate, q.object) for q in quads], format=ox.RdfFormat.N_TRIPLES)
+    if data:
+        graph.parse(data=data.decode("utf-8"), format="nt")
+    return graph
+
+
+def validate(quads: list[ox.Quad]) -> list[Violation]:
+    """Every SHACL result for the subjects of `quads`, in a stable order."""
+    data = to_rdflib(quads)
+    if len(data) == 0:
+        return []
+    focus = sorted({s for s in data.subjects() if isinstance(s, rdflib.URIRef)})
+    data += vocabulary_graph()
+    conforms, report, _ = pyshacl.validate(data, shacl_graph=shapes_graph(), focus_nodes=focus,
+                                           allow_warnings=True, inference=None)
+    if conforms:
+        return []
+    shapes = shapes_graph()
+    violations = []
+    for result in report.subjects(RDF.type, SH.ValidationResult):
+        focus_node = report.value(result, SH.focusNode)
+        path = report.value(result, SH.resultPath)
+        value = report.value(result, SH.value)
+        component = str(report.value(result, SH.sourceConstraintComponent))
+        rule = component.rsplit("#", 1)[-1].removesuffix("ConstraintComponent")
+        source_shape = report.value(result, SH.sourceShape)
+        message = _message(shapes, source_shape, rule) or str(report.value(result, SH.resultMessage) or rule)
+        severity = str(report.value(result, SH.resultSeverity)).rsplit("#", 1)[-1].lower()
+        focus_class = data.value(focus_node, RDF.type)
+        violations.append(Violation(str(focus_node), str(focus_class) if focus_class else None,
+                                    str(path) if path is not None else None,
+                                    str(value) if value is not None else None, isinstance(value, rdflib.URIRef),
+                                    rule, message, severity))
+    return sorted(violations, key=lambda v: (v.focus, v.path or "", v.rule, v.value or ""))
+
+
+def _message(shapes: rdflib.Graph, source_shape: rdflib.term.Node | None, rule: str) -> str | None:
+    """The shape author's sh:message, looking through sh:node to the node shape that failed."""
+    if source_shape is None:
+        return None
+    if rule == "Node":
+        target = shapes.value(source_shape, SH.node)
+        if target is not None and shapes.value(target, SH.message):
+            return str(shapes.value(target, SH.message))
+    message = shapes.value(source_shape, SH.message)
+    return str(message) if message else None
+
+
