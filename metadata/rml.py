@@ -106,6 +106,14 @@ class RmlMapping:
         by_subject: dict[str, dict[str, list[ox.Term]]] = defaultdict(lambda: defaultdict(list))
         for quad in quads:
             by_subject[quad.subject.value][quad.predicate.value].append(quad.object)
+        # A child node (subject reference other than asset_iri) belongs to the rule whose subject
+        # reference is the object reference of the link pointing at it (inference vs training).
+        link_of = {obj.reference: obj.predicate for rule in self.rules for obj in rule.objects if obj.is_iri and obj.reference}
+        linked: dict[str, set[str]] = defaultdict(set)
+        for properties in by_subject.values():
+            for predicate, terms in properties.items():
+                for term in terms:
+                    linked[predicate].add(term.value)
         records: Records = defaultdict(list)
         for rule in self.rules:
             predicates = {obj.predicate for obj in rule.objects}
@@ -114,6 +122,9 @@ class RmlMapping:
                     if not any(t.value == rule.subject_class for t in properties.get(_RDF_TYPE, [])):
                         continue
                 elif not predicates & set(properties):
+                    continue
+                link = link_of.get(rule.subject_reference)
+                if link and subject not in linked[link]:
                     continue
                 base = {rule.subject_reference: subject}
                 if rule.subject_reference != "asset_iri":
