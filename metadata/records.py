@@ -7,7 +7,8 @@ A record is a flat dict whose keys are the document's field paths ("links.source
 - surrounding white space is trimmed from single-line fields (URLs, identifiers, labels);
 - vocabulary values are written as their canonical label (case and old spellings are accepted);
 - list order of tags/tasks/categories/libraries/data-type is not kept (they are sets);
-- a V1 description list becomes one text, its lines joined with no separator.
+- a V1 description list becomes one text, its lines joined with no separator;
+- a link left empty (null) is the same as a link left out, and so is an empty data-type list.
 """
 
 from __future__ import annotations
@@ -88,6 +89,8 @@ def to_records(document: dict[str, Any], generation: Generation, asset_iri: str,
             if any(key.startswith(f"resources.{kind}.") for key in module):
                 module[f"resources.{kind}@iri"] = f"{asset_iri}#resources-{kind}"
         for key, target in extra.items():
+            if target is None:  # an empty YAML value: the same as leaving the key out
+                continue
             records["links"].append({"asset_iri": asset_iri, "links@iri": f"{asset_iri}#link-{slug(str(key))}",
                                      "key": str(key), "target": _clean("links", target)})
         for value in document.get("tags") or []:
@@ -136,29 +139,38 @@ def _unflatten(flat: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _merged(rows: list[dict[str, Any]], node_key: str) -> list[dict[str, Any]]:
+    """Records of one node, made by several triples maps, joined into one record per node."""
+    nodes: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        nodes.setdefault(row[node_key], {}).update(row)
+    return list(nodes.values())
+
+
 def from_records(records: Records, generation: Generation, labels: dict[str, dict[str, str]]) -> dict[str, Any]:
     """The document written from mapping records; `labels` maps scheme -> slug -> canonical label.
 
-    Keys the mapping adds (asset_iri, identifier, license, node IRIs) are left out: they are not
-    part of the document.
+    Keys the import adds (asset_iri, identifier, node IRIs, and in 2.x the license) are left out:
+    they are not part of the document.
     """
     module: dict[str, Any] = {}
     for record in records.get("modules", []):
         module.update(record)
-    for key in [k for k in module if k.endswith("@iri") or k in ("asset_iri", "identifier", "license")]:
+    added = ("asset_iri", "identifier") if generation == "v1" else ("asset_iri", "identifier", "license")
+    for key in [k for k in module if k.endswith("@iri") or k in added]:
         del module[key]
     if generation == "v1":
         module.pop("metadata_version", None)
     document = _unflatten(module)
     if generation == "v2":
-        extra_links = {r["key"]: r["target"] for r in records.get("links", [])}
+        extra_links = {r["key"]: r["target"] for r in _merged(records.get("links", []), "links@iri")}
         if extra_links:
             document.setdefault("links", {}).update(extra_links)
-        if records.get("tags"):
-            document["tags"] = [r["tags"] for r in records["tags"]]
+        # tags, tasks, categories and libraries are required lists (possibly empty); data-type is optional
+        document["tags"] = [r["tags"] for r in records.get("tags", [])]
         for field, scheme in VOCABULARY_FIELDS.items():
-            if records.get(field):
-                document[field] = [labels[scheme].get(r[field], r[field]) for r in records[field]]
+            if records.get(field) or field != "data-type":
+                document[field] = [labels[scheme].get(r[field], r[field]) for r in records.get(field, [])]
     else:
         if "description" in document:
             document["description"] = [document["description"]]
@@ -167,7 +179,7 @@ def from_records(records: Records, generation: Generation, labels: dict[str, dic
         inputs: dict[str, list[str]] = defaultdict(list)
         for record in records.get("tosca_inputs", []):
             inputs[record["tosca@iri"]].append(record["tosca.inputs"])
-        templates = sorted(records.get("tosca", []), key=lambda r: int(r["position"]))
+        templates = sorted(_merged(records.get("tosca", []), "tosca@iri"), key=lambda r: int(r["position"]))
         if templates:
             document["tosca"] = [{"title": t["tosca.title"], "url": t["tosca.url"], "inputs": inputs.get(t["tosca@iri"], [])}
                                  for t in templates]
