@@ -1,0 +1,80 @@
+"""A conforming and a failing example for every SHACL node shape in shapes/."""
+
+from __future__ import annotations
+
+import pyoxigraph as ox
+import pytest
+import rdflib
+from rdflib.namespace import RDF, SH
+
+from ai4kg.graph.validation import shapes_graph, validate
+
+PREFIXES = """@prefix ai4kg: <https://w3id.org/ai4kg/ns#> . @prefix xsd: <http://www.w3.org/2001/XMLSchema#> .
+@prefix v: <https://w3id.org/ai4kg/vocab/> . @prefix : <https://w3id.org/ai4kg/id/x/> .
+"""
+MODULE = """:m a ai4kg:Module ; ai4kg:identifier "m" ; ai4kg:title "T" ; ai4kg:summary "S" ; ai4kg:description "D" ;
+  ai4kg:sourceCode <https://example.org/code> ; ai4kg:created "2024-01-01"^^xsd:date ; ai4kg:updated "2024-02-01"^^xsd:date ;
+  ai4kg:task <https://w3id.org/ai4kg/vocab/task/classification> ;
+  ai4kg:category <https://w3id.org/ai4kg/vocab/category/ai4-trainable> ;
+  ai4kg:library <https://w3id.org/ai4kg/vocab/library/pytorch> ;
+  ai4kg:dataType <https://w3id.org/ai4kg/vocab/data-type/image> ."""
+SESSION = """:s a ai4kg:FederatedSession ; ai4kg:identifier "s" ; ai4kg:strategy "FedAvg" ;
+  ai4kg:minFitClients 2 ; ai4kg:minAvailableClients 3 ."""
+VO = ':vo a ai4kg:VirtualOrganisation ; ai4kg:identifier "vo.example.eu" ; ai4kg:name "Example VO" .'
+
+# shape -> (conforming data, failing data)
+EXAMPLES: dict[str, tuple[str, str]] = {
+    "ModuleShape": (MODULE, MODULE.replace('ai4kg:title "T" ;', "")),
+    "WebLinkShape": (MODULE, MODULE.replace("<https://example.org/code>", "<ftp://example.org/code>")),
+    "TaskValueShape": (MODULE, MODULE.replace("task/classification", "task/telepathy")),
+    "CategoryValueShape": (MODULE, MODULE.replace("category/ai4-trainable", "category/unknown")),
+    "LibraryValueShape": (MODULE, MODULE.replace("library/pytorch", "library/fortran")),
+    "DataTypeValueShape": (MODULE, MODULE.replace("data-type/image", "data-type/smell")),
+    "ResourceRequirementsShape": (':r a ai4kg:ResourceRequirements ; ai4kg:cpu 2 .',
+                                  ':r a ai4kg:ResourceRequirements ; ai4kg:cpu -1 .'),
+    "LinkShape": (':l a ai4kg:Link ; ai4kg:linkKey "k" ; ai4kg:linkTarget "t" .', ':l a ai4kg:Link ; ai4kg:linkKey "k" .'),
+    "ToscaTemplateShape": (':t a ai4kg:ToscaTemplate ; ai4kg:position 0 ; ai4kg:toscaTitle "x" ; ai4kg:toscaUrl <https://e.org/t> .',
+                           ':t a ai4kg:ToscaTemplate ; ai4kg:position 0 ; ai4kg:toscaTitle "x" ; ai4kg:toscaUrl <https://e.org/t> ; ai4kg:toscaInput "rm -rf" .'),
+    "ManagedResourceShape": (VO, ':vo a ai4kg:VirtualOrganisation ; ai4kg:identifier "bad id with spaces" ; ai4kg:name "Example VO" .'),
+    "ToolShape": (':t a ai4kg:Tool ; ai4kg:identifier "t" ; ai4kg:title "Tool" .', ':t a ai4kg:Tool ; ai4kg:identifier "t" .'),
+    "ActivityShape": (':b a ai4kg:Build ; ai4kg:identifier "b" ; ai4kg:builtFrom :m ; ai4kg:startedAt "2024-01-01T10:00:00"^^xsd:dateTime ; ai4kg:endedAt "2024-01-01T11:00:00"^^xsd:dateTime .',
+                      ':b a ai4kg:Build ; ai4kg:identifier "b" ; ai4kg:builtFrom :m ; ai4kg:startedAt "2024-01-01T12:00:00"^^xsd:dateTime ; ai4kg:endedAt "2024-01-01T11:00:00"^^xsd:dateTime .'),
+    "DeploymentShape": (':d a ai4kg:ModuleDeployment ; ai4kg:identifier "d" ; ai4kg:deploys :m .',
+                        ':d a ai4kg:ModuleDeployment ; ai4kg:identifier "d" .'),
+    "TrainingRunShape": (MODULE + ' :r a ai4kg:TrainingRun ; ai4kg:identifier "r" ; ai4kg:trainedModule :m .',
+                         ':r a ai4kg:TrainingRun ; ai4kg:identifier "r" .'),
+    "DatasetShape": (':d a ai4kg:Dataset ; ai4kg:identifier "d" ; ai4kg:title "D" ; ai4kg:doi "10.5281/zenodo.1" .',
+                     ':d a ai4kg:Dataset ; ai4kg:identifier "d" ; ai4kg:title "D" ; ai4kg:doi "not-a-doi" .'),
+    "FederatedSessionShape": (SESSION, SESSION.replace('"FedAvg"', '"FedMagic"')),
+    "FederatedRoundShape": (SESSION + ' :r a ai4kg:FederatedRound ; ai4kg:identifier "r1" ; ai4kg:session :s ; ai4kg:roundNumber 1 .',
+                            SESSION + ' :r a ai4kg:FederatedRound ; ai4kg:identifier "r1" ; ai4kg:session :s ; ai4kg:roundNumber 0 .'),
+    "DatacenterShape": (':p a ai4kg:Provider ; ai4kg:identifier "p" ; ai4kg:name "P" . :dc a ai4kg:Datacenter ; ai4kg:identifier "dc" ; ai4kg:operatedBy :p .',
+                        ':dc a ai4kg:Datacenter ; ai4kg:identifier "dc" .'),
+    "BuildShape": (':b a ai4kg:Build ; ai4kg:identifier "b" ; ai4kg:builtFrom :m .', ':b a ai4kg:Build ; ai4kg:identifier "b" .'),
+    "DriftReportShape": (MODULE + ' :d a ai4kg:DriftReport ; ai4kg:identifier "d" ; ai4kg:monitoredModule :m ; ai4kg:driftDetected true .',
+                         MODULE + ' :d a ai4kg:DriftReport ; ai4kg:identifier "d" ; ai4kg:monitoredModule :m ; ai4kg:driftDetected "yes" .'),
+    "AgentShape": (':a a ai4kg:Person ; ai4kg:identifier "a" ; ai4kg:name "Ada" .', ':a a ai4kg:Person ; ai4kg:identifier "a" .'),
+    "SecretReferenceShape": (':k a ai4kg:SecretReference ; ai4kg:identifier "k" ; ai4kg:secretPath "vo/deployments/token" .',
+                             ':k a ai4kg:SecretReference ; ai4kg:identifier "k" ; ai4kg:secretPath "s3cr3t value!" .'),
+}
+
+
+def _quads(turtle: str) -> list[ox.Quad]:
+    graph = ox.NamedNode("https://w3id.org/ai4kg/id/x/")
+    return [ox.Quad(t.subject, t.predicate, t.object, graph)
+            for t in ox.parse(input=(PREFIXES + turtle).encode(), format=ox.RdfFormat.TURTLE)]
+
+
+@pytest.mark.parametrize("shape", sorted(EXAMPLES))
+def test_shape_accepts_good_and_rejects_bad(shape: str) -> None:
+    good, bad = EXAMPLES[shape]
+    assert validate(_quads(good)) == [], f"{shape}: the conforming example must conform"
+    violations = validate(_quads(bad))
+    assert violations, f"{shape}: the failing example must fail"
+    assert all(v.message for v in violations)
+
+
+def test_every_node_shape_has_an_example() -> None:
+    graph = shapes_graph()
+    named = {str(s).rsplit("#", 1)[-1] for s in graph.subjects(RDF.type, SH.NodeShape) if isinstance(s, rdflib.URIRef)}
+    assert named == set(EXAMPLES)
