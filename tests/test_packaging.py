@@ -1,0 +1,47 @@
+"""A wheel built from the repository carries ontology/, shapes/, mappings/ and works outside it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import venv
+import zipfile
+from pathlib import Path
+
+from conftest import MODULES, REPO
+
+
+def test_wheel_installs_and_imports_from_its_own_copy(tmp_path: Path) -> None:
+    subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(tmp_path / "dist"), str(REPO)],
+                   check=True, capture_output=True)
+    [wheel] = (tmp_path / "dist").glob("ai4kg-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    for required in ("ai4kg/ontology/ai4kg.ttl", "ai4kg/ontology/vocabularies.ttl", "ai4kg/shapes/module.ttl",
+                     "ai4kg/mappings/ai4-metadata-v2.rml.ttl", "ai4kg/mappings/ai4-metadata-v2.schema.json",
+                     "ai4kg/graph/queries/asset-counts.rq", "ai4kg/graph/store.py", "ai4kg/api/sparql.py"):
+        assert required in names, required
+    top_level = {name.split("/")[0] for name in names if not name.startswith("ai4kg-")}
+    assert top_level == {"ai4kg"}, f"only one import name may be installed, found {top_level}"
+    assert not any(name.startswith("ai4kg/tests/") or name.startswith("ai4kg/bench/") for name in names)
+
+    # A venv that sees this environment's dependencies but installs only the wheel's ai4kg.
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, system_site_packages=False, with_pip=False)
+    python = env_dir / "bin" / "python"
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          check=True, capture_output=True, text=True).stdout.strip()
+    deps = [p for p in sys.path if p.endswith("site-packages")]
+    (Path(site) / "deps.pth").write_text("\n".join(deps) + "\n")
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extractall(site)
+    script = (
+        "import ai4kg.graph.store as s, pathlib, sys;"
+        "from ai4kg.catalog import validate_files;"
+        f"r = validate_files([pathlib.Path({str(MODULES / 'ai4os-yolo-torch__ai4-metadata.yml')!r})], 'https://x.org/');"
+        "print(s.__file__); print(r[0].status)"
+    )
+    result = subprocess.run([str(python), "-I", "-c", script], check=True, capture_output=True, text=True,
+                            cwd=tmp_path)
+    module_file, status = result.stdout.split()
+    assert module_file.startswith(site), f"imported from {module_file}, not the wheel's copy"
+    assert status == "valid"
