@@ -266,6 +266,11 @@ _V2_ORDER = ["metadata_version", "title", "summary", "description", "doi", "date
              "categories", "libraries", "data-type", "resources", "provenance"]
 
 
+def _document_field(record_key: str) -> str:
+    """The document field a record key stands for (template node keys stand for 'tosca')."""
+    return "tosca" if record_key.startswith("tosca") or record_key == "position" else record_key
+
+
 def migrate_file(path: Path) -> tuple[dict[str, Any] | None, FileReport]:
     """The ai4-metadata 2.x form of a legacy V1 file, and a report naming what has no 2.x field."""
     prepared = _read_and_check(path, "https://w3id.org/ai4kg/id/", None, None)
@@ -280,12 +285,15 @@ def migrate_file(path: Path) -> tuple[dict[str, Any] | None, FileReport]:
     document = document_of(prepared.quads, "v2")
     v2_predicates = {o.predicate for rule in mapping_for("v2").rules for o in rule.objects}
     v1 = mapping_for("v1")
-    dropped = sorted({found[0] for q in prepared.quads if q.predicate.value not in v2_predicates
+    dropped = sorted({_document_field(found[0]) for q in prepared.quads if q.predicate.value not in v2_predicates
                       and q.predicate.value != RDF_TYPE
                       and (found := v1.field_of(prepared.records, q.subject.value, q.predicate.value))})
     for name in dropped:
         report.issues.append(Issue(name, "no-v2-field", "ai4-metadata 2.x has no field for this; it is left out",
                                    None, "warning"))
+    if (prepared.document or {}).get("license"):
+        report.issues.append(Issue("license", "no-v2-field", "ai4-metadata 2.x has no license field: give it with "
+                                   "`ai4kg import --license`", prepared.document["license"], "warning"))
     report.issues.append(Issue("", "review", "V1 has no tasks, categories or libraries: fill them in", None, "warning"))
     report.status = "valid"
     ordered = {key: document[key] for key in _V2_ORDER if key in document}

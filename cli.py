@@ -23,7 +23,7 @@ EXIT_OK, EXIT_INVALID, EXIT_UNREADABLE = 0, 1, 2
 _EXPORT_FORMATS = {"ttl": ox.RdfFormat.TRIG, "trig": ox.RdfFormat.TRIG, "nq": ox.RdfFormat.N_QUADS,
                    "jsonld": ox.RdfFormat.JSON_LD}
 
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False)
 
 
@@ -144,7 +144,7 @@ def query(ctx: click.Context, sparql: str, fmt: str) -> None:
         try:
             result = graph.query(sparql)
         except SyntaxError as exc:
-            err.print(f"[red]error:[/red] invalid SPARQL: {exc}", markup=False)
+            err.print(f"error: invalid SPARQL: {exc}", markup=False, style="red")
             sys.exit(EXIT_INVALID)
         if isinstance(result, ox.QueryBoolean):
             click.echo(json.dumps({"boolean": bool(result)}) if fmt == "json" else str(bool(result)).lower())

@@ -1,6 +1,6 @@
 """The knowledge graph: an Oxigraph store (one named graph per asset) and its search index.
 
-Every asset has a stable IRI that is also the name of its graph; `replace` swaps that graph for a
+Every asset has a stable IRI that is also the name of its graph; `write` swaps that graph for a
 new one in a single Oxigraph transaction, so readers see the old asset or the new one, never a
 mix, and a crash leaves either. The search index follows the protocol described in search.py.
 """
@@ -76,7 +76,7 @@ class KnowledgeGraph:
             if "lock" in str(exc).lower():
                 raise StoreLocked(
                     f"the store in {settings.data_dir} is open in another process (is `ai4kg serve` running?). "
-                    "Stop that process, or send writes through its HTTP API, or use another --data directory."
+                    "Stop that process first, or use another --data directory."
                 ) from None
             raise
         self.index = SearchIndex(search_path)

@@ -5,10 +5,12 @@ A record is a flat dict whose keys are the document's field paths ("links.source
 "@iri"). Array fields become one record per value in a source of their own. `to_records` and
 `from_records` are inverses, up to the normalisation documented in mappings/README.md:
 - surrounding white space is trimmed from single-line fields (URLs, identifiers, labels);
-- vocabulary values are written as their canonical label (case and old spellings are accepted);
+- vocabulary values are written as their canonical label (variants of case, spacing and punctuation
+  that reduce to the same slug, e.g. 'computer vision' or 'Computer_Vision', are accepted);
 - list order of tags/tasks/categories/libraries/data-type is not kept (they are sets);
 - a V1 description list becomes one text, its lines joined with no separator;
-- a link left empty (null) is the same as a link left out, and so is an empty data-type list.
+- a link outside the schema left empty (null) is the same as one left out, and so is an empty
+  data-type list.
 """
 
 from __future__ import annotations
