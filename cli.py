@@ -20,7 +20,7 @@ from .config import Settings
 from .graph.store import KnowledgeGraph, StoreLocked
 
 EXIT_OK, EXIT_INVALID, EXIT_UNREADABLE = 0, 1, 2
-_EXPORT_FORMATS = {"ttl": ox.RdfFormat.TRIG, "trig": ox.RdfFormat.TRIG, "nq": ox.RdfFormat.N_QUADS,
+_EXPORT_FORMATS = {"ttl": ox.RdfFormat.TURTLE, "trig": ox.RdfFormat.TRIG, "nq": ox.RdfFormat.N_QUADS,
                    "jsonld": ox.RdfFormat.JSON_LD}
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -169,7 +169,7 @@ def query(ctx: click.Context, sparql: str, fmt: str) -> None:
 
 @main.command()
 @click.option("--format", "fmt", type=click.Choice(sorted(_EXPORT_FORMATS)), default="trig",
-              help="ttl/trig: TriG (Turtle with graphs); nq: N-Quads; jsonld: JSON-LD.")
+              help="trig, nq, jsonld keep one named graph per asset; ttl merges all graphs into one.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of stdout.")
 @click.option("--assets-only", is_flag=True, help="Leave out the ontology and vocabulary graphs.")
 @click.pass_context

@@ -70,7 +70,7 @@ def router(graph: KnowledgeGraph) -> APIRouter:
         except ValueError as exc:
             return PlainTextResponse(f"invalid graph IRI: {exc}", status_code=400)
         try:
-            result = graph.store.query(query, use_default_graph_as_union=not default_graphs, **options)
+            result = graph.query(query, **options)
         except SyntaxError as exc:
             return PlainTextResponse(f"invalid SPARQL query: {exc}", status_code=400)
         accept = request.headers.get("accept", "")

@@ -7,6 +7,7 @@ mix, and a crash leaves either. The search index follows the protocol described 
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -80,6 +81,9 @@ class KnowledgeGraph:
                 ) from None
             raise
         self.index = SearchIndex(search_path)
+        # Held while a new graph sits in the staging graph, and while a query takes its snapshot:
+        # readers in this process never see staged content beside the asset's current graph.
+        self._staging_lock = threading.Lock()
         self.store.remove_graph(_STAGING) if self.store.contains_named_graph(_STAGING) else None
         self._load_system_graphs()
         self._recover_index()
@@ -121,9 +125,10 @@ class KnowledgeGraph:
         if not quads:
             self.store.update(f"DROP SILENT GRAPH {graph}")
             return
-        self.store.extend(ox.Quad(q.subject, q.predicate, q.object, _STAGING) for q in quads)
-        # One SPARQL update is one transaction: the old graph is replaced as a whole or not at all.
-        self.store.update(f"MOVE GRAPH {_STAGING} TO GRAPH {graph}")
+        with self._staging_lock:
+            self.store.extend(ox.Quad(q.subject, q.predicate, q.object, _STAGING) for q in quads)
+            # One SPARQL update is one transaction: the old graph is replaced as a whole or not at all.
+            self.store.update(f"MOVE GRAPH {_STAGING} TO GRAPH {graph}")
 
     def write(self, writes: Iterable[AssetWrite]) -> None:
         """Replace each asset's graph (its quads only), one atomic commit per asset."""
@@ -152,10 +157,20 @@ class KnowledgeGraph:
     def contains(self, iri: str) -> bool:
         return self.store.contains_named_graph(ox.NamedNode(iri))
 
-    def query(self, sparql: str, bindings: Mapping[str, ox.NamedNode | ox.Literal] | None = None) -> Any:
-        """Run SPARQL over the union of all graphs; `bindings` substitute variables (never text)."""
+    def query(self, sparql: str, bindings: Mapping[str, ox.NamedNode | ox.Literal] | None = None,
+              default_graph: list[ox.NamedNode] | None = None, named_graphs: list[ox.NamedNode] | None = None) -> Any:
+        """Run SPARQL; `bindings` substitute variables (values are never pasted into the text).
+
+        The default graph is the union of all graphs unless `default_graph` names some.
+        """
         substitutions = {ox.Variable(name): value for name, value in (bindings or {}).items()}
-        return self.store.query(sparql, use_default_graph_as_union=True, substitutions=substitutions or None)
+        options: dict[str, Any] = {"substitutions": substitutions or None}
+        if default_graph:
+            options["default_graph"] = default_graph
+        if named_graphs:
+            options["named_graphs"] = named_graphs
+        with self._staging_lock:  # Oxigraph snapshots the store when the query starts
+            return self.store.query(sparql, use_default_graph_as_union=not default_graph, **options)
 
     def named_query(self, name: str, **bindings: ox.NamedNode | ox.Literal) -> Any:
         return self.query(query_text(name), bindings)
@@ -168,11 +183,11 @@ class KnowledgeGraph:
         return f"{self.settings.base_url}{kind.lower()}/{identifier}"
 
     def export(self, format: ox.RdfFormat, assets_only: bool = False) -> bytes:
-        if not assets_only:
-            return self.store.dump(format=format)
-        out = ox.Store()
-        out.extend(q for q in self.store if q.graph_name.value not in _SYSTEM_GRAPHS)
-        return out.dump(format=format)
+        """The store serialised; formats without named graphs (Turtle) get the merge of all graphs."""
+        quads = (q for q in self.store if not (assets_only and q.graph_name.value in _SYSTEM_GRAPHS))
+        if not format.supports_datasets:
+            return ox.serialize({ox.Triple(q.subject, q.predicate, q.object) for q in quads}, format=format)
+        return ox.serialize(quads, format=format)
 
     def stats(self) -> dict[str, Any]:
         counts = {str(row["kind"].value)[len(AI4KG):]: int(row["assets"].value)

@@ -56,6 +56,9 @@ def test_import_query_export_stats_search(tmp_path: Path) -> None:
                                                     "https://w3id.org/ai4kg/id/module/ai4os-demo-app"}
     jsonld = run("--data", data, "export", "--format", "jsonld").stdout
     assert json.loads(jsonld)
+    turtle = run("--data", data, "export", "--format", "ttl", "--assets-only").stdout_bytes
+    triples = set(ox.parse(input=turtle, format=ox.RdfFormat.TURTLE))
+    assert triples == {ox.Triple(q.subject, q.predicate, q.object) for q in quads}
 
 
 def test_migrate_writes_valid_v2(tmp_path: Path) -> None:
@@ -89,6 +92,10 @@ def test_sparql_endpoint_protocol() -> None:
         construct = "CONSTRUCT { ?m a ?c } WHERE { ?m a ?c } LIMIT 3"
         response = client.get("/sparql", params={"query": construct}, headers={"accept": "application/n-triples"})
         assert response.status_code == 200 and response.headers["content-type"].startswith("application/n-triples")
+        one = "https://w3id.org/ai4kg/id/module/sst-forecaster"
+        response = client.get("/sparql", params={"query": COUNT, "default-graph-uri": one})
+        assert response.json()["results"]["bindings"][0]["n"]["value"] == "1"
+        assert client.get("/sparql", params={"query": COUNT, "default-graph-uri": "not an iri"}).status_code == 400
         assert client.get("/sparql", params={"query": "SELEKT"}).status_code == 400
         assert client.get("/sparql").status_code == 400
         assert client.get("/sparql", params={"query": COUNT}, headers={"accept": "image/png"}).status_code == 406
