@@ -57,8 +57,8 @@ def test_import_query_export_stats_search(tmp_path: Path) -> None:
     jsonld = run("--data", data, "export", "--format", "jsonld").stdout
     assert json.loads(jsonld)
     turtle = run("--data", data, "export", "--format", "ttl", "--assets-only").stdout_bytes
-    triples = set(ox.parse(input=turtle, format=ox.RdfFormat.TURTLE))
-    assert triples == {ox.Triple(q.subject, q.predicate, q.object) for q in quads}
+    triples = {(t.subject, t.predicate, t.object) for t in ox.parse(input=turtle, format=ox.RdfFormat.TURTLE)}
+    assert triples == {(q.subject, q.predicate, q.object) for q in quads}
 
 
 def test_migrate_writes_valid_v2(tmp_path: Path) -> None:
