@@ -8,19 +8,18 @@ Nothing is written for a file with any error; every issue names the field as the
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from functools import cache
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Literal
 
 import pyoxigraph as ox
 
-from .graph.namespaces import AI4KG, RDF_TYPE, SKOS
+from .graph.namespaces import AI4KG, RDF_TYPE
 from .graph.store import AssetWrite, KnowledgeGraph
-from .graph.validation import Violation, validate, vocabulary_graph
-from .metadata import loader
+from .graph.validation import Violation, validate
+from .metadata import loader, vocabulary
 from .metadata.issues import Issue
-from .metadata.records import VOCABULARY_FIELDS, Records, derive_identifier, is_valid_identifier, slug, to_records, from_records
+from .metadata.records import VOCABULARY_FIELDS, Records, derive_identifier, from_records, is_valid_identifier, to_records
 from .metadata.rml import RmlMapping, mapping_for, owner_of
 from .metadata.schema import Generation, check_document, detect_generation
 
@@ -139,8 +138,12 @@ def _issue_of(violation: Violation, mapping: RmlMapping, prepared: _Prepared) ->
     rule = _RULES.get(violation.rule, violation.rule.lower())
     if field_path in VOCABULARY_FIELDS:
         rule = "vocabulary"
+        scheme = VOCABULARY_FIELDS[field_path]
         wanted = value.rsplit("/", 1)[-1] if value else None
-        value = next((v for v in (prepared.document or {}).get(field_path, []) if slug(v) == wanted), value)
+        value = next((v for v in (prepared.document or {}).get(field_path, [])
+                      if vocabulary.concept_slug(scheme, v) == wanted), value)
+        allowed = ", ".join(sorted(vocabulary.labels().get(scheme, {}).values()))
+        violation = replace(violation, message=f"{violation.message}; allowed values: {allowed}")
     message = violation.message
     if rule == "required":
         message = "this field is required"
@@ -224,23 +227,6 @@ def _holds_v2(graph: KnowledgeGraph, iri: str, pending: list[AssetWrite]) -> boo
                for q in graph.store.quads_for_pattern(ox.NamedNode(iri), version, None, ox.NamedNode(iri)))
 
 
-@cache
-def vocabulary_labels() -> dict[str, dict[str, str]]:
-    """scheme name -> concept slug -> canonical label, from the packaged SKOS vocabularies."""
-    import rdflib
-
-    graph = vocabulary_graph()
-    labels: dict[str, dict[str, str]] = {scheme: {} for scheme in VOCABULARY_FIELDS.values()}
-    for concept, label in graph.subject_objects(rdflib.URIRef(SKOS + "prefLabel")):
-        scheme = graph.value(concept, rdflib.URIRef(SKOS + "inScheme"))
-        if scheme is None:
-            continue
-        name = str(scheme).rstrip("/").rsplit("/", 1)[-1]
-        if name in labels:
-            labels[name][str(concept).rsplit("/", 1)[-1]] = str(label)
-    return labels
-
-
 def document_of(quads: list[ox.Quad], generation: Generation | None = None) -> dict[str, Any]:
     """The ai4-metadata document an asset graph describes, in the generation it came in unless asked.
 
@@ -250,7 +236,7 @@ def document_of(quads: list[ox.Quad], generation: Generation | None = None) -> d
     version = next((q.object.value for q in quads if q.predicate.value == AI4KG + "metadataVersion"), None)
     origin: Generation = "v1" if version == "1.0.0" else "v2"
     target = generation or origin
-    document = from_records(mapping_for(target).records_from_graph(quads), target, vocabulary_labels())
+    document = from_records(mapping_for(target).records_from_graph(quads), target, vocabulary.labels())
     if origin == "v1" and target == "v2":
         document["metadata_version"] = LATEST_VERSION
         dates = document.setdefault("dates", {})

@@ -5,8 +5,8 @@ A record is a flat dict whose keys are the document's field paths ("links.source
 "@iri"). Array fields become one record per value in a source of their own. `to_records` and
 `from_records` are inverses, up to the normalisation documented in mappings/README.md:
 - surrounding white space is trimmed from single-line fields (URLs, identifiers, labels);
-- vocabulary values are written as their canonical label (variants of case, spacing and punctuation
-  that reduce to the same slug, e.g. 'computer vision' or 'Computer_Vision', are accepted);
+- vocabulary values are written as their preferred label; any label of the concept is accepted
+  on the way in, in any case or punctuation ('computer vision', 'Computer_Vision', 'NLP');
 - list order of tags/tasks/categories/libraries/data-type is not kept (they are sets);
 - a V1 description list becomes one text, its lines joined with no separator;
 - a link outside the schema left empty (null) is the same as one left out, and so is an empty
@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .schema import Generation
+from .vocabulary import concept_slug, slug
 
 Records = dict[str, list[dict[str, Any]]]
 
@@ -30,11 +31,6 @@ VOCABULARY_FIELDS: dict[str, str] = {"tasks": "task", "categories": "category", 
 
 _MULTILINE = {"description", "summary"}
 _IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-
-
-def slug(label: str) -> str:
-    """The concept slug of a vocabulary label: 'AI4 pre trained' -> 'ai4-pre-trained'."""
-    return re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
 
 
 def is_valid_identifier(identifier: str) -> bool:
@@ -99,7 +95,7 @@ def to_records(document: dict[str, Any], generation: Generation, asset_iri: str,
             records["tags"].append({"asset_iri": asset_iri, "tags": _clean("tags", value)})
         for field in VOCABULARY_FIELDS:
             for value in document.get(field) or []:
-                records[field].append({"asset_iri": asset_iri, field: slug(value)})
+                records[field].append({"asset_iri": asset_iri, field: concept_slug(VOCABULARY_FIELDS[field], value)})
         if license:
             module["license"] = license
     else:

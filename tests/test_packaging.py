@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import venv
@@ -12,7 +13,15 @@ from conftest import MODULES, REPO
 
 
 def test_wheel_installs_and_imports_from_its_own_copy(tmp_path: Path) -> None:
-    subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(tmp_path / "dist"), str(REPO)],
+    # Build from a copy of the files git would commit, so nothing stale in the checkout leaks in.
+    source = tmp_path / "source"
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, check=True,
+                            capture_output=True, text=True).stdout.split()
+    for name in listed:
+        if (REPO / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, source / name)
+    subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(tmp_path / "dist"), str(source)],
                    check=True, capture_output=True)
     [wheel] = (tmp_path / "dist").glob("ai4kg-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
