@@ -80,7 +80,7 @@ def _read_and_check(path: Path, base_url: str, identifier: str | None, license: 
         report.issues.append(Issue("", "unreadable", str(exc)))
         return _Prepared(report)
     except loader.ParseError as exc:
-        report.issues.append(Issue(f"line {exc.line}" if exc.line else "", "syntax", exc.message))
+        report.issues.append(Issue(f"line {exc.line}" if exc.line else "", exc.rule, exc.message))
         return _Prepared(report)
     generation = detect_generation(document)
     report.generation = generation

@@ -62,6 +62,14 @@ def _progress(total: int) -> Progress:
                     console=err, transient=True, disable=total < 20 or not err.is_terminal)
 
 
+def _expanded_or_exit(paths: tuple[Path, ...]) -> list[Path]:
+    files = expand_paths(paths)
+    if not files:
+        err.print("error: no metadata files (.yml, .yaml, .json) in " + ", ".join(map(str, paths)), markup=False)
+        sys.exit(EXIT_UNREADABLE)
+    return files
+
+
 def _exit_code(reports: list[FileReport]) -> int:
     if any(r.status == "unreadable" for r in reports):
         return EXIT_UNREADABLE
@@ -82,7 +90,7 @@ def validate(ctx: click.Context, files: tuple[Path, ...], as_json: bool, identif
 
     Exit status: 0 all valid, 1 some invalid (unparseable included), 2 some unreadable.
     """
-    paths = expand_paths(files)
+    paths = _expanded_or_exit(files)
     reports = validate_files(paths, ctx.obj.base_url, identifier, license,
                              on_file=None if as_json else _print_report)
     if as_json:
@@ -99,7 +107,7 @@ def validate(ctx: click.Context, files: tuple[Path, ...], as_json: bool, identif
 def import_(ctx: click.Context, paths: tuple[Path, ...], identifier: str | None, license: str | None,
             as_json: bool) -> None:
     """Import metadata files or folders into the store; bad files are reported and skipped."""
-    files = expand_paths(paths)
+    files = _expanded_or_exit(paths)
     if identifier and len(files) != 1:
         raise click.UsageError("--id names one module: give exactly one file")
     with _open(ctx) as graph, _progress(len(files)) as progress:

@@ -30,6 +30,8 @@ class ParseError(Exception):
 
     message: str
     line: int | None = None
+    rule: str = "syntax"
+    """What kind of problem: syntax, encoding, size, yaml-alias, duplicate-key, nesting, not-a-mapping."""
 
     def __str__(self) -> str:
         return f"line {self.line}: {self.message}" if self.line else self.message
@@ -42,20 +44,21 @@ class _StrictLoader(yaml.SafeLoader):
     """
 
     def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            raise ParseError("YAML aliases (*name) are not allowed in metadata files", event.start_mark.line + 1)
-        node = super().compose_node(parent, index)
-        if node is not None and getattr(node, "anchor", None):
-            raise ParseError("YAML anchors (&name) are not allowed in metadata files", node.start_mark.line + 1)
-        return node
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            raise ParseError("YAML aliases (*name) are not allowed in metadata files", event.start_mark.line + 1,
+                             "yaml-alias")
+        if getattr(event, "anchor", None):
+            raise ParseError("YAML anchors (&name) are not allowed in metadata files", event.start_mark.line + 1,
+                             "yaml-alias")
+        return super().compose_node(parent, index)
 
     def construct_mapping(self, node, deep=False):  # type: ignore[no-untyped-def]
         seen: set[Any] = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=True)
             if key in seen:
-                raise ParseError(f"duplicate key {key!r}", key_node.start_mark.line + 1)
+                raise ParseError(f"duplicate key {key!r}", key_node.start_mark.line + 1, "duplicate-key")
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
@@ -70,7 +73,7 @@ def _reject_duplicate_json_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in pairs:
         if key in result:
-            raise ParseError(f"duplicate key {key!r}")
+            raise ParseError(f"duplicate key {key!r}", rule="duplicate-key")
         result[key] = value
     return result
 
@@ -88,12 +91,14 @@ def _depth(value: Any, level: int = 0) -> int:
 def parse_bytes(data: bytes, name: str = "<input>") -> Any:
     """Parse metadata bytes; JSON when the name ends in .json, else YAML (a superset of JSON)."""
     if len(data) > MAX_FILE_BYTES:
-        raise ParseError(f"file is {len(data):,} bytes; metadata files are limited to {MAX_FILE_BYTES:,} bytes")
+        raise ParseError(f"file is {len(data):,} bytes; metadata files are limited to {MAX_FILE_BYTES:,} bytes",
+                         rule="size")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raise ParseError(f"not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})", line) from None
+        raise ParseError(f"not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})", line,
+                         "encoding") from None
     if text.startswith("\ufeff"):
         text = text[1:]
     if name.lower().endswith(".json"):
@@ -112,12 +117,12 @@ def parse_bytes(data: bytes, name: str = "<input>") -> Any:
         except yaml.YAMLError as exc:
             raise ParseError(f"invalid YAML: {exc}") from None
         except RecursionError:
-            raise ParseError(f"nesting deeper than {MAX_DEPTH} levels") from None
+            raise ParseError(f"nesting deeper than {MAX_DEPTH} levels", rule="nesting") from None
     if _depth(document) > MAX_DEPTH:
-        raise ParseError(f"nesting deeper than {MAX_DEPTH} levels")
+        raise ParseError(f"nesting deeper than {MAX_DEPTH} levels", rule="nesting")
     if not isinstance(document, dict):
         kind = "empty" if document is None else type(document).__name__
-        raise ParseError(f"a metadata file must hold a mapping of fields, found {kind}")
+        raise ParseError(f"a metadata file must hold a mapping of fields, found {kind}", rule="not-a-mapping")
     return document
 
 
@@ -126,7 +131,8 @@ def read_file(path: Path) -> Any:
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
-            raise ParseError(f"file is {size:,} bytes; metadata files are limited to {MAX_FILE_BYTES:,} bytes")
+            raise ParseError(f"file is {size:,} bytes; metadata files are limited to {MAX_FILE_BYTES:,} bytes",
+                             rule="size")
         data = path.read_bytes()
     except (FileNotFoundError, IsADirectoryError, PermissionError, NotADirectoryError) as exc:
         raise UnreadableFile(f"{path}: {exc.strerror or exc}") from None

@@ -94,7 +94,9 @@ def check_document(document: dict[str, Any], generation: Generation) -> list[Iss
         issues.append(Issue("", "legacy-format",
                             "legacy V1 metadata (metadata.json); `ai4kg migrate FILE` writes the ai4-metadata 2.x form",
                             None, "warning"))
-    return sorted(issues, key=lambda i: (i.severity != "error", i.field))
+    # One message per field and rule: a date can break both its pattern and its calendar check.
+    unique = list({(i.field, i.rule, i.severity): i for i in issues}.values())
+    return sorted(unique, key=lambda i: (i.severity != "error", i.field))
 
 
 def _label(generation: Generation) -> str:
