@@ -35,7 +35,11 @@ from ai4kg.graph.store import KnowledgeGraph
 from conftest import MODULES
 
 TOTAL = 600
-STAGING = ox.NamedNode("urn:ai4kg:staging")
+STAGING_PREFIX = "urn:ai4kg:staging:"
+
+
+def staging_graphs(store: ox.Store) -> set[str]:
+    return {g.value for g in store.named_graphs() if g.value.startswith(STAGING_PREFIX)}
 SYSTEM_GRAPHS = {ONTOLOGY_GRAPH, VOCABULARY_GRAPH}
 DELAYS = [0.1, 0.2, 0.05, 0.3, 0.0]
 """Seconds between seeing the second batch's write start and the kill, one per attempt. A kill is
@@ -150,8 +154,8 @@ def test_import_killed_mid_batch_leaves_a_consistent_store(tmp_path: Path) -> No
         # The crash state, before the product's recovery runs: raw store and raw index.
         pending = _count(data / "search.sqlite", "pending")
         raw = ox.Store(str(data / "oxigraph"))
-        present = asset_graphs(raw) - {STAGING.value}
-        staging_left = raw.contains_named_graph(STAGING)
+        staging_left = bool(staging_graphs(raw))
+        present = asset_graphs(raw) - staging_graphs(raw)
         del raw
         gc.collect()
         print(f"attempt {attempt}: kill {delay} s in: {len(present)} assets, {pending} pending, staging: {staging_left}")
@@ -168,7 +172,7 @@ def test_import_killed_mid_batch_leaves_a_consistent_store(tmp_path: Path) -> No
     assert "Traceback" not in str(crash["log"])
 
     with KnowledgeGraph(Settings(data_dir=data)) as graph:
-        assert not graph.store.contains_named_graph(STAGING)
+        assert staging_graphs(graph.store) == set()
         assert list(graph.store.quads_for_pattern(None, None, None, ox.DefaultGraph())) == []
         assets = asset_graphs(graph.store)
         assert assets == present, "opening the store must not add or drop asset graphs"
@@ -197,3 +201,18 @@ def test_import_killed_mid_batch_leaves_a_consistent_store(tmp_path: Path) -> No
         assert graph.index.iris() == sorted(expected)
         assert graph.index.pending() == []
         assert graph.stats()["assets"] == TOTAL
+
+
+def test_scratch_graph_of_an_interrupted_write_is_dropped_on_open(tmp_path: Path) -> None:
+    """The state a kill between the scratch write and the MOVE leaves: pending mark + scratch graph."""
+    settings = Settings(data_dir=tmp_path / "data")
+    iri = "https://w3id.org/ai4kg/id/module/interrupted"
+    scratch = ox.NamedNode(STAGING_PREFIX + "deadbeef")
+    with KnowledgeGraph(settings) as graph:
+        graph.index.mark_pending([iri])
+        graph.store.add(ox.Quad(ox.NamedNode(iri), ox.NamedNode("https://w3id.org/ai4kg/ns#title"), ox.Literal("x"),
+                                scratch))
+    with KnowledgeGraph(settings) as graph:
+        assert staging_graphs(graph.store) == set()
+        assert graph.index.pending() == []
+        assert not graph.contains(iri) and graph.search("x") == []
