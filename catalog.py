@@ -8,13 +8,14 @@ Nothing is written for a file with any error; every issue names the field as the
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Literal
 
 import pyoxigraph as ox
 
-from .graph.namespaces import AI4KG, RDF_TYPE
+from .config import DEFAULT_BASE_URL
+from .graph.namespaces import AI4KG, RDF_TYPE, asset_iri
 from .graph.store import AssetWrite, KnowledgeGraph
 from .graph.validation import Violation, validate
 from .metadata import loader, vocabulary
@@ -91,7 +92,7 @@ def _read_and_check(path: Path, base_url: str, identifier: str | None, license: 
     if report.errors:
         return _Prepared(report, document)
     report.identifier = identifier or derive_identifier(document, generation, path.stem)
-    report.iri = f"{base_url}module/{report.identifier}"
+    report.iri = asset_iri(base_url, "Module", report.identifier)
     records = to_records(document, generation, report.iri, report.identifier, license)
     return _Prepared(report, document, records)
 
@@ -103,13 +104,8 @@ def _map_and_validate(batch: list[_Prepared]) -> None:
         if not members:
             continue
         mapping = mapping_for(generation)
-        merged: Records = {}
-        for prepared in members:
-            for source, rows in prepared.records.items():  # type: ignore[union-attr]
-                merged.setdefault(source, []).extend(rows)
-        by_asset: dict[str, list[ox.Quad]] = {}
-        for quad in mapping.materialize(merged):
-            by_asset.setdefault(quad.graph_name.value, []).append(quad)
+        by_asset = _materialize(mapping, members)
+        members = [p for p in members if p.records is not None]
         all_quads = [q for quads in by_asset.values() for q in quads]
         violations: dict[str, list[Violation]] = {}
         for violation in validate(all_quads):
@@ -120,6 +116,36 @@ def _map_and_validate(batch: list[_Prepared]) -> None:
             for violation in violations.get(iri, []):
                 prepared.report.issues.append(_issue_of(violation, mapping, prepared))
             prepared.report.issues.sort(key=lambda i: (i.severity != "error", i.field))
+
+
+def _materialize(mapping: RmlMapping, members: list[_Prepared]) -> dict[str, list[ox.Quad]]:
+    """The quads of each member's asset, from one mapping call for the batch.
+
+    Should the batch fail (the schema lets nothing through that the engine rejects, but a mapping
+    error must not take good files down with one bad one), each file is mapped on its own and the
+    failing ones are reported.
+    """
+    def merged(group: list[_Prepared]) -> Records:
+        records: Records = {}
+        for prepared in group:
+            for source, rows in (prepared.records or {}).items():
+                records.setdefault(source, []).extend(rows)
+        return records
+
+    try:
+        quads = mapping.materialize(merged(members))
+    except Exception:  # noqa: BLE001 - narrowed below, file by file
+        quads = []
+        for prepared in members:
+            try:
+                quads.extend(mapping.materialize(merged([prepared])))
+            except Exception as exc:  # noqa: BLE001 - reported to the user as this file's error
+                prepared.report.issues.append(Issue("", "mapping", f"could not be mapped to RDF: {exc}"))
+                prepared.records = None
+    by_asset: dict[str, list[ox.Quad]] = {}
+    for quad in quads:
+        by_asset.setdefault(quad.graph_name.value, []).append(quad)
+    return by_asset
 
 
 _RULES = {"MinCount": "required", "MaxCount": "single-value", "Pattern": "format", "Datatype": "datatype",
@@ -142,10 +168,10 @@ def _issue_of(violation: Violation, mapping: RmlMapping, prepared: _Prepared) ->
         wanted = value.rsplit("/", 1)[-1] if value else None
         value = next((v for v in (prepared.document or {}).get(field_path, [])
                       if vocabulary.concept_slug(scheme, v) == wanted), value)
-        allowed = ", ".join(sorted(vocabulary.labels().get(scheme, {}).values()))
-        violation = replace(violation, message=f"{violation.message}; allowed values: {allowed}")
     message = violation.message
-    if rule == "required":
+    if rule == "vocabulary":
+        message += "; allowed values: " + ", ".join(sorted(vocabulary.labels().get(VOCABULARY_FIELDS[field_path], {}).values()))
+    elif rule == "required":
         message = "this field is required"
     severity = "warning" if violation.severity in ("warning", "info") else "error"
     return Issue(field_path, rule, message, value, severity)  # type: ignore[arg-type]
@@ -259,7 +285,7 @@ def _document_field(record_key: str) -> str:
 
 def migrate_file(path: Path) -> tuple[dict[str, Any] | None, FileReport]:
     """The ai4-metadata 2.x form of a legacy V1 file, and a report naming what has no 2.x field."""
-    prepared = _read_and_check(path, "https://w3id.org/ai4kg/id/", None, None)
+    prepared = _read_and_check(path, DEFAULT_BASE_URL, None, None)
     report = prepared.report
     if report.generation == "v2" and not report.errors:
         report.issues.append(Issue("", "already-v2", "the file is already ai4-metadata 2.x", None, "warning"))

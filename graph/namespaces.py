@@ -6,3 +6,8 @@ ONTOLOGY_GRAPH = "https://w3id.org/ai4kg/ns"
 VOCABULARY_GRAPH = "https://w3id.org/ai4kg/vocab/"
 RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
 SKOS = "http://www.w3.org/2004/02/skos/core#"
+
+
+def asset_iri(base_url: str, kind: str, identifier: str) -> str:
+    """The stable IRI of an asset: base URL, kind in lower case, identifier (e.g. .../module/yolo)."""
+    return f"{base_url}{kind.lower()}/{identifier}"

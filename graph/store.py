@@ -18,7 +18,7 @@ from typing import Any, Iterable, Mapping
 import pyoxigraph as ox
 
 from ..config import Settings
-from .namespaces import AI4KG, ONTOLOGY_GRAPH, RDF_TYPE, VOCABULARY_GRAPH
+from .namespaces import AI4KG, ONTOLOGY_GRAPH, RDF_TYPE, VOCABULARY_GRAPH, asset_iri
 from .search import SearchDocument, SearchHit, SearchIndex
 
 _STAGING_PREFIX = "urn:ai4kg:staging:"
@@ -196,8 +196,7 @@ class KnowledgeGraph:
         return self.index.search(text, limit, kind)
 
     def asset_iri(self, kind: str, identifier: str) -> str:
-        """The stable IRI of an asset: base URL, kind in lower case, identifier."""
-        return f"{self.settings.base_url}{kind.lower()}/{identifier}"
+        return asset_iri(self.settings.base_url, kind, identifier)
 
     def export(self, format: ox.RdfFormat, assets_only: bool = False) -> bytes:
         """The store serialised; formats without named graphs (Turtle) get the merge of all graphs."""

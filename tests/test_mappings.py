@@ -72,3 +72,24 @@ def test_mapping_files_are_plain_rml_for_any_tool() -> None:
         graph = rdflib.Graph().parse(mapping_path(name), format="turtle")
         maps = set(graph.subjects(rdflib.RDF.type, rdflib.URIRef("http://www.w3.org/ns/r2rml#TriplesMap")))
         assert len(maps) >= 5
+
+
+def test_a_file_the_engine_cannot_map_fails_alone(monkeypatch, graph) -> None:
+    """If the engine chokes on one document, the others of its batch still import."""
+    from ai4kg.catalog import import_files
+    from ai4kg.metadata.rml import RmlMapping
+
+    from conftest import MODULES
+
+    real = RmlMapping.materialize
+
+    def choking(self, records):  # type: ignore[no-untyped-def]
+        if any(r["asset_iri"].endswith("/ai4-llm") for r in records.get("modules", [])):
+            raise ValueError("engine failure")
+        return real(self, records)
+
+    monkeypatch.setattr(RmlMapping, "materialize", choking)
+    reports = import_files(graph, [MODULES / "ai4os-llm__ai4-metadata.yml", MODULES / "ai4os-yolo-torch__ai4-metadata.yml"])
+    assert [r.status for r in reports] == ["invalid", "imported"]
+    assert reports[0].errors[0].rule == "mapping" and "engine failure" in reports[0].errors[0].message
+    assert not graph.contains(reports[0].iri or "x") and graph.contains(reports[1].iri)
