@@ -18,7 +18,7 @@ from typing import Any, Iterable, Mapping
 import pyoxigraph as ox
 
 from ..config import Settings
-from .namespaces import AI4KG, ONTOLOGY_GRAPH, RDF_TYPE, VOCABULARY_GRAPH, asset_iri
+from .namespaces import AI4KG, ONTOLOGY_GRAPH, RDF_TYPE, VOCABULARY_GRAPH
 from .search import SearchDocument, SearchHit, SearchIndex
 
 _STAGING_PREFIX = "urn:ai4kg:staging:"
@@ -84,8 +84,8 @@ class KnowledgeGraph:
                 ) from None
             raise
         self.index = SearchIndex(search_path)
-        # Held while a new graph sits in the staging graph, and while a query takes its snapshot:
-        # readers in this process never see staged content beside the asset's current graph.
+        # Held while new content sits in a scratch graph, and while a query takes its snapshot:
+        # readers in this process never see scratch content beside the asset's current graph.
         self._staging_lock = threading.Lock()
         self._load_system_graphs()
         self._recover_index()
@@ -194,9 +194,6 @@ class KnowledgeGraph:
 
     def search(self, text: str, limit: int = 20, kind: str | None = None) -> list[SearchHit]:
         return self.index.search(text, limit, kind)
-
-    def asset_iri(self, kind: str, identifier: str) -> str:
-        return asset_iri(self.settings.base_url, kind, identifier)
 
     def export(self, format: ox.RdfFormat, assets_only: bool = False) -> bytes:
         """The store serialised; formats without named graphs (Turtle) get the merge of all graphs."""

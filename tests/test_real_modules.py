@@ -108,3 +108,12 @@ def test_round_trip_writes_canonical_vocabulary_labels(graph: KnowledgeGraph) ->
 def test_validate_does_not_need_a_store() -> None:
     reports = validate_files(valid_module_files()[:5], BASE)
     assert [r.status for r in reports] == ["valid"] * 5
+
+
+def test_delete_removes_graph_and_search_entry(graph: KnowledgeGraph) -> None:
+    [report] = import_files(graph, [MODULES / "ai4os-yolo-torch__ai4-metadata.yml"])
+    assert graph.search("yolo")
+    assert graph.delete(report.iri) is True
+    assert not graph.contains(report.iri) and graph.search("yolo") == []
+    assert graph.stats()["assets"] == 0
+    assert graph.delete(report.iri) is False
