@@ -21,7 +21,7 @@ from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
-from .schema import Generation
+from .schema import Generation, load_schema
 from .vocabulary import concept_slug, slug
 
 Records = dict[str, list[dict[str, Any]]]
@@ -75,9 +75,13 @@ def to_records(document: dict[str, Any], generation: Generation, asset_iri: str,
                license: str | None = None) -> Records:
     """Mapping records of one schema-valid document (see metadata.schema.check_document)."""
     records: Records = defaultdict(list)
-    module: dict[str, Any] = {"asset_iri": asset_iri, "identifier": identifier}
+    module: dict[str, Any] = {}
+    # Only the schema's own fields reach the records: an unknown key (a warning) must not be able
+    # to set a record key such as asset_iri and so write into another asset's graph.
+    fields = _schema_fields(generation)
     if generation == "v2":
-        scalars = {k: v for k, v in document.items() if k not in ("tags", "links", *VOCABULARY_FIELDS)}
+        scalars = {k: v for k, v in document.items()
+                   if k in fields and k not in ("tags", "links", *VOCABULARY_FIELDS)}
         links = dict(document.get("links") or {})
         known_links = _known_link_keys()
         extra = {k: links.pop(k) for k in list(links) if k not in known_links}
@@ -86,10 +90,15 @@ def to_records(document: dict[str, Any], generation: Generation, asset_iri: str,
         for kind in ("inference", "training"):
             if any(key.startswith(f"resources.{kind}.") for key in module):
                 module[f"resources.{kind}@iri"] = f"{asset_iri}#resources-{kind}"
+        nodes: set[str] = set()
         for key, target in extra.items():
             if target is None:  # an empty YAML value: the same as leaving the key out
                 continue
-            records["links"].append({"asset_iri": asset_iri, "links@iri": f"{asset_iri}#link-{slug(str(key))}",
+            node = f"{asset_iri}#link-{slug(str(key)) or 'key'}"
+            while node in nodes:  # 'training_data' and 'training-data' share a slug
+                node += "-"
+            nodes.add(node)
+            records["links"].append({"asset_iri": asset_iri, "links@iri": node,
                                      "key": str(key), "target": _clean("links", target)})
         for value in document.get("tags") or []:
             records["tags"].append({"asset_iri": asset_iri, "tags": _clean("tags", value)})
@@ -99,7 +108,7 @@ def to_records(document: dict[str, Any], generation: Generation, asset_iri: str,
         if license:
             module["license"] = license
     else:
-        scalars = {k: v for k, v in document.items() if k not in ("keywords", "tosca", "description")}
+        scalars = {k: v for k, v in document.items() if k in fields and k not in ("keywords", "tosca", "description")}
         _flatten(scalars, "", module)
         module["metadata_version"] = "1.0.0"
         description = document.get("description")
@@ -116,14 +125,17 @@ def to_records(document: dict[str, Any], generation: Generation, asset_iri: str,
                                      "tosca.url": _clean("url", template.get("url"))})
             for name in template.get("inputs") or []:
                 records["tosca_inputs"].append({"tosca@iri": node, "tosca.inputs": name})
+    module.update(asset_iri=asset_iri, identifier=identifier)
     records["modules"].append({k: _clean(k, v) for k, v in module.items() if v is not None})
     return dict(records)
 
 
 def _known_link_keys() -> set[str]:
-    from .schema import load_schema
-
     return set(load_schema("v2")["properties"]["links"]["properties"])
+
+
+def _schema_fields(generation: Generation) -> set[str]:
+    return set(load_schema(generation)["properties"])
 
 
 def _unflatten(flat: dict[str, Any]) -> dict[str, Any]:

@@ -409,3 +409,30 @@ def test_size_and_encoding_errors_name_their_rule(tmp_path: Path) -> None:
     [size], [encoding] = (validate_files([p], "https://x.org/")[0].errors for p in (big, latin))
     assert size.rule == "size" and "1,048,576" in size.message
     assert encoding.rule == "encoding" and encoding.field == "line 1"
+
+
+def test_unknown_keys_cannot_redirect_the_write(tmp_path: Path) -> None:
+    """Keys the mapping uses internally, written as unknown document keys, change nothing."""
+    from ai4kg.catalog import import_files
+    from ai4kg.config import Settings
+    from ai4kg.graph.store import KnowledgeGraph
+
+    document = v2()
+    document["asset_iri"] = "https://w3id.org/ai4kg/id/module/someone-else"
+    document["identifier"] = "someone-else"
+    document["license"] = "stolen"
+    document["links"]["training_data"] = "https://a.org/one"
+    document["links"]["training-data"] = "https://a.org/two"
+    path = tmp_path / "sneaky.yml"
+    path.write_bytes(dump(document))
+    with KnowledgeGraph(Settings.in_memory()) as graph:
+        [report] = import_files(graph, [path])
+        assert report.status == "imported"
+        assert {i.field for i in report.warnings} >= {"asset_iri", "identifier", "license"}
+        assert report.iri.endswith("/module/ai4os-demo-app")
+        assert {q.graph_name.value for q in graph.store if "someone-else" in str(q)} == set()
+        assert not any(q.predicate.value.endswith("#license") for q in graph.asset_quads(report.iri))
+        from ai4kg.catalog import document_of
+
+        links = document_of(graph.asset_quads(report.iri))["links"]
+        assert (links["training_data"], links["training-data"]) == ("https://a.org/one", "https://a.org/two")
