@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -70,6 +71,8 @@ class SearchIndex:
         self._db.execute("PRAGMA journal_mode=WAL" if path else "PRAGMA journal_mode=MEMORY")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        # One connection serves every thread of a server; SQLite needs its calls serialised.
+        self._lock = threading.RLock()
 
     def close(self) -> None:
         self._db.close()
@@ -79,7 +82,8 @@ class SearchIndex:
             self._db.executemany("INSERT OR IGNORE INTO pending(iri) VALUES (?)", [(iri,) for iri in iris])
 
     def pending(self) -> list[str]:
-        return [row[0] for row in self._db.execute("SELECT iri FROM pending ORDER BY iri")]
+        with self._lock:
+            return [row[0] for row in self._db.execute("SELECT iri FROM pending ORDER BY iri")]
 
     def apply(self, documents: Iterable[SearchDocument], removed: Iterable[str] = ()) -> None:
         """Replace the rows of `documents`, delete `removed`, and clear their pending marks."""
@@ -106,29 +110,36 @@ class SearchIndex:
         if expression is None:
             return []
         # bm25 weights: a word in the title counts most, then tags, summary, description.
-        rows = self._db.execute(
-            "SELECT d.iri, d.kind, bm25(documents_text, 10.0, 4.0, 1.0, 6.0) AS score "
-            "FROM documents_text JOIN documents d ON d.rowid = documents_text.rowid "
-            "WHERE documents_text MATCH ? AND (? IS NULL OR d.kind = ?) ORDER BY score LIMIT ?",
-            (expression, kind, kind, limit))
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT d.iri, d.kind, bm25(documents_text, 10.0, 4.0, 1.0, 6.0) AS score "
+                "FROM documents_text JOIN documents d ON d.rowid = documents_text.rowid "
+                "WHERE documents_text MATCH ? AND (? IS NULL OR d.kind = ?) ORDER BY score LIMIT ?",
+                (expression, kind, kind, limit)).fetchall()
         return [SearchHit(iri, k, -score) for iri, k, score in rows]
 
     def count(self) -> int:
-        return self._db.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
 
     def iris(self) -> list[str]:
-        return [row[0] for row in self._db.execute("SELECT iri FROM documents ORDER BY iri")]
+        with self._lock:
+            return [row[0] for row in self._db.execute("SELECT iri FROM documents ORDER BY iri")]
 
     def _transaction(self) -> "_Transaction":
-        return _Transaction(self._db)
+        return _Transaction(self._db, self._lock)
 
 
 class _Transaction:
-    def __init__(self, db: sqlite3.Connection):
-        self.db = db
+    def __init__(self, db: sqlite3.Connection, lock: threading.RLock):
+        self.db, self.lock = db, lock
 
     def __enter__(self) -> None:
+        self.lock.acquire()
         self.db.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, exc_type, exc, tb) -> None:  # type: ignore[no-untyped-def]
-        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        try:
+            self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        finally:
+            self.lock.release()
