@@ -23,11 +23,9 @@ from rdflib.namespace import RDF, SH
 class Violation:
     focus: str
     """The node that failed (an asset IRI, or one of its child nodes: IRI plus fragment)."""
-    focus_class: str | None
     path: str | None
     """The predicate of the failing property, None for node-level constraints."""
     value: str | None
-    value_is_iri: bool
     rule: str
     """The SHACL constraint component without its namespace and suffix, e.g. 'MinCount', 'Pattern'."""
     message: str
@@ -82,11 +80,8 @@ def validate(quads: list[ox.Quad]) -> list[Violation]:
         source_shape = report.value(result, SH.sourceShape)
         message = _message(shapes, source_shape, rule) or str(report.value(result, SH.resultMessage) or rule)
         severity = str(report.value(result, SH.resultSeverity)).rsplit("#", 1)[-1].lower()
-        focus_class = data.value(focus_node, RDF.type)
-        violations.append(Violation(str(focus_node), str(focus_class) if focus_class else None,
-                                    str(path) if path is not None else None,
-                                    str(value) if value is not None else None, isinstance(value, rdflib.URIRef),
-                                    rule, message, severity))
+        violations.append(Violation(str(focus_node), str(path) if path is not None else None,
+                                    str(value) if value is not None else None, rule, message, severity))
     return sorted(violations, key=lambda v: (v.focus, v.path or "", v.rule, v.value or ""))
 
 
