@@ -1,4 +1,4 @@
-"""Free-text search over assets, kept in step with the store.
+"""Free-text search and faceted filtering over assets, kept in step with the store.
 
 An SQLite FTS5 index (bm25 ranking) sits beside the Oxigraph directory. Oxigraph and SQLite
 cannot commit together, so every write follows a small protocol that makes a crash harmless:
@@ -7,6 +7,10 @@ cannot commit together, so every write follows a small protocol that makes a cra
 3. the index rows are replaced and the pending marks cleared in one SQLite transaction.
 On open, any IRI still pending is re-indexed from what the store holds (or removed if the store
 no longer has it), so the index always ends up describing exactly the committed graphs.
+
+Besides the text, each asset's facets (tags, tasks, categories, libraries, data types) and sort
+keys are indexed, so catalog listings filter with AND, OR and NOT and page by keyset in SQL with
+bound parameters, whatever the catalog's size.
 """
 
 from __future__ import annotations
@@ -18,12 +22,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+SCHEMA_VERSION = 2
+"""Bumped when the tables change; an index of another version is rebuilt from the store on open."""
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
     rowid INTEGER PRIMARY KEY,
     iri TEXT NOT NULL UNIQUE,
-    kind TEXT NOT NULL
+    kind TEXT NOT NULL,
+    identifier TEXT NOT NULL DEFAULT '',
+    title TEXT NOT NULL DEFAULT '',
+    created TEXT NOT NULL DEFAULT '',
+    updated TEXT NOT NULL DEFAULT ''
 );
+CREATE TABLE IF NOT EXISTS facets (
+    rowid INTEGER NOT NULL,
+    field TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (field, value, rowid)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS facets_by_document ON facets(rowid);
 CREATE VIRTUAL TABLE IF NOT EXISTS documents_text USING fts5(
     title, summary, description, tags,
     tokenize='unicode61 remove_diacritics 2'
@@ -34,6 +52,9 @@ CREATE TABLE IF NOT EXISTS pending (iri TEXT PRIMARY KEY);
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 
 
+SORT_KEYS = ("identifier", "title", "created", "updated")
+
+
 @dataclass(frozen=True)
 class SearchDocument:
     iri: str
@@ -42,6 +63,39 @@ class SearchDocument:
     summary: str = ""
     description: str = ""
     tags: str = ""
+    identifier: str = ""
+    created: str = ""
+    updated: str = ""
+    facets: tuple[tuple[str, str], ...] = ()
+    """(field, value) pairs to filter on, e.g. ("tag", "deep learning"), ("task", "computer-vision")."""
+
+
+@dataclass(frozen=True)
+class FacetQuery:
+    """A catalog listing: every condition must hold. Field names and sort keys come from code,
+    values from users (they are only ever bound as SQL parameters)."""
+
+    kind: str
+    text: str | None = None
+    all_of: tuple[tuple[str, str], ...] = ()
+    """(field, value): the asset has every one of these."""
+    any_of: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """(field, values): the asset has at least one of the values, for each entry."""
+    none_of: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """(field, values): the asset has none of the values."""
+    not_all_of: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """(field, values): the asset does not have all of the values."""
+    sort: str = "identifier"
+    descending: bool = False
+    limit: int = 100
+    after: tuple[str, str] | None = None
+    """Keyset cursor: the (sort value, iri) of the last row of the previous page."""
+
+
+@dataclass(frozen=True)
+class FacetPage:
+    iris: list[str]
+    next_after: tuple[str, str] | None
 
 
 @dataclass(frozen=True)
@@ -70,7 +124,15 @@ class SearchIndex:
         self._db = sqlite3.connect(str(path) if path else ":memory:", isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL" if path else "PRAGMA journal_mode=MEMORY")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        existing = self._db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'documents'").fetchone()[0]
+        self.needs_rebuild = bool(existing) and version != SCHEMA_VERSION
+        """The index was written by another version: the caller refills it from the store."""
+        if self.needs_rebuild:
+            self._db.executescript("DROP TABLE IF EXISTS documents; DROP TABLE IF EXISTS documents_text; "
+                                   "DROP TABLE IF EXISTS facets; DROP TABLE IF EXISTS pending;")
         self._db.executescript(_SCHEMA)
+        self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
         # One connection serves every thread of a server; SQLite needs its calls serialised.
         self._lock = threading.RLock()
 
@@ -90,10 +152,16 @@ class SearchIndex:
         with self._transaction():
             for document in documents:
                 self._delete(document.iri)
-                cursor = self._db.execute("INSERT INTO documents(iri, kind) VALUES (?, ?)", (document.iri, document.kind))
+                cursor = self._db.execute(
+                    "INSERT INTO documents(iri, kind, identifier, title, created, updated) VALUES (?, ?, ?, ?, ?, ?)",
+                    (document.iri, document.kind, document.identifier, document.title, document.created,
+                     document.updated))
+                rowid = cursor.lastrowid
                 self._db.execute(
                     "INSERT INTO documents_text(rowid, title, summary, description, tags) VALUES (?, ?, ?, ?, ?)",
-                    (cursor.lastrowid, document.title, document.summary, document.description, document.tags))
+                    (rowid, document.title, document.summary, document.description, document.tags))
+                self._db.executemany("INSERT OR IGNORE INTO facets(rowid, field, value) VALUES (?, ?, ?)",
+                                     [(rowid, field, value) for field, value in document.facets])
                 self._db.execute("DELETE FROM pending WHERE iri = ?", (document.iri,))
             for iri in removed:
                 self._delete(iri)
@@ -103,6 +171,7 @@ class SearchIndex:
         row = self._db.execute("SELECT rowid FROM documents WHERE iri = ?", (iri,)).fetchone()
         if row:
             self._db.execute("DELETE FROM documents_text WHERE rowid = ?", row)
+            self._db.execute("DELETE FROM facets WHERE rowid = ?", row)
             self._db.execute("DELETE FROM documents WHERE rowid = ?", row)
 
     def search(self, text: str, limit: int = 20, kind: str | None = None) -> list[SearchHit]:
@@ -117,6 +186,47 @@ class SearchIndex:
                 "WHERE documents_text MATCH ? AND (? IS NULL OR d.kind = ?) ORDER BY score LIMIT ?",
                 (expression, kind, kind, limit)).fetchall()
         return [SearchHit(iri, k, -score) for iri, k, score in rows]
+
+    def filter(self, query: FacetQuery) -> FacetPage:
+        """One page of the assets matching `query`, in sort order, with the cursor of the next page."""
+        if query.sort not in SORT_KEYS:
+            raise ValueError(f"unknown sort key {query.sort!r}; one of {', '.join(SORT_KEYS)}")
+        sql = [f"SELECT d.iri, d.{query.sort} FROM documents d WHERE d.kind = ?"]
+        params: list[object] = [query.kind]
+        has = "SELECT 1 FROM facets f WHERE f.rowid = d.rowid AND f.field = ? AND f.value"
+        if query.text is not None:
+            expression = match_expression(query.text)
+            if expression is None:
+                return FacetPage([], None)
+            sql.append("AND d.rowid IN (SELECT rowid FROM documents_text WHERE documents_text MATCH ?)")
+            params.append(expression)
+        for field, value in query.all_of:
+            sql.append(f"AND EXISTS ({has} = ?)")
+            params += [field, value]
+        for negate, entries in (("", query.any_of), ("NOT ", query.none_of)):
+            for field, values in entries:
+                if not values:
+                    continue
+                sql.append(f"AND {negate}EXISTS ({has} IN ({', '.join('?' * len(values))}))")
+                params += [field, *values]
+        for field, values in query.not_all_of:
+            if not values:
+                continue
+            sql.append(f"AND (SELECT COUNT(DISTINCT f.value) FROM facets f WHERE f.rowid = d.rowid AND f.field = ? "
+                       f"AND f.value IN ({', '.join('?' * len(values))})) < ?")
+            params += [field, *values, len(set(values))]
+        if query.after is not None:
+            comparison = "<" if query.descending else ">"
+            sql.append(f"AND (d.{query.sort} {comparison} ? OR (d.{query.sort} = ? AND d.iri {comparison} ?))")
+            params += [query.after[0], query.after[0], query.after[1]]
+        direction = "DESC" if query.descending else "ASC"
+        sql.append(f"ORDER BY d.{query.sort} {direction}, d.iri {direction} LIMIT ?")
+        params.append(query.limit + 1)
+        with self._lock:
+            rows = self._db.execute(" ".join(sql), params).fetchall()
+        more = len(rows) > query.limit
+        rows = rows[: query.limit]
+        return FacetPage([iri for iri, _ in rows], (rows[-1][1], rows[-1][0]) if more else None)
 
     def count(self) -> int:
         with self._lock:

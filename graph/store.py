@@ -47,22 +47,39 @@ def query_text(name: str) -> str:
     return resources.files("ai4kg").joinpath(f"graph/queries/{name}.rq").read_text("utf-8")
 
 
+_TEXT_FIELDS = ("title", "summary", "description", "tag", "identifier", "created", "updated")
+_CONCEPT_FACETS = ("task", "category", "library", "dataType")
+
+
 def search_document(iri: str, quads: Iterable[ox.Quad]) -> SearchDocument | None:
-    """What the search index holds for an asset, read from its quads (None if it has no type)."""
-    fields: dict[str, list[str]] = {"title": [], "summary": [], "description": [], "tag": []}
+    """What the search index holds for an asset, read from its quads (None if it has no type).
+
+    Facets: tags in lower case; tasks, categories, libraries and data types as concept slugs.
+    """
+    fields: dict[str, list[str]] = {name: [] for name in _TEXT_FIELDS}
+    facets: set[tuple[str, str]] = set()
     kind = None
     for quad in quads:
         if quad.subject.value != iri:
             continue
         predicate = quad.predicate.value
+        name = predicate[len(AI4KG):] if predicate.startswith(AI4KG) else None
         if predicate == RDF_TYPE and quad.object.value.startswith(AI4KG):
             kind = quad.object.value[len(AI4KG):]
-        elif predicate.startswith(AI4KG) and predicate[len(AI4KG):] in fields:
-            fields[predicate[len(AI4KG):]].append(quad.object.value)
+        elif name in _CONCEPT_FACETS:
+            facets.add((name, quad.object.value.rsplit("/", 1)[-1]))
+        elif name in fields:
+            fields[name].append(quad.object.value)
+            if name == "tag":
+                facets.add(("tag", quad.object.value.strip().lower()))
     if kind is None:
         return None
-    return SearchDocument(iri, kind, " ".join(fields["title"]), " ".join(fields["summary"]),
-                          " ".join(fields["description"]), " | ".join(sorted(fields["tag"])))
+
+    def one(name: str) -> str:
+        return " ".join(fields[name])
+
+    return SearchDocument(iri, kind, one("title"), one("summary"), one("description"), " | ".join(sorted(fields["tag"])),
+                          one("identifier"), one("created"), one("updated"), tuple(sorted(facets)))
 
 
 class KnowledgeGraph:
@@ -88,6 +105,8 @@ class KnowledgeGraph:
         # readers in this process never see scratch content beside the asset's current graph.
         self._staging_lock = threading.Lock()
         self._load_system_graphs()
+        if self.index.needs_rebuild:
+            self.reindex()
         self._recover_index()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -128,6 +147,14 @@ class KnowledgeGraph:
             document = search_document(iri, self.asset_quads(iri))
             (documents.append(document) if document else removed.append(iri))
         self.index.apply(documents, removed)
+
+    def reindex(self) -> int:
+        """Refill the search index from the store (after an index format change); returns the count."""
+        iris = {g.value for g in self.store.named_graphs()
+                if g.value not in _SYSTEM_GRAPHS and not g.value.startswith(_STAGING_PREFIX)}
+        documents = [d for iri in sorted(iris) if (d := search_document(iri, self.asset_quads(iri)))]
+        self.index.apply(documents, removed=[iri for iri in self.index.iris() if iri not in iris])
+        return len(documents)
 
     # -- writes --------------------------------------------------------------------------------
     def _replace_graph(self, iri: str, quads: list[ox.Quad]) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ai4kg.graph.search import SearchDocument, SearchIndex, match_expression
+from ai4kg.graph.search import FacetQuery, SearchDocument, SearchIndex, match_expression
 
 
 def _index() -> SearchIndex:
@@ -46,3 +46,45 @@ def test_apply_replaces_and_removes() -> None:
     assert index.search("plankton") == []
     assert [hit.iri for hit in index.search("diatom")] == ["urn:a"]
     assert index.count() == 2
+
+
+def test_an_index_of_another_version_is_rebuilt_from_the_store(tmp_path) -> None:
+    import sqlite3
+
+    from ai4kg.catalog import import_files
+    from ai4kg.config import Settings
+    from ai4kg.graph.store import KnowledgeGraph
+
+    from conftest import MODULES
+
+    settings = Settings(data_dir=tmp_path / "data")
+    with KnowledgeGraph(settings) as graph:
+        import_files(graph, [MODULES / "ai4os-yolo-torch__ai4-metadata.yml"])
+    db = sqlite3.connect(tmp_path / "data" / "search.sqlite")
+    db.execute("PRAGMA user_version = 1")
+    db.execute("DELETE FROM facets")
+    db.commit()
+    db.close()
+    with KnowledgeGraph(settings) as graph:
+        assert [hit.iri.rsplit("/", 1)[-1] for hit in graph.search("yolo")] == ["ai4os-yolo-torch"]
+        assert graph.index.filter(FacetQuery("Module", all_of=(("task", "computer-vision"),))).iris
+
+
+def test_facet_filters_and_keyset_pages() -> None:
+    index = SearchIndex(None)
+    index.apply([
+        SearchDocument(f"urn:{n}", "Module", identifier=f"m{n}", created=f"2024-01-0{n}",
+                       facets=tuple([("tag", "deep"), ("task", "regression" if n % 2 else "classification")]
+                                    + ([("tag", "sea")] if n < 3 else [])))
+        for n in range(1, 7)
+    ])
+    ids = lambda q: [iri[4:] for iri in index.filter(q).iris]  # noqa: E731
+    assert ids(FacetQuery("Module", all_of=(("tag", "deep"), ("tag", "sea")))) == ["1", "2"]
+    assert ids(FacetQuery("Module", any_of=(("task", ("regression",)),))) == ["1", "3", "5"]
+    assert ids(FacetQuery("Module", none_of=(("tag", ("sea",)),), sort="created", descending=True)) == ["6", "5", "4", "3"]
+    assert ids(FacetQuery("Module", not_all_of=(("tag", ("deep", "sea")),))) == ["3", "4", "5", "6"]
+    assert ids(FacetQuery("Tool")) == []
+    first = index.filter(FacetQuery("Module", limit=4))
+    assert [i[4:] for i in first.iris] == ["1", "2", "3", "4"] and first.next_after == ("m4", "urn:4")
+    second = index.filter(FacetQuery("Module", limit=4, after=first.next_after))
+    assert [i[4:] for i in second.iris] == ["5", "6"] and second.next_after is None
