@@ -7,13 +7,25 @@ from fastapi.responses import RedirectResponse
 
 from .. import __version__
 from ..graph.store import KnowledgeGraph
-from . import sparql
+from . import catalog, problems, sparql
 
 
 def create_app(graph: KnowledgeGraph) -> FastAPI:
     app = FastAPI(title="ai4kg", version=__version__,
                   description="Knowledge graph of AI modules, deployments, runs and datasets.")
+    problems.install(app)
     app.include_router(sparql.router(graph))
+    app.include_router(catalog.router(graph))
+
+    @app.get("/health", tags=["service"])
+    async def health() -> dict:
+        """Ready when the store answers a query."""
+        graph.query("ASK { }")
+        return {"status": "ok"}
+
+    @app.get("/version", tags=["service"])
+    async def version() -> dict:
+        return {"version": __version__}
 
     @app.get("/", include_in_schema=False)
     async def home() -> RedirectResponse:

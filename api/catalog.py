@@ -1,0 +1,152 @@
+"""The REST catalog, as users of AI4EOSC's Platform API know it, with filters that filter.
+
+    GET /v1/catalog/{modules|tools}                  names
+    GET /v1/catalog/{modules|tools}/detail           summaries
+    GET /v1/catalog/{modules|tools}/{name}/metadata  the ai4-metadata document
+
+Listings filter on the search index's facets (tags: all / any / not all / none; tasks, libraries,
+categories, data types: any of; free text `q`), sort, and page by keyset: the body is the list,
+and a `Link: <...>; rel="next"` header carries the cursor of the next page. Tools are the modules
+in the "AI4 tools" category.
+"""
+
+
+import base64
+import binascii
+import json
+from enum import Enum
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from ..catalog import document_of
+from ..graph.namespaces import asset_iri
+from ..graph.search import SORT_KEYS, FacetQuery
+from ..graph.store import KnowledgeGraph
+from ..metadata import vocabulary
+from .problems import Problem
+
+TOOLS_CATEGORY = ("category", "ai4-tools")
+_SUMMARY_FIELDS = ("title", "summary", "dates", "tags", "tasks", "categories", "libraries", "data-type")
+_VOCABULARY_PARAMETERS = {"tasks": "task", "libraries": "library", "categories": "category", "data_types": "data-type"}
+_FACET_OF_SCHEME = {"task": "task", "library": "library", "category": "category", "data-type": "dataType"}
+MAX_LIMIT = 1000
+
+class Kind(str, Enum):
+    modules = "modules"
+    tools = "tools"
+
+
+def _values(raw: list[str]) -> tuple[str, ...]:
+    """Repeated parameters and comma-separated values both work: ?tags=a&tags=b or ?tags=a,b."""
+    return tuple(dict.fromkeys(v.strip() for item in raw for v in item.split(",") if v.strip()))
+
+
+def _tags(raw: list[str]) -> tuple[str, ...]:
+    return tuple(v.lower() for v in _values(raw))
+
+
+def _concepts(parameter: str, raw: list[str]) -> tuple[str, ...]:
+    scheme = vocabulary.schemes()[_VOCABULARY_PARAMETERS[parameter]]
+    concepts = []
+    for value in _values(raw):
+        concept = scheme.concept_of(value)
+        if concept is None:
+            allowed = ", ".join(sorted(scheme.preferred.values()))
+            raise Problem(400, "Unknown vocabulary value", f"{value!r} is not a value of {parameter}; allowed: {allowed}",
+                          parameter, value)
+        concepts.append(concept)
+    return tuple(concepts)
+
+
+def _encode_cursor(after: tuple[str, str], sort: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps([sort, *after]).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, sort: str) -> tuple[str, str]:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        cursor_sort, value, iri = data
+        if not all(isinstance(x, str) for x in data):
+            raise ValueError
+    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError):
+        raise Problem(400, "Invalid cursor", "the cursor is not one this API gave out", "cursor", cursor) from None
+    if cursor_sort != sort:
+        raise Problem(400, "Invalid cursor", f"the cursor belongs to sort={cursor_sort}, not sort={sort}", "cursor", cursor)
+    return value, iri
+
+
+def router(graph: KnowledgeGraph) -> APIRouter:
+    routes = APIRouter(prefix="/v1/catalog", tags=["catalog"])
+
+    def listing(request: Request, response: Response, kind: Kind, p: dict[str, Any]) -> list[str]:
+        sort: str = p["sort"]
+        key = sort.removeprefix("-")
+        if key not in SORT_KEYS:
+            raise Problem(400, "Unknown sort key", f"sort by one of {', '.join(SORT_KEYS)}, '-' first for descending",
+                          "sort", sort)
+        any_of = [("tag", _tags(p["tags_any"]))]
+        any_of += [(_FACET_OF_SCHEME[_VOCABULARY_PARAMETERS[name]], _concepts(name, p[name]))
+                   for name in _VOCABULARY_PARAMETERS if _values(p[name])]
+        none_of = [("tag", _tags(p["not_tags_any"]))]
+        (any_of if kind is Kind.tools else none_of).append((TOOLS_CATEGORY[0], (TOOLS_CATEGORY[1],)))
+        query = FacetQuery(kind="Module", text=p["q"], all_of=tuple(("tag", tag) for tag in _tags(p["tags"])),
+                           any_of=tuple(any_of), none_of=tuple(none_of), not_all_of=(("tag", _tags(p["not_tags"])),),
+                           sort=key, descending=sort.startswith("-"), limit=p["limit"],
+                           after=_decode_cursor(p["cursor"], sort) if p["cursor"] else None)
+        page = graph.index.filter(query)
+        if page.next_after is not None:
+            next_url = request.url.include_query_params(cursor=_encode_cursor(page.next_after, sort))
+            response.headers["Link"] = f'<{next_url}>; rel="next"'
+        return page.iris
+
+    def common(q: Annotated[str | None, Query(description="free text over title, summary, description, tags")] = None,
+               tags: Annotated[list[str], Query(description="has all of these tags")] = [],  # noqa: B006
+               tags_any: Annotated[list[str], Query(description="has at least one of these tags")] = [],  # noqa: B006
+               not_tags: Annotated[list[str], Query(description="does not have all of these tags")] = [],  # noqa: B006
+               not_tags_any: Annotated[list[str], Query(description="has none of these tags")] = [],  # noqa: B006
+               tasks: Annotated[list[str], Query(description="has one of these tasks")] = [],  # noqa: B006
+               libraries: Annotated[list[str], Query(description="uses one of these libraries")] = [],  # noqa: B006
+               categories: Annotated[list[str], Query(description="in one of these categories")] = [],  # noqa: B006
+               data_types: Annotated[list[str], Query(description="takes one of these data types")] = [],  # noqa: B006
+               sort: Annotated[str, Query(description="identifier|title|created|updated, '-' first for descending")]
+               = "identifier",
+               limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
+               cursor: Annotated[str | None, Query(description="from the Link header of the previous page")] = None,
+               ) -> dict[str, Any]:
+        return dict(q=q, tags=tags, tags_any=tags_any, not_tags=not_tags, not_tags_any=not_tags_any, tasks=tasks,
+                    libraries=libraries, categories=categories, data_types=data_types, sort=sort, limit=limit,
+                    cursor=cursor)
+
+    @routes.get("/{kind}", summary="Names of the modules or tools")
+    def names(request: Request, response: Response, kind: Kind,
+              params: Annotated[dict[str, Any], Depends(common)]) -> list[str]:
+        return [iri.rsplit("/", 1)[-1] for iri in listing(request, response, kind, params)]
+
+    @routes.get("/{kind}/detail", summary="Summaries of the modules or tools")
+    def details(request: Request, response: Response, kind: Kind,
+                params: Annotated[dict[str, Any], Depends(common)]) -> list[dict[str, Any]]:
+        return [_summary(graph, iri) for iri in listing(request, response, kind, params)]
+
+    @routes.get("/{kind}/{name}/metadata", summary="The ai4-metadata document of one module or tool")
+    def metadata(kind: Kind, name: str) -> dict[str, Any]:
+        quads = _asset_quads(graph, kind, name)
+        return document_of(quads, "v2")
+
+    return routes
+
+
+def _asset_quads(graph: KnowledgeGraph, kind: Kind, name: str) -> list:
+    iri = asset_iri(graph.settings.base_url, "Module", name)
+    quads = graph.asset_quads(iri) if "/" not in name else []
+    is_tool = any(q.object.value.endswith("/category/ai4-tools") for q in quads)
+    if not quads or is_tool != (kind is Kind.tools):
+        raise Problem(404, "Not found", f"no {kind.value[:-1]} named {name!r}", "name", name)
+    return quads
+
+
+def _summary(graph: KnowledgeGraph, iri: str) -> dict[str, Any]:
+    document = document_of(graph.asset_quads(iri), "v2")
+    summary = {"name": iri.rsplit("/", 1)[-1], "iri": iri}
+    summary.update({key: document[key] for key in _SUMMARY_FIELDS if key in document})
+    return summary

@@ -1,0 +1,68 @@
+"""Errors as RFC 9457 problem details (application/problem+json), naming the parameter at fault."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+MEDIA_TYPE = "application/problem+json"
+
+
+class Problem(Exception):
+    """An error the client can act on. `parameter` and `value` say what to change."""
+
+    def __init__(self, status: int, title: str, detail: str, parameter: str | None = None, value: Any = None,
+                 headers: dict[str, str] | None = None):
+        super().__init__(detail)
+        self.status, self.title, self.detail = status, title, detail
+        self.parameter, self.value, self.headers = parameter, value, headers
+
+    def body(self, instance: str) -> dict[str, Any]:
+        body: dict[str, Any] = {"type": "about:blank", "title": self.title, "status": self.status,
+                                "detail": self.detail, "instance": instance}
+        if self.parameter is not None:
+            body["invalid-params"] = [{"name": self.parameter, "reason": self.detail, "value": self.value}]
+        return body
+
+
+def _response(problem: Problem, request: Request) -> JSONResponse:
+    return JSONResponse(problem.body(request.url.path), status_code=problem.status, media_type=MEDIA_TYPE,
+                        headers=problem.headers)
+
+
+def install(app: FastAPI) -> None:
+    """Every error of the app, ours or the framework's, leaves as problem+json."""
+
+    @app.exception_handler(Problem)
+    async def on_problem(request: Request, problem: Problem) -> JSONResponse:
+        return _response(problem, request)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        params = [{"name": str(error["loc"][-1]), "in": str(error["loc"][0]), "reason": error["msg"],
+                   "value": error.get("input")} for error in exc.errors()]
+        names = ", ".join(p["name"] for p in params)
+        body = {"type": "about:blank", "title": "Invalid request parameter", "status": 422,
+                "detail": f"invalid value for {names}", "instance": request.url.path, "invalid-params": params}
+        return JSONResponse(jsonable(body), status_code=422, media_type=MEDIA_TYPE)
+
+    @app.exception_handler(HTTPException)
+    async def on_http(request: Request, exc: HTTPException) -> JSONResponse:
+        title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "HTTP error")
+        return _response(Problem(exc.status_code, title, str(exc.detail), headers=getattr(exc, "headers", None)),
+                         request)
+
+
+def jsonable(value: Any) -> Any:
+    """Request inputs echoed back in an error may be any type: keep them JSON-safe."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)

@@ -1,0 +1,116 @@
+"""The REST catalog: names, details and metadata of modules and tools, filters that filter,
+keyset pages through the Link header, and RFC 9457 errors naming the parameter."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from ai4kg.api.app import create_app
+from ai4kg.config import Settings
+from ai4kg.demo import load_demo_catalog
+from ai4kg.graph.store import KnowledgeGraph
+
+MODULES = ["birdsong-audio-classifier", "clinical-text-ner", "crop-yield-xgboost", "federated-anomaly-detector",
+           "flood-segmentation-s2", "plankton-image-classifier", "sst-forecaster"]
+
+
+@pytest.fixture(scope="module")
+def client() -> TestClient:
+    with KnowledgeGraph(Settings.in_memory()) as graph:
+        load_demo_catalog(graph)
+        yield TestClient(create_app(graph))
+
+
+def names(client: TestClient, kind: str = "modules", **params: object) -> list[str]:
+    response = client.get(f"/v1/catalog/{kind}", params=params)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_modules_and_tools_are_separated(client: TestClient) -> None:
+    assert names(client) == MODULES
+    assert names(client, "tools") == ["ai4kg-dev-env"]
+
+
+def test_tag_filters_really_filter(client: TestClient) -> None:
+    assert names(client, tags=["plankton"]) == ["plankton-image-classifier"]
+    assert names(client, tags=["Plankton", "deep learning"]) == ["plankton-image-classifier"]  # all, any case
+    assert names(client, tags=["plankton", "floods"]) == []
+    assert names(client, tags_any=["plankton", "floods"]) == ["flood-segmentation-s2", "plankton-image-classifier"]
+    assert names(client, tags_any="plankton,floods") == ["flood-segmentation-s2", "plankton-image-classifier"]
+    assert "plankton-image-classifier" not in names(client, not_tags_any=["plankton", "floods"])
+    assert "plankton-image-classifier" in names(client, not_tags=["plankton", "floods"])
+    assert "plankton-image-classifier" not in names(client, not_tags=["plankton", "deep learning"])
+
+
+def test_vocabulary_filters_accept_any_label_and_are_or_within_and_across(client: TestClient) -> None:
+    assert names(client, libraries=["XGBoost"]) == ["crop-yield-xgboost"]
+    assert names(client, libraries=["xgboost", "Keras"]) == ["crop-yield-xgboost", "plankton-image-classifier"]
+    assert names(client, tasks=["NLP"]) == ["clinical-text-ner"]
+    assert names(client, tasks=["Regression"], data_types=["Time Series"]) == ["sst-forecaster"]
+    assert names(client, categories=["AI4 pre trained"], libraries=["PyTorch"]) == [
+        "birdsong-audio-classifier", "clinical-text-ner"]
+
+
+def test_free_text_and_sort(client: TestClient) -> None:
+    assert names(client, q="sea surface temperature") == ["sst-forecaster"]
+    assert names(client, sort="-created")[:2] == ["federated-anomaly-detector", "clinical-text-ner"]
+    assert names(client, sort="updated")[0] == "crop-yield-xgboost"
+
+
+def test_keyset_pages_follow_the_link_header(client: TestClient) -> None:
+    seen, url = [], "/v1/catalog/modules?limit=3&sort=-updated"
+    while url:
+        response = client.get(url)
+        seen += response.json()
+        link = response.headers.get("link")
+        url = link[1:link.index(">")] if link else None
+    assert seen == names(client, sort="-updated") and len(seen) == len(MODULES)
+
+
+def test_detail_and_metadata(client: TestClient) -> None:
+    [detail] = client.get("/v1/catalog/modules/detail", params={"tags": "plankton"}).json()
+    assert detail["name"] == "plankton-image-classifier"
+    assert detail["iri"] == "https://w3id.org/ai4kg/id/module/plankton-image-classifier"
+    assert sorted(detail["libraries"]) == ["Keras", "TensorFlow"] and "Image" in detail["data-type"]
+    metadata = client.get("/v1/catalog/modules/plankton-image-classifier/metadata").json()
+    assert metadata["metadata_version"] == "2.3.0"
+    assert metadata["links"]["source_code"] == "https://github.com/ai4kg-demo/plankton-image-classifier"
+    assert client.get("/v1/catalog/tools/ai4kg-dev-env/metadata").status_code == 200
+
+
+@pytest.mark.parametrize("url, parameter, status", [
+    ("/v1/catalog/modules?tasks=Telepathy", "tasks", 400),
+    ("/v1/catalog/modules?sort=colour", "sort", 400),
+    ("/v1/catalog/modules?limit=0", "limit", 422),
+    ("/v1/catalog/modules?limit=many", "limit", 422),
+    ("/v1/catalog/modules?cursor=bm90IGEgY3Vyc29y", "cursor", 400),
+    ("/v1/catalog/widgets", "kind", 422),
+    ("/v1/catalog/modules/no-such-module/metadata", "name", 404),
+    ("/v1/catalog/tools/plankton-image-classifier/metadata", "name", 404),
+])
+def test_errors_are_problem_details_naming_the_parameter(client: TestClient, url: str, parameter: str,
+                                                          status: int) -> None:
+    response = client.get(url)
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["status"] == status and body["title"] and body["detail"]
+    assert parameter in [p["name"] for p in body["invalid-params"]]
+
+
+def test_injection_attempts_only_match_literally(client: TestClient) -> None:
+    import re
+
+    for evil in ['plankton" OR 1=1 --', "') OR ('1'='1", "} ; DROP ALL #", "<http://x> .", "plankton\\u0022"]:
+        assert names(client, tags=[evil]) == []
+        # free text: the words of the input, as plain words, nothing more
+        assert names(client, q=evil) == names(client, q=" ".join(re.findall(r"\w+", evil)))
+    assert len(names(client)) == len(MODULES)
+
+
+def test_service_endpoints(client: TestClient) -> None:
+    assert client.get("/health").json() == {"status": "ok"}
+    assert "version" in client.get("/version").json()
+    assert client.get("/openapi.json").json()["paths"]["/v1/catalog/{kind}/detail"]
