@@ -7,7 +7,7 @@ from fastapi.responses import RedirectResponse
 
 from .. import __version__
 from ..graph.store import KnowledgeGraph
-from . import catalog, problems, sparql
+from . import assets, catalog, problems, sparql
 
 
 def create_app(graph: KnowledgeGraph) -> FastAPI:
@@ -16,6 +16,7 @@ def create_app(graph: KnowledgeGraph) -> FastAPI:
     problems.install(app)
     app.include_router(sparql.router(graph))
     app.include_router(catalog.router(graph))
+    app.include_router(assets.router(graph))
 
     @app.get("/health", tags=["service"])
     async def health() -> dict:

@@ -114,3 +114,33 @@ def test_service_endpoints(client: TestClient) -> None:
     assert client.get("/health").json() == {"status": "ok"}
     assert "version" in client.get("/version").json()
     assert client.get("/openapi.json").json()["paths"]["/v1/catalog/{kind}/detail"]
+
+
+@pytest.mark.parametrize("accept, media", [
+    ("application/json", "application/json"), ("text/turtle", "text/turtle"),
+    ("application/ld+json", "application/ld+json"), ("application/rdf+xml", "application/rdf+xml"),
+    ("application/n-triples", "application/n-triples"), ("text/html;q=0.9, text/turtle;q=0.5", "text/turtle"),
+    ("", "application/json"),
+])
+def test_asset_iri_dereferences_by_content_negotiation(client: TestClient, accept: str, media: str) -> None:
+    import pyoxigraph as ox
+
+    response = client.get("/id/module/sst-forecaster", headers={"accept": accept} if accept else {})
+    assert response.status_code == 200 and response.headers["content-type"].startswith(media)
+    assert "Accept" in response.headers["vary"]
+    iri = "https://w3id.org/ai4kg/id/module/sst-forecaster"
+    if media == "application/json":
+        assert response.json()["title"]
+    else:
+        formats = {"text/turtle": ox.RdfFormat.TURTLE, "application/ld+json": ox.RdfFormat.JSON_LD,
+                   "application/rdf+xml": ox.RdfFormat.RDF_XML, "application/n-triples": ox.RdfFormat.N_TRIPLES}
+        triples = list(ox.parse(input=response.content, format=formats[media]))
+        assert any(t.subject.value == iri and t.predicate.value.endswith("#title") for t in triples)
+
+
+def test_asset_errors(client: TestClient) -> None:
+    assert client.get("/id/module/nothing-here").status_code == 404
+    assert client.get("/id/widget/sst-forecaster").status_code == 404
+    response = client.get("/id/module/sst-forecaster", params={"profile": "mldcat-ap"})
+    assert response.status_code == 400 and response.json()["invalid-params"][0]["name"] == "profile"
+    assert client.get("/id/module/sst-forecaster", headers={"accept": "image/png"}).status_code == 406
