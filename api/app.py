@@ -11,7 +11,7 @@ from . import assets, catalog, problems, sparql
 
 
 def create_app(graph: KnowledgeGraph) -> FastAPI:
-    app = FastAPI(title="ai4kg", version=__version__,
+    app = FastAPI(title="ai4kg", version=__version__, responses=problems.RESPONSES,
                   description="Knowledge graph of AI modules, deployments, runs and datasets.")
     problems.install(app)
     app.include_router(sparql.router(graph))

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query, Request, Response
 from ..catalog import document_of
 from ..graph.namespaces import asset_iri
 from ..graph.store import KnowledgeGraph
+from ..metadata.records import is_valid_identifier
 from .problems import Problem
 from .negotiation import negotiate
 
@@ -43,8 +44,8 @@ def router(graph: KnowledgeGraph) -> APIRouter:
               profile: str = Query("ai4kg", description=f"view of the asset: {', '.join(PROFILES)}")) -> Response:
         if kind not in _KINDS:
             raise Problem(404, "Not found", f"no asset kind {kind!r}; kinds: {', '.join(_KINDS)}", "kind", kind)
-        iri = asset_iri(graph.settings.base_url, _KINDS[kind], name)
-        quads = graph.asset_quads(iri) if "/" not in name else []
+        iri = asset_iri(graph.settings.base_url, _KINDS[kind], name) if is_valid_identifier(name) else ""
+        quads = graph.asset_quads(iri) if is_valid_identifier(name) else []
         if not quads:
             raise Problem(404, "Not found", f"no {kind} named {name!r}", "name", name)
         if profile not in PROFILES:

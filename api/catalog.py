@@ -24,6 +24,7 @@ from ..graph.namespaces import asset_iri
 from ..graph.search import SORT_KEYS, FacetQuery
 from ..graph.store import KnowledgeGraph
 from ..metadata import vocabulary
+from ..metadata.records import is_valid_identifier
 from .problems import Problem
 
 TOOLS_CATEGORY = ("category", "ai4-tools")
@@ -35,6 +36,14 @@ MAX_LIMIT = 1000
 class Kind(str, Enum):
     modules = "modules"
     tools = "tools"
+
+
+def _labels(parameter: str) -> dict[str, Any]:
+    """OpenAPI for a vocabulary filter: every label of the scheme (matching also ignores case and
+    punctuation, so the list documents rather than limits)."""
+    scheme = vocabulary.schemes()[_VOCABULARY_PARAMETERS[parameter]]
+    labels = sorted({*scheme.preferred.values(), *scheme.labels})
+    return {"items": {"type": "string", "enum": labels}}
 
 
 def _values(raw: list[str]) -> tuple[str, ...]:
@@ -105,11 +114,16 @@ def router(graph: KnowledgeGraph) -> APIRouter:
                tags_any: Annotated[list[str], Query(description="has at least one of these tags")] = [],  # noqa: B006
                not_tags: Annotated[list[str], Query(description="does not have all of these tags")] = [],  # noqa: B006
                not_tags_any: Annotated[list[str], Query(description="has none of these tags")] = [],  # noqa: B006
-               tasks: Annotated[list[str], Query(description="has one of these tasks")] = [],  # noqa: B006
-               libraries: Annotated[list[str], Query(description="uses one of these libraries")] = [],  # noqa: B006
-               categories: Annotated[list[str], Query(description="in one of these categories")] = [],  # noqa: B006
-               data_types: Annotated[list[str], Query(description="takes one of these data types")] = [],  # noqa: B006
-               sort: Annotated[str, Query(description="identifier|title|created|updated, '-' first for descending")]
+               tasks: Annotated[list[str], Query(description="has one of these tasks",
+                                                       json_schema_extra=_labels("tasks"))] = [],  # noqa: B006
+               libraries: Annotated[list[str], Query(description="uses one of these libraries",
+                                                       json_schema_extra=_labels("libraries"))] = [],  # noqa: B006
+               categories: Annotated[list[str], Query(description="in one of these categories",
+                                                       json_schema_extra=_labels("categories"))] = [],  # noqa: B006
+               data_types: Annotated[list[str], Query(description="takes one of these data types",
+                                                       json_schema_extra=_labels("data_types"))] = [],  # noqa: B006
+               sort: Annotated[str, Query(description="identifier|title|created|updated, '-' first for descending",
+                                          json_schema_extra={"enum": [*SORT_KEYS, *(f"-{k}" for k in SORT_KEYS)]})]
                = "identifier",
                limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
                cursor: Annotated[str | None, Query(description="from the Link header of the previous page")] = None,
@@ -137,8 +151,7 @@ def router(graph: KnowledgeGraph) -> APIRouter:
 
 
 def _asset_quads(graph: KnowledgeGraph, kind: Kind, name: str) -> list:
-    iri = asset_iri(graph.settings.base_url, "Module", name)
-    quads = graph.asset_quads(iri) if "/" not in name else []
+    quads = graph.asset_quads(asset_iri(graph.settings.base_url, "Module", name)) if is_valid_identifier(name) else []
     is_tool = any(q.object.value.endswith("/category/ai4-tools") for q in quads)
     if not quads or is_tool != (kind is Kind.tools):
         raise Problem(404, "Not found", f"no {kind.value[:-1]} named {name!r}", "name", name)

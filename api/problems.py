@@ -7,9 +7,36 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
 MEDIA_TYPE = "application/problem+json"
+
+
+class InvalidParam(BaseModel):
+    name: str
+    reason: str
+    value: Any = None
+
+
+class ProblemDetail(BaseModel):
+    """RFC 9457 problem details, with the parameters at fault in invalid-params."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    invalid_params: list[InvalidParam] | None = Field(default=None, alias="invalid-params")
+
+
+_DOCUMENTED = {400: "Bad request: a parameter names its problem", 404: "No such resource",
+               406: "No acceptable format", 415: "Unsupported media type", 422: "A parameter has the wrong type"}
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"description": description, "content": {MEDIA_TYPE: {"schema": ProblemDetail.model_json_schema(by_alias=True)}}}
+    for status, description in _DOCUMENTED.items()
+}
+"""The error responses every operation may give, for the OpenAPI document."""
 
 
 class Problem(Exception):

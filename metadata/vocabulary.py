@@ -31,6 +31,8 @@ class Scheme:
     """concept slug -> preferred label"""
     matches: dict[str, str] = field(default_factory=dict)
     """slug of any label (preferred or alternative) -> concept slug"""
+    labels: set[str] = field(default_factory=set)
+    """every label as written in the vocabulary, preferred and alternative"""
 
     def concept_of(self, value: str) -> str | None:
         return self.matches.get(slug(value))
@@ -50,6 +52,7 @@ def schemes() -> dict[str, Scheme]:
         scheme_name = in_scheme[triple.subject.value].removeprefix(VOCAB).strip("/")
         scheme = found.setdefault(scheme_name, Scheme(scheme_name))
         concept = triple.subject.value.rsplit("/", 1)[-1]
+        scheme.labels.add(triple.object.value)
         if kind == _SKOS + "prefLabel":
             scheme.preferred[concept] = triple.object.value
             scheme.matches[slug(triple.object.value)] = concept
