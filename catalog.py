@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable, Iterator, Literal
 
 import pyoxigraph as ox
 
-from .config import DEFAULT_BASE_URL
+from .config import DEFAULT_BASE_URL, DEFAULT_VO
 from .graph.namespaces import AI4KG, RDF_TYPE, asset_iri
 from .graph.store import AssetWrite, KnowledgeGraph
 from .graph.validation import Violation, validate
@@ -53,6 +53,34 @@ class FileReport:
                 "warnings": [i.as_dict() for i in self.warnings]}
 
 
+PUBLIC = "public"
+VISIBILITIES = ("public", "virtual-organisation", "private")
+"""Slugs of the concepts of https://w3id.org/ai4kg/vocab/visibility."""
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """What an import adds to every document: its identifier (one file only), license, the VO that
+    owns the asset and who may see it (public: everyone; otherwise members of its VO)."""
+
+    identifier: str | None = None
+    license: str | None = None
+    vo: str = DEFAULT_VO
+    visibility: str = PUBLIC
+
+    def issues(self) -> list[Issue]:
+        found = []
+        if self.identifier is not None and not is_valid_identifier(self.identifier):
+            found.append(Issue("identifier", "format", "an identifier is 1-128 letters, digits, '.', '_' or '-'",
+                               self.identifier))
+        if not is_valid_identifier(self.vo):
+            found.append(Issue("vo", "format", "a VO name is 1-128 letters, digits, '.', '_' or '-'", self.vo))
+        if self.visibility not in VISIBILITIES:
+            found.append(Issue("visibility", "allowed-values", f"must be one of: {', '.join(VISIBILITIES)}",
+                               self.visibility))
+        return found
+
+
 @dataclass
 class _Prepared:
     report: FileReport
@@ -72,7 +100,7 @@ def expand_paths(paths: Iterable[Path]) -> list[Path]:
     return found
 
 
-def _read_and_check(path: Path, base_url: str, identifier: str | None, license: str | None) -> _Prepared:
+def _read_and_check(path: Path, base_url: str, options: ImportOptions) -> _Prepared:
     report = FileReport(str(path), "invalid")
     try:
         document = loader.read_file(path)
@@ -86,14 +114,13 @@ def _read_and_check(path: Path, base_url: str, identifier: str | None, license: 
     generation = detect_generation(document)
     report.generation = generation
     report.issues.extend(check_document(document, generation))
-    if identifier is not None and not is_valid_identifier(identifier):
-        report.issues.append(Issue("identifier", "format", "an identifier is 1-128 letters, digits, '.', '_' or '-'",
-                                   identifier))
+    report.issues.extend(options.issues())
     if report.errors:
         return _Prepared(report, document)
-    report.identifier = identifier or derive_identifier(document, generation, path.stem)
+    report.identifier = options.identifier or derive_identifier(document, generation, path.stem)
     report.iri = asset_iri(base_url, "Module", report.identifier)
-    records = to_records(document, generation, report.iri, report.identifier, license)
+    records = to_records(document, generation, report.iri, report.identifier, options.license,
+                         asset_iri(base_url, "VirtualOrganisation", options.vo), options.visibility)
     return _Prepared(report, document, records)
 
 
@@ -181,11 +208,11 @@ def _local(iri: str | None) -> str:
     return (iri or "").rsplit("#", 1)[-1].rsplit("/", 1)[-1]
 
 
-def _batches(paths: list[Path], base_url: str, identifier: str | None, license: str | None) -> Iterator[list[_Prepared]]:
+def _batches(paths: list[Path], base_url: str, options: ImportOptions) -> Iterator[list[_Prepared]]:
     batch: list[_Prepared] = []
     iris: set[str] = set()
     for path in paths:
-        prepared = _read_and_check(path, base_url, identifier, license)
+        prepared = _read_and_check(path, base_url, options)
         if prepared.report.iri in iris:  # the same asset twice: map it in the next batch
             yield batch
             batch, iris = [], set()
@@ -199,11 +226,11 @@ def _batches(paths: list[Path], base_url: str, identifier: str | None, license: 
         yield batch
 
 
-def validate_files(paths: list[Path], base_url: str, identifier: str | None = None, license: str | None = None,
+def validate_files(paths: list[Path], base_url: str, options: ImportOptions = ImportOptions(),
                    on_file: Callable[[FileReport], None] | None = None) -> list[FileReport]:
     """Check files fully (schema, mapping, SHACL) without touching any store."""
     reports = []
-    for batch in _batches(paths, base_url, identifier, license):
+    for batch in _batches(paths, base_url, options):
         _map_and_validate(batch)
         for prepared in batch:
             if prepared.report.status == "invalid" and not prepared.report.errors and prepared.document is not None:
@@ -214,7 +241,7 @@ def validate_files(paths: list[Path], base_url: str, identifier: str | None = No
     return reports
 
 
-def import_files(graph: KnowledgeGraph, paths: list[Path], identifier: str | None = None, license: str | None = None,
+def import_files(graph: KnowledgeGraph, paths: list[Path], options: ImportOptions = ImportOptions(),
                  on_file: Callable[[FileReport], None] | None = None) -> list[FileReport]:
     """Import files into the store; each valid file's asset is committed atomically, bad files write nothing.
 
@@ -222,7 +249,7 @@ def import_files(graph: KnowledgeGraph, paths: list[Path], identifier: str | Non
     (folders often hold both metadata.json and ai4-metadata.yml of one module): it is skipped.
     """
     reports = []
-    for batch in _batches(paths, graph.settings.base_url, identifier, license):
+    for batch in _batches(paths, graph.settings.base_url, options):
         _map_and_validate(batch)
         writes = []
         for prepared in batch:
@@ -285,7 +312,7 @@ def _document_field(record_key: str) -> str:
 
 def migrate_file(path: Path) -> tuple[dict[str, Any] | None, FileReport]:
     """The ai4-metadata 2.x form of a legacy V1 file, and a report naming what has no 2.x field."""
-    prepared = _read_and_check(path, DEFAULT_BASE_URL, None, None)
+    prepared = _read_and_check(path, DEFAULT_BASE_URL, ImportOptions())
     report = prepared.report
     if report.generation == "v2" and not report.errors:
         report.issues.append(Issue("", "already-v2", "the file is already ai4-metadata 2.x", None, "warning"))

@@ -15,8 +15,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from . import __version__
-from .catalog import FileReport, expand_paths, import_files, migrate_file, validate_files
-from .config import Settings
+from .catalog import VISIBILITIES, FileReport, ImportOptions, expand_paths, import_files, migrate_file, validate_files
+from .config import DEFAULT_VO, Settings
 from .graph.store import KnowledgeGraph, StoreLocked
 
 EXIT_OK, EXIT_INVALID, EXIT_UNREADABLE = 0, 1, 2
@@ -44,7 +44,10 @@ def _open(ctx: click.Context) -> KnowledgeGraph:
 @click.pass_context
 def main(ctx: click.Context, data: Path | None, base_url: str | None) -> None:
     """ai4kg: the knowledge graph of a federated AI platform for open science."""
-    ctx.obj = Settings.from_env(data, base_url)
+    try:
+        ctx.obj = Settings.from_env(data, base_url)
+    except ValueError as exc:  # a bad AI4KG_* setting
+        raise click.UsageError(str(exc)) from None
 
 
 def _print_report(report: FileReport, verbose_ok: bool = True) -> None:
@@ -91,7 +94,7 @@ def validate(ctx: click.Context, files: tuple[Path, ...], as_json: bool, identif
     Exit status: 0 all valid, 1 some invalid (unparseable included), 2 some unreadable.
     """
     paths = _expanded_or_exit(files)
-    reports = validate_files(paths, ctx.obj.base_url, identifier, license,
+    reports = validate_files(paths, ctx.obj.base_url, ImportOptions(identifier, license),
                              on_file=None if as_json else _print_report)
     if as_json:
         click.echo(json.dumps([r.as_dict() for r in reports], indent=2, ensure_ascii=False))
@@ -102,10 +105,14 @@ def validate(ctx: click.Context, files: tuple[Path, ...], as_json: bool, identif
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--id", "identifier", help="Module identifier, for a single file.")
 @click.option("--license", help="License (SPDX identifier) to record with the imported modules.")
+@click.option("--vo", default=DEFAULT_VO, show_default=True, envvar="AI4KG_VO",
+              help="The virtual organisation that owns the imported modules [env AI4KG_VO].")
+@click.option("--visibility", type=click.Choice(VISIBILITIES), default="public", show_default=True,
+              help="public: anyone may read; virtual-organisation, private: only the VO's members.")
 @click.option("--json", "as_json", is_flag=True, help="Print the reports as JSON on stdout.")
 @click.pass_context
-def import_(ctx: click.Context, paths: tuple[Path, ...], identifier: str | None, license: str | None,
-            as_json: bool) -> None:
+def import_(ctx: click.Context, paths: tuple[Path, ...], identifier: str | None, license: str | None, vo: str,
+            visibility: str, as_json: bool) -> None:
     """Import metadata files or folders into the store; bad files are reported and skipped."""
     files = _expanded_or_exit(paths)
     if identifier and len(files) != 1:
@@ -118,7 +125,7 @@ def import_(ctx: click.Context, paths: tuple[Path, ...], identifier: str | None,
             if not as_json:
                 _print_report(report, verbose_ok=len(files) <= 50)
 
-        reports = import_files(graph, files, identifier, license, on_file=on_file)
+        reports = import_files(graph, files, ImportOptions(identifier, license, vo, visibility), on_file=on_file)
     counts = {status: sum(r.status == status for r in reports) for status in ("imported", "skipped", "invalid", "unreadable")}
     if as_json:
         click.echo(json.dumps({"counts": counts, "files": [r.as_dict() for r in reports]}, indent=2, ensure_ascii=False))
@@ -218,7 +225,7 @@ def stats(ctx: click.Context, as_json: bool) -> None:
 def search(ctx: click.Context, text: str, limit: int) -> None:
     """Free-text search over titles, summaries, descriptions and tags."""
     with _open(ctx) as graph:
-        hits = graph.search(text, limit)
+        hits = graph.search(text, None, limit)  # the command line is the platform itself: sees all
     for hit in hits:
         click.echo(f"{hit.score:8.3f}  {hit.kind:<8} {hit.iri}")
 

@@ -10,6 +10,13 @@ import platformdirs
 
 DEFAULT_BASE_URL = "https://w3id.org/ai4kg/id/"
 """Asset IRIs are minted under this base unless AI4KG_BASE_URL or --base-url says otherwise."""
+DEFAULT_VO = "default"
+"""The VO that owns imported assets unless the import names one (ai4kg import --vo)."""
+
+DEFAULT_SPARQL_TIMEOUT = 30.0
+"""Seconds a query at /sparql may take before the client gets 503 (AI4KG_SPARQL_TIMEOUT)."""
+DEFAULT_SPARQL_RESULT_LIMIT = 10_000
+"""Solutions or triples one query at /sparql may return (AI4KG_SPARQL_RESULT_LIMIT)."""
 
 
 @dataclass(frozen=True)
@@ -17,6 +24,14 @@ class Settings:
     data_dir: Path | None
     """Directory of the on-disk store; None keeps everything in memory (tests, dry runs)."""
     base_url: str = DEFAULT_BASE_URL
+    sparql_timeout: float = DEFAULT_SPARQL_TIMEOUT
+    sparql_result_limit: int = DEFAULT_SPARQL_RESULT_LIMIT
+
+    def __post_init__(self) -> None:
+        if not self.sparql_timeout > 0:
+            raise ValueError(f"the SPARQL timeout must be a positive number of seconds, not {self.sparql_timeout!r}")
+        if self.sparql_result_limit < 1:
+            raise ValueError(f"the SPARQL result limit must be a positive number of rows, not {self.sparql_result_limit!r}")
 
     @classmethod
     def from_env(cls, data: str | os.PathLike[str] | None = None, base_url: str | None = None) -> "Settings":
@@ -24,8 +39,25 @@ class Settings:
         base = base_url or os.environ.get("AI4KG_BASE_URL") or DEFAULT_BASE_URL
         if not base.endswith(("/", "#")):
             base += "/"
-        return cls(data_dir=Path(chosen), base_url=base)
+        return cls(data_dir=Path(chosen), base_url=base,
+                   sparql_timeout=_number("AI4KG_SPARQL_TIMEOUT", float, DEFAULT_SPARQL_TIMEOUT),
+                   sparql_result_limit=_number("AI4KG_SPARQL_RESULT_LIMIT", int, DEFAULT_SPARQL_RESULT_LIMIT))
 
     @classmethod
     def in_memory(cls, base_url: str = DEFAULT_BASE_URL) -> "Settings":
         return cls(data_dir=None, base_url=base_url)
+
+
+def _number(variable: str, kind: type[int] | type[float], default: int | float) -> int | float:
+    """A positive number from the environment, or the default when the variable is unset or empty."""
+    text = os.environ.get(variable, "").strip()
+    if not text:
+        return default
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or not value > 0:
+        unit = "seconds" if kind is float else "a whole number"
+        raise ValueError(f"{variable}={text!r} is not valid: use a positive number ({unit})")
+    return value

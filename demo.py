@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from .catalog import FileReport, import_files
+from .catalog import FileReport, ImportOptions, import_files
 from .graph.store import KnowledgeGraph
 
 
@@ -15,4 +15,4 @@ def demo_files() -> list[Path]:
 
 
 def load_demo_catalog(graph: KnowledgeGraph) -> list[FileReport]:
-    return import_files(graph, demo_files(), license="CC-BY-4.0")
+    return import_files(graph, demo_files(), ImportOptions(license="CC-BY-4.0"))

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse
 
 from .. import __version__
 from ..graph.store import KnowledgeGraph
-from . import assets, catalog, problems, sparql
+from . import access, assets, catalog, problems, sparql
 
 
 def create_app(graph: KnowledgeGraph) -> FastAPI:
@@ -37,7 +37,8 @@ def create_app(graph: KnowledgeGraph) -> FastAPI:
         return graph.stats()
 
     @app.get("/search")
-    async def search(q: str, limit: int = 20) -> list[dict]:
-        return [{"iri": h.iri, "kind": h.kind, "score": h.score} for h in graph.search(q, min(max(limit, 1), 200))]
+    async def search(request: Request, q: str, limit: int = 20) -> list[dict]:
+        hits = graph.search(q, access.readers_of(request), min(max(limit, 1), 200))
+        return [{"iri": h.iri, "kind": h.kind, "score": h.score} for h in hits]
 
     return app

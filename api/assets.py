@@ -16,6 +16,7 @@ from ..catalog import document_of
 from ..graph.namespaces import asset_iri
 from ..graph.store import KnowledgeGraph
 from ..metadata.records import is_valid_identifier
+from .access import readers_of, visible_quads
 from .problems import Problem
 from .negotiation import negotiate
 
@@ -45,16 +46,12 @@ def router(graph: KnowledgeGraph) -> APIRouter:
         if kind not in _KINDS:
             raise Problem(404, "Not found", f"no asset kind {kind!r}; kinds: {', '.join(_KINDS)}", "kind", kind)
         iri = asset_iri(graph.settings.base_url, _KINDS[kind], name) if is_valid_identifier(name) else ""
-        quads = graph.asset_quads(iri) if is_valid_identifier(name) else []
+        quads = visible_quads(graph, iri, readers_of(request)) if iri else []
         if not quads:
             raise Problem(404, "Not found", f"no {kind} named {name!r}", "name", name)
         if profile not in PROFILES:
             raise Problem(400, "Unknown profile", f"profiles: {', '.join(PROFILES)}", "profile", profile)
-        chosen = negotiate(request.headers.get("accept", ""), [(JSON, None), *RDF_FORMATS])
-        if chosen is None:
-            raise Problem(406, "Not acceptable", "formats: " + ", ".join([JSON] + [m for m, _ in RDF_FORMATS]),
-                          "Accept", request.headers.get("accept"))
-        media, rdf_format = chosen
+        media, rdf_format = negotiate(request.headers.get("accept", ""), [(JSON, None), *RDF_FORMATS], "asset")
         headers = {"Vary": "Accept", "Link": f'<{iri}>; rel="canonical"'}
         if rdf_format is None:
             return Response(_json(document_of(quads)), media_type=JSON, headers=headers)

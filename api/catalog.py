@@ -21,10 +21,11 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from ..catalog import document_of
 from ..graph.namespaces import asset_iri
-from ..graph.search import SORT_KEYS, FacetQuery
+from ..graph.search import SORT_KEYS, FacetQuery, Readers
 from ..graph.store import KnowledgeGraph
 from ..metadata import vocabulary
 from ..metadata.records import is_valid_identifier
+from .access import readers_of, visible_quads
 from .problems import Problem
 
 TOOLS_CATEGORY = ("category", "ai4-tools")
@@ -99,7 +100,7 @@ def router(graph: KnowledgeGraph) -> APIRouter:
                    for name in _VOCABULARY_PARAMETERS if _values(p[name])]
         none_of = [("tag", _tags(p["not_tags_any"]))]
         (any_of if kind is Kind.tools else none_of).append((TOOLS_CATEGORY[0], (TOOLS_CATEGORY[1],)))
-        query = FacetQuery(kind="Module", text=p["q"], all_of=tuple(("tag", tag) for tag in _tags(p["tags"])),
+        query = FacetQuery(kind="Module", readers=readers_of(request), text=p["q"], all_of=tuple(("tag", tag) for tag in _tags(p["tags"])),
                            any_of=tuple(any_of), none_of=tuple(none_of), not_all_of=(("tag", _tags(p["not_tags"])),),
                            sort=key, descending=sort.startswith("-"), limit=p["limit"],
                            after=_decode_cursor(p["cursor"], sort) if p["cursor"] else None)
@@ -143,15 +144,16 @@ def router(graph: KnowledgeGraph) -> APIRouter:
         return [_summary(graph, iri) for iri in listing(request, response, kind, params)]
 
     @routes.get("/{kind}/{name}/metadata", summary="The ai4-metadata document of one module or tool")
-    def metadata(kind: Kind, name: str) -> dict[str, Any]:
-        quads = _asset_quads(graph, kind, name)
+    def metadata(request: Request, kind: Kind, name: str) -> dict[str, Any]:
+        quads = _asset_quads(graph, kind, name, readers_of(request))
         return document_of(quads, "v2")
 
     return routes
 
 
-def _asset_quads(graph: KnowledgeGraph, kind: Kind, name: str) -> list:
-    quads = graph.asset_quads(asset_iri(graph.settings.base_url, "Module", name)) if is_valid_identifier(name) else []
+def _asset_quads(graph: KnowledgeGraph, kind: Kind, name: str, readers: Readers) -> list:
+    quads = visible_quads(graph, asset_iri(graph.settings.base_url, "Module", name), readers) \
+        if is_valid_identifier(name) else []
     is_tool = any(q.object.value.endswith("/category/ai4-tools") for q in quads)
     if not quads or is_tool != (kind is Kind.tools):
         raise Problem(404, "Not found", f"no {kind.value[:-1]} named {name!r}", "name", name)

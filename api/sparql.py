@@ -1,26 +1,58 @@
 """SPARQL 1.1 Protocol query operation (https://www.w3.org/TR/sparql11-protocol/), read-only.
 
-GET ?query=, POST application/x-www-form-urlencoded (query=) and POST application/sparql-query,
-with default-graph-uri / named-graph-uri, and results negotiated by Accept like Oxigraph's server.
-Without a default-graph-uri the default graph is the union of all graphs.
+Modelled on Oxigraph's server:
+- GET ?query=, POST application/x-www-form-urlencoded (query= in the body and/or the URL) and POST
+  application/sparql-query (the query is the body). Requests must be UTF-8. Other methods get 405.
+- default-graph-uri / named-graph-uri: when either is given, the two lists are the dataset and
+  replace the query's FROM / FROM NAMED (an empty list is an empty default graph or no named
+  graphs). Otherwise the query's FROM / FROM NAMED apply, and without them the default graph is
+  the union of all graphs.
+- Relative IRIs in a query resolve against the endpoint URL (`CONSTRUCT { <s> <p> 1 } WHERE {}`).
+- Results by Accept: SELECT as SPARQL JSON, XML, CSV or TSV; ASK as SPARQL JSON or XML;
+  CONSTRUCT / DESCRIBE as Turtle, N-Triples, RDF/XML, JSON-LD, TriG or N-Quads. The first of each
+  list is the default.
+- GET without parameters returns the service description (Turtle by default).
+
+Limits (Settings.sparql_timeout, Settings.sparql_result_limit). A query runs in a worker thread
+(pyoxigraph releases the GIL) and its solutions or triples are collected before anything is
+serialised, so a client never gets a truncated result that looks complete:
+- more rows than the limit: 422, naming the limit; nothing of the result is sent;
+- past the deadline: 503, naming the timeout. The client gets the answer at the deadline. The
+  worker stops at its next solution, but pyoxigraph cannot be interrupted inside one step: ASK,
+  ORDER BY, GROUP BY and aggregates are computed whole inside store.query, before the first
+  solution, and such a step runs on to its end in the background (pyoxigraph 0.5 has no
+  cancellation API), holding KnowledgeGraph's staging lock, so writes wait for it.
 """
 
 from __future__ import annotations
 
+import json
+import time
+from typing import Any
+from urllib.parse import parse_qsl
+
+import anyio
+import anyio.to_thread
 import pyoxigraph as ox
 from fastapi import APIRouter, Request
-from fastapi.responses import PlainTextResponse, Response
+from fastapi.responses import Response
 
-from ..graph.store import KnowledgeGraph
+from ..graph.datasets import dataset_clause
+from ..graph.search import Readers
+from ..graph.store import SYSTEM_GRAPHS, KnowledgeGraph
+from .access import readers_of
+from .negotiation import negotiate
+from .problems import Problem
 
-_RESULT_FORMATS = [
+_SOLUTION_FORMATS: list[tuple[str, Any]] = [
     ("application/sparql-results+json", ox.QueryResultsFormat.JSON),
     ("application/sparql-results+xml", ox.QueryResultsFormat.XML),
     ("text/csv", ox.QueryResultsFormat.CSV),
     ("text/tab-separated-values", ox.QueryResultsFormat.TSV),
     ("application/json", ox.QueryResultsFormat.JSON),
 ]
-_GRAPH_FORMATS = [
+_BOOLEAN_FORMATS = [_SOLUTION_FORMATS[0], _SOLUTION_FORMATS[1], _SOLUTION_FORMATS[4]]  # CSV, TSV: no booleans
+_GRAPH_FORMATS: list[tuple[str, Any]] = [
     ("text/turtle", ox.RdfFormat.TURTLE),
     ("application/n-triples", ox.RdfFormat.N_TRIPLES),
     ("application/rdf+xml", ox.RdfFormat.RDF_XML),
@@ -28,86 +60,261 @@ _GRAPH_FORMATS = [
     ("application/trig", ox.RdfFormat.TRIG),
     ("application/n-quads", ox.RdfFormat.N_QUADS),
 ]
+_ALLOWED_METHODS = "GET, POST"
+
+SD = "http://www.w3.org/ns/sparql-service-description#"
+_FORMATS = "http://www.w3.org/ns/formats/"
+_FORMAT_NAMES = {
+    ox.QueryResultsFormat.JSON: "SPARQL_Results_JSON", ox.QueryResultsFormat.XML: "SPARQL_Results_XML",
+    ox.QueryResultsFormat.CSV: "SPARQL_Results_CSV", ox.QueryResultsFormat.TSV: "SPARQL_Results_TSV",
+    ox.RdfFormat.TURTLE: "Turtle", ox.RdfFormat.N_TRIPLES: "N-Triples", ox.RdfFormat.RDF_XML: "RDF_XML",
+    ox.RdfFormat.JSON_LD: "JSON-LD", ox.RdfFormat.TRIG: "TriG", ox.RdfFormat.N_QUADS: "N-Quads",
+}
+_XSD_STRING = "http://www.w3.org/2001/XMLSchema#string"
 
 
-def _negotiate(accept: str, offers: list[tuple[str, object]]) -> tuple[str, object] | None:
-    """The best offer for an Accept header (q-values honoured; */* and type/* accepted)."""
-    if not accept.strip():
-        return offers[0]
-    ranges = []
-    for position, part in enumerate(accept.split(",")):
-        media, *params = [p.strip() for p in part.split(";")]
-        quality = 1.0
-        for param in params:
-            if param.startswith("q="):
-                try:
-                    quality = float(param[2:])
-                except ValueError:
-                    quality = 0.0
-        ranges.append((quality, -position, media.lower()))
-    for quality, _, media in sorted(ranges, reverse=True):
-        if quality <= 0:
-            continue
-        for offer in offers:
-            kind = offer[0]
-            if media in ("*/*", kind) or (media.endswith("/*") and kind.startswith(media[:-1])):
-                return offer
-    return None
+def _utf8(data: bytes, where: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Problem(400, "Request is not UTF-8",
+                      f"the {where} is not valid UTF-8 (byte {data[exc.start]:#04x} at offset {exc.start}): "
+                      "SPARQL requests must be sent as UTF-8") from None
+
+
+def _form(data: bytes, where: str) -> list[tuple[str, str]]:
+    """Parameters of a query string or form body; invalid UTF-8 is an error, never replaced silently."""
+    try:
+        return parse_qsl(_utf8(data, where), keep_blank_values=True, encoding="utf-8", errors="strict")
+    except UnicodeDecodeError:
+        raise Problem(400, "Request is not UTF-8", f"a percent-encoded value in the {where} is not valid UTF-8: "
+                      "SPARQL requests must be sent as UTF-8") from None
+
+
+def _endpoint(request: Request) -> str:
+    """The endpoint URL: the base of relative IRIs in queries and the service description's sd:endpoint."""
+    return str(request.url.replace(query="", fragment=""))
+
+
+def _term_json(term: Any) -> dict[str, Any]:
+    """A term in SPARQL 1.1 (and 1.2: triple terms, base direction) JSON results, as Oxigraph writes it."""
+    if isinstance(term, ox.NamedNode):
+        return {"type": "uri", "value": term.value}
+    if isinstance(term, ox.BlankNode):
+        return {"type": "bnode", "value": term.value}
+    if isinstance(term, ox.Triple):
+        return {"type": "triple", "value": {"subject": _term_json(term.subject),
+                                             "predicate": _term_json(term.predicate),
+                                             "object": _term_json(term.object)}}
+    literal: dict[str, Any] = {"type": "literal", "value": term.value}
+    if term.language:
+        literal["xml:lang"] = term.language
+        if term.direction is not None:
+            literal["its:dir"] = term.direction.value
+    elif term.datatype.value != _XSD_STRING:
+        literal["datatype"] = term.datatype.value
+    return literal
+
+
+def serialize_solutions(variables: list[ox.Variable], solutions: list[ox.QuerySolution], format: Any) -> bytes:
+    """Collected solutions in a results format: JSON written here, the other formats by Oxigraph from it."""
+    names = [v.value for v in variables]
+    bindings = [{name: _term_json(value) for name, value in zip(names, (s[v] for v in variables))
+                 if value is not None} for s in solutions]
+    document = json.dumps({"head": {"vars": names}, "results": {"bindings": bindings}},
+                          ensure_ascii=False, separators=(",", ":")).encode()
+    if format == ox.QueryResultsFormat.JSON:
+        return document
+    return ox.parse_query_results(document, format=ox.QueryResultsFormat.JSON).serialize(format=format)
+
+
+def service_description(endpoint: str, format: Any) -> bytes:
+    """What this endpoint offers, in the SPARQL 1.1 Service Description vocabulary."""
+    def sd(name: str) -> ox.NamedNode:
+        return ox.NamedNode(SD + name)
+
+    service, dataset, default_graph = ox.BlankNode(), ox.BlankNode(), ox.BlankNode()
+    a = ox.NamedNode("http://www.w3.org/1999/02/22-rdf-syntax-ns#type")
+    formats = dict.fromkeys(f for _, f in _SOLUTION_FORMATS + _GRAPH_FORMATS)
+    triples = [
+        ox.Triple(service, a, sd("Service")),
+        ox.Triple(service, sd("endpoint"), ox.NamedNode(endpoint)),
+        ox.Triple(service, sd("supportedLanguage"), sd("SPARQL10Query")),
+        ox.Triple(service, sd("supportedLanguage"), sd("SPARQL11Query")),
+        *(ox.Triple(service, sd("resultFormat"), ox.NamedNode(_FORMATS + _FORMAT_NAMES[f])) for f in formats),
+        ox.Triple(service, sd("feature"), sd("UnionDefaultGraph")),
+        ox.Triple(service, sd("defaultEntailmentRegime"), ox.NamedNode("http://www.w3.org/ns/entailment/Simple")),
+        ox.Triple(service, sd("defaultDataset"), dataset),
+        ox.Triple(dataset, a, sd("Dataset")),
+        ox.Triple(dataset, sd("defaultGraph"), default_graph),
+        ox.Triple(default_graph, a, sd("Graph")),
+    ]
+    return ox.serialize(triples, format=format, prefixes={"sd": SD, "formats": _FORMATS})
+
+
+def _timed_out(seconds: float) -> Problem:
+    return Problem(503, "Query timed out",
+                   f"the query did not finish within the SPARQL timeout of {seconds:g} s; make it more selective, "
+                   "or raise the timeout (AI4KG_SPARQL_TIMEOUT, in seconds)")
+
+
+def _too_many(limit: int) -> Problem:
+    return Problem(422, "Result limit exceeded",
+                   f"the query returns more than the SPARQL result limit of {limit} rows or triples, and none were "
+                   "sent; page with LIMIT and OFFSET (ordered by ORDER BY), or raise the limit "
+                   "(AI4KG_SPARQL_RESULT_LIMIT)")
+
+
+def _one_query(params: list[tuple[str, str]], body_query: str | None) -> str:
+    if any(name == "update" for name, _ in params):
+        raise Problem(400, "SPARQL Update not accepted", "this endpoint runs queries only: SPARQL Update "
+                      "is not accepted at /sparql", parameter="update")
+    queries = [value for name, value in params if name == "query"] + ([] if body_query is None else [body_query])
+    if len(queries) > 1:
+        raise Problem(400, "More than one query", "give exactly one query (one 'query' parameter, or the "
+                      "body of an application/sparql-query POST)", parameter="query")
+    if not queries or not queries[0].strip():
+        raise Problem(400, "No query", "no SPARQL query given: pass it as the 'query' parameter, or POST it "
+                      "as application/sparql-query", parameter="query")
+    return queries[0]
+
+
+def _protocol_dataset(params: list[tuple[str, str]]) -> dict[str, list[ox.NamedNode]]:
+    """KnowledgeGraph.query options for default-graph-uri / named-graph-uri: both lists when either is
+    given (they replace FROM and FROM NAMED together), none otherwise."""
+    dataset: dict[str, list[ox.NamedNode]] = {"default_graph": [], "named_graphs": []}
+    for name, value in params:
+        option = {"default-graph-uri": "default_graph", "named-graph-uri": "named_graphs"}.get(name)
+        if option:
+            try:
+                dataset[option].append(ox.NamedNode(value))
+            except ValueError as exc:
+                raise Problem(400, "Invalid graph IRI", f"{name} must be an absolute IRI: {exc}",
+                              parameter=name, value=value) from None
+    return dataset if any(dataset.values()) else {}
+
+
+def _confined(graph: KnowledgeGraph, query: str, dataset: dict[str, list[ox.NamedNode]], readers: Readers,
+              base_iri: str) -> dict[str, list[ox.NamedNode]]:
+    """The dataset a reader queries: what the protocol (or else the query's FROM, or else the union of
+    all graphs) names, cut down to the graphs the reader may see. Naming another VO's graph, in
+    the protocol, in FROM or in GRAPH <...>, finds nothing, as if the graph did not exist."""
+    if readers is None or not graph.index.has_restricted():
+        return dataset
+    allowed = {*graph.index.visible_iris(readers), *SYSTEM_GRAPHS}
+    if dataset:
+        default, named = [g.value for g in dataset["default_graph"]], [g.value for g in dataset["named_graphs"]]
+    else:
+        try:
+            clause = dataset_clause(query, base_iri)
+        except SyntaxError as exc:
+            raise Problem(400, "Invalid SPARQL query", str(exc), parameter="query") from None
+        default, named = (clause.default, clause.named) if clause else (sorted(allowed), sorted(allowed))
+    return {"default_graph": [ox.NamedNode(g) for g in default if g in allowed],
+            "named_graphs": [ox.NamedNode(g) for g in named if g in allowed]}
+
+
+def _evaluate(graph: KnowledgeGraph, query: str, dataset: dict[str, list[ox.NamedNode]], base_iri: str,
+              accept: str, deadline: float) -> tuple[str, bytes]:
+    """Run the query, collect its rows until the result limit or the deadline, then serialise them.
+
+    Runs in a worker thread. Once the deadline passes, the next row ends it."""
+    settings = graph.settings
+    try:
+        result = graph.query(query, base_iri=base_iri, **dataset)
+    except (SyntaxError, ValueError) as exc:
+        raise Problem(400, "Invalid SPARQL query", str(exc), parameter="query") from None
+    try:
+        if time.monotonic() > deadline:
+            raise _timed_out(settings.sparql_timeout)
+        if isinstance(result, ox.QueryBoolean):
+            media, format = negotiate(accept, _BOOLEAN_FORMATS, "ASK results")
+            return media, result.serialize(format=format)
+        is_graph = isinstance(result, ox.QueryTriples)
+        media, format = negotiate(accept, _GRAPH_FORMATS if is_graph else _SOLUTION_FORMATS,
+                                   "RDF" if is_graph else "SELECT results")
+        items = []
+        for item in result:
+            if len(items) == settings.sparql_result_limit:
+                raise _too_many(settings.sparql_result_limit)
+            if time.monotonic() > deadline:
+                raise _timed_out(settings.sparql_timeout)
+            items.append(item)
+        if is_graph:
+            return media, ox.serialize(items, format=format)
+        return media, serialize_solutions(result.variables, items, format)
+    finally:
+        del result  # pyoxigraph's result iterators must be dropped on the thread that made them
+
+
+def _openapi(post: bool) -> dict[str, Any]:
+    """The protocol's parameters and answers for /docs (the handlers read the raw request themselves)."""
+    iri_list = {"type": "array", "items": {"type": "string"}}
+    parameters = [{"name": "default-graph-uri", "in": "query", "schema": iri_list, "style": "form", "explode": True},
+                  {"name": "named-graph-uri", "in": "query", "schema": iri_list, "style": "form", "explode": True}]
+    if not post:
+        parameters.insert(0, {"name": "query", "in": "query", "schema": {"type": "string"},
+                              "description": "the SPARQL query; without any parameter: the service description"})
+    answers = {"200": {"description": "results, or the service description",
+                       "content": {media: {} for media, _ in _SOLUTION_FORMATS + _GRAPH_FORMATS}}}
+    for status, why in (("400", "no query, several, invalid SPARQL or IRI, not UTF-8"), ("406", "no format fits Accept"),
+                        ("415", "unsupported Content-Type"), ("422", "more rows than the result limit"),
+                        ("503", "past the query timeout")):
+        if status != "415" or post:
+            answers[status] = {"description": why, "content": {"application/problem+json": {}}}
+    extra: dict[str, Any] = {"parameters": parameters, "responses": answers}
+    if post:
+        extra["requestBody"] = {"required": True, "content": {
+            "application/sparql-query": {"schema": {"type": "string"}},
+            "application/x-www-form-urlencoded": {"schema": {
+                "type": "object", "required": ["query"],
+                "properties": {"query": {"type": "string"}, "default-graph-uri": iri_list,
+                               "named-graph-uri": iri_list}}}}}
+    return extra
 
 
 def router(graph: KnowledgeGraph) -> APIRouter:
-    routes = APIRouter()
+    routes = APIRouter(tags=["sparql"])
 
-    async def run(request: Request, query: str | None, default_graphs: list[str], named_graphs: list[str]) -> Response:
-        if not query:
-            return PlainTextResponse("no SPARQL query given: pass it as 'query'", status_code=400)
-        options = {}
+    async def answer(request: Request, params: list[tuple[str, str]], body_query: str | None) -> Response:
+        query, dataset = _one_query(params, body_query), _protocol_dataset(params)
+        dataset = _confined(graph, query, dataset, readers_of(request), _endpoint(request))
+        timeout = graph.settings.sparql_timeout
         try:
-            if default_graphs:
-                options["default_graph"] = [ox.NamedNode(g) for g in default_graphs]
-            if named_graphs:
-                options["named_graphs"] = [ox.NamedNode(g) for g in named_graphs]
-        except ValueError as exc:
-            return PlainTextResponse(f"invalid graph IRI: {exc}", status_code=400)
-        try:
-            result = graph.query(query, **options)
-        except SyntaxError as exc:
-            return PlainTextResponse(f"invalid SPARQL query: {exc}", status_code=400)
-        accept = request.headers.get("accept", "")
-        if isinstance(result, ox.QueryTriples):
-            chosen = _negotiate(accept, _GRAPH_FORMATS)
-            if chosen is None:
-                return PlainTextResponse(f"no supported RDF format in Accept: {accept}", status_code=406)
-            return Response(result.serialize(format=chosen[1]), media_type=chosen[0])
-        chosen = _negotiate(accept, _RESULT_FORMATS)
-        if chosen is None:
-            return PlainTextResponse(f"no supported results format in Accept: {accept}", status_code=406)
-        return Response(result.serialize(format=chosen[1]), media_type=chosen[0])
+            with anyio.fail_after(timeout):
+                media, body = await anyio.to_thread.run_sync(
+                    _evaluate, graph, query, dataset, _endpoint(request), request.headers.get("accept", ""),
+                    time.monotonic() + timeout, abandon_on_cancel=True)
+        except TimeoutError:
+            raise _timed_out(timeout) from None
+        return Response(body, media_type=media)
 
-    @routes.get("/sparql")
+    @routes.get("/sparql", summary="SPARQL query, or the service description", openapi_extra=_openapi(post=False),
+                response_class=Response)
     async def sparql_get(request: Request) -> Response:
-        params = request.query_params
-        if len(params.getlist("query")) > 1:
-            return PlainTextResponse("more than one 'query' parameter", status_code=400)
-        return await run(request, params.get("query"), params.getlist("default-graph-uri"),
-                         params.getlist("named-graph-uri"))
+        params = _form(request.scope["query_string"], "URL query string")
+        if not params:
+            media, format = negotiate(request.headers.get("accept", ""), _GRAPH_FORMATS, "RDF")
+            return Response(service_description(_endpoint(request), format), media_type=media)
+        return await answer(request, params, None)
 
-    @routes.post("/sparql")
+    @routes.post("/sparql", summary="SPARQL query", openapi_extra=_openapi(post=True), response_class=Response)
     async def sparql_post(request: Request) -> Response:
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        params = request.query_params
-        if content_type == "application/sparql-query":
-            body = (await request.body()).decode("utf-8", errors="replace")
-            return await run(request, body, params.getlist("default-graph-uri"), params.getlist("named-graph-uri"))
-        if content_type == "application/x-www-form-urlencoded":
-            form = await request.form()
-            queries = form.getlist("query")
-            if len(queries) > 1:
-                return PlainTextResponse("more than one 'query' parameter", status_code=400)
-            return await run(request, str(queries[0]) if queries else None,
-                             [str(g) for g in form.getlist("default-graph-uri")],
-                             [str(g) for g in form.getlist("named-graph-uri")])
-        return PlainTextResponse(f"unsupported Content-Type {content_type!r}: use application/sparql-query "
-                                 "or application/x-www-form-urlencoded", status_code=415)
+        content_type = request.headers.get("content-type", "")
+        media = content_type.split(";")[0].strip().lower()
+        params = _form(request.scope["query_string"], "URL query string")
+        if media == "application/sparql-query":
+            return await answer(request, params, _utf8(await request.body(), "request body"))
+        if media == "application/x-www-form-urlencoded":
+            return await answer(request, params + _form(await request.body(), "form body"), None)
+        raise Problem(415, "Unsupported media type", f"cannot take a SPARQL query as {content_type or 'no Content-Type'}"
+                      ": POST it as application/sparql-query, or as application/x-www-form-urlencoded with 'query'",
+                      parameter="Content-Type", value=content_type or None)
 
+    async def other_method(request: Request) -> Response:
+        raise Problem(405, "Method not allowed", f"{request.method} is not supported at /sparql: use GET or POST",
+                      headers={"Allow": _ALLOWED_METHODS})
+
+    routes.add_route("/sparql", other_method, methods=["PUT", "DELETE", "PATCH", "OPTIONS", "HEAD", "TRACE"],
+                     include_in_schema=False)
     return routes

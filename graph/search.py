@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Bumped when the tables change; an index of another version is rebuilt from the store on open."""
 
 _SCHEMA = """
@@ -31,6 +31,8 @@ CREATE TABLE IF NOT EXISTS documents (
     iri TEXT NOT NULL UNIQUE,
     kind TEXT NOT NULL,
     identifier TEXT NOT NULL DEFAULT '',
+    vo TEXT NOT NULL DEFAULT '',
+    visibility TEXT NOT NULL DEFAULT '',
     title TEXT NOT NULL DEFAULT '',
     created TEXT NOT NULL DEFAULT '',
     updated TEXT NOT NULL DEFAULT ''
@@ -42,6 +44,7 @@ CREATE TABLE IF NOT EXISTS facets (
     PRIMARY KEY (field, value, rowid)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS facets_by_document ON facets(rowid);
+CREATE INDEX IF NOT EXISTS documents_by_visibility ON documents(visibility, vo);
 CREATE VIRTUAL TABLE IF NOT EXISTS documents_text USING fts5(
     title, summary, description, tags,
     tokenize='unicode61 remove_diacritics 2'
@@ -53,6 +56,16 @@ _TOKEN = re.compile(r"\w+", re.UNICODE)
 
 
 SORT_KEYS = ("identifier", "title", "created", "updated")
+PUBLIC = "public"
+Readers = frozenset[str] | None
+"""Who is asking: the VOs a reader belongs to (empty: anonymous), or None for the platform itself."""
+
+
+def _visible(readers: Readers) -> tuple[str, list[object]]:
+    """The SQL condition (on documents d) and parameters for what `readers` may see."""
+    if readers is None:
+        return "", []
+    return f"AND (d.visibility = ? OR d.vo IN ({', '.join('?' * len(readers))}))", [PUBLIC, *sorted(readers)]
 
 
 @dataclass(frozen=True)
@@ -67,6 +80,10 @@ class SearchDocument:
     created: str = ""
     updated: str = ""
     facets: tuple[tuple[str, str], ...] = ()
+    vo: str = ""
+    """The identifier of the VO that owns the asset."""
+    visibility: str = PUBLIC
+    """public: anyone may see it; anything else: only members of its VO."""
     """(field, value) pairs to filter on, e.g. ("tag", "deep learning"), ("task", "computer-vision")."""
 
 
@@ -76,6 +93,8 @@ class FacetQuery:
     values from users (they are only ever bound as SQL parameters)."""
 
     kind: str
+    readers: Readers
+    """Assets of other VOs that are not public never come back (see `Readers`)."""
     text: str | None = None
     all_of: tuple[tuple[str, str], ...] = ()
     """(field, value): the asset has every one of these."""
@@ -153,9 +172,10 @@ class SearchIndex:
             for document in documents:
                 self._delete(document.iri)
                 cursor = self._db.execute(
-                    "INSERT INTO documents(iri, kind, identifier, title, created, updated) VALUES (?, ?, ?, ?, ?, ?)",
-                    (document.iri, document.kind, document.identifier, document.title, document.created,
-                     document.updated))
+                    "INSERT INTO documents(iri, kind, identifier, vo, visibility, title, created, updated) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (document.iri, document.kind, document.identifier, document.vo, document.visibility,
+                     document.title, document.created, document.updated))
                 rowid = cursor.lastrowid
                 self._db.execute(
                     "INSERT INTO documents_text(rowid, title, summary, description, tags) VALUES (?, ?, ?, ?, ?)",
@@ -174,25 +194,27 @@ class SearchIndex:
             self._db.execute("DELETE FROM facets WHERE rowid = ?", row)
             self._db.execute("DELETE FROM documents WHERE rowid = ?", row)
 
-    def search(self, text: str, limit: int = 20, kind: str | None = None) -> list[SearchHit]:
+    def search(self, text: str, readers: Readers, limit: int = 20, kind: str | None = None) -> list[SearchHit]:
         expression = match_expression(text)
         if expression is None:
             return []
+        visible, visible_params = _visible(readers)
         # bm25 weights: a word in the title counts most, then tags, summary, description.
         with self._lock:
             rows = self._db.execute(
                 "SELECT d.iri, d.kind, bm25(documents_text, 10.0, 4.0, 1.0, 6.0) AS score "
                 "FROM documents_text JOIN documents d ON d.rowid = documents_text.rowid "
-                "WHERE documents_text MATCH ? AND (? IS NULL OR d.kind = ?) ORDER BY score LIMIT ?",
-                (expression, kind, kind, limit)).fetchall()
+                f"WHERE documents_text MATCH ? AND (? IS NULL OR d.kind = ?) {visible} ORDER BY score LIMIT ?",
+                (expression, kind, kind, *visible_params, limit)).fetchall()
         return [SearchHit(iri, k, -score) for iri, k, score in rows]
 
     def filter(self, query: FacetQuery) -> FacetPage:
         """One page of the assets matching `query`, in sort order, with the cursor of the next page."""
         if query.sort not in SORT_KEYS:
             raise ValueError(f"unknown sort key {query.sort!r}; one of {', '.join(SORT_KEYS)}")
-        sql = [f"SELECT d.iri, d.{query.sort} FROM documents d WHERE d.kind = ?"]
-        params: list[object] = [query.kind]
+        visible, visible_params = _visible(query.readers)
+        sql = [f"SELECT d.iri, d.{query.sort} FROM documents d WHERE d.kind = ? {visible}"]
+        params: list[object] = [query.kind, *visible_params]
         has = "SELECT 1 FROM facets f WHERE f.rowid = d.rowid AND f.field = ? AND f.value"
         if query.text is not None:
             expression = match_expression(query.text)
@@ -227,6 +249,18 @@ class SearchIndex:
         more = len(rows) > query.limit
         rows = rows[: query.limit]
         return FacetPage([iri for iri, _ in rows], (rows[-1][1], rows[-1][0]) if more else None)
+
+    def has_restricted(self) -> bool:
+        """Whether any asset is not public (until one is, nothing needs hiding)."""
+        with self._lock:
+            return self._db.execute("SELECT EXISTS (SELECT 1 FROM documents WHERE visibility != ?)",
+                                    (PUBLIC,)).fetchone()[0] == 1
+
+    def visible_iris(self, readers: Readers) -> list[str]:
+        """Every asset `readers` may see (for restricting SPARQL to those graphs)."""
+        visible, params = _visible(readers)
+        with self._lock:
+            return [row[0] for row in self._db.execute(f"SELECT d.iri FROM documents d WHERE 1 = 1 {visible}", params)]
 
     def count(self) -> int:
         with self._lock:

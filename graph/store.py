@@ -8,25 +8,68 @@ mix, and a crash leaves either. The search index follows the protocol described 
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 import uuid
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 import pyoxigraph as ox
 
 from ..config import Settings
 from .namespaces import AI4KG, ONTOLOGY_GRAPH, RDF_TYPE, VOCABULARY_GRAPH
-from .search import SearchDocument, SearchHit, SearchIndex
+from .datasets import has_dataset_clause
+from .search import PUBLIC, Readers, SearchDocument, SearchHit, SearchIndex
 
 _STAGING_PREFIX = "urn:ai4kg:staging:"
 """New content is written to a fresh scratch graph, then moved over the asset's graph. A fresh name
 per write matters: reusing one graph piles RocksDB delete tombstones under one key range, and
 every later MOVE walks them (writes got 20x slower over a 10,000-module import; bench/staging.py)."""
 
-_SYSTEM_GRAPHS = {ONTOLOGY_GRAPH: "ontology/ai4kg.ttl", VOCABULARY_GRAPH: "ontology/vocabularies.ttl"}
+SYSTEM_GRAPHS = {ONTOLOGY_GRAPH: "ontology/ai4kg.ttl", VOCABULARY_GRAPH: "ontology/vocabularies.ttl"}
+"""Graphs the store keeps for itself (ontology, vocabularies), readable by everyone."""
+
+
+class _ReadWriteLock:
+    """Many readers or one writer; a waiting writer goes before readers that come after it.
+
+    Guards the moment a scratch graph exists: a write holds it from the scratch write to the MOVE,
+    a query while Oxigraph evaluates `store.query` (the whole query for ASK, ORDER BY and
+    aggregates, which Oxigraph computes there). Queries never wait for one another."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._readers = 0
+        self._writing = False
+        self._writers_waiting = 0
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        with self._condition:
+            self._condition.wait_for(lambda: not self._writing and not self._writers_waiting)
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._readers -= 1
+                self._condition.notify_all()
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        with self._condition:
+            self._writers_waiting += 1
+            self._condition.wait_for(lambda: not self._writing and not self._readers)
+            self._writers_waiting -= 1
+            self._writing = True
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._writing = False
+                self._condition.notify_all()
 
 
 class StoreLocked(Exception):
@@ -59,6 +102,7 @@ def search_document(iri: str, quads: Iterable[ox.Quad]) -> SearchDocument | None
     fields: dict[str, list[str]] = {name: [] for name in _TEXT_FIELDS}
     facets: set[tuple[str, str]] = set()
     kind = None
+    vo, visibility = "", PUBLIC
     for quad in quads:
         if quad.subject.value != iri:
             continue
@@ -66,6 +110,10 @@ def search_document(iri: str, quads: Iterable[ox.Quad]) -> SearchDocument | None
         name = predicate[len(AI4KG):] if predicate.startswith(AI4KG) else None
         if predicate == RDF_TYPE and quad.object.value.startswith(AI4KG):
             kind = quad.object.value[len(AI4KG):]
+        elif name == "belongsToVO":
+            vo = quad.object.value.rsplit("/", 1)[-1]
+        elif name == "visibility":
+            visibility = quad.object.value.rsplit("/", 1)[-1]
         elif name in _CONCEPT_FACETS:
             facets.add((name, quad.object.value.rsplit("/", 1)[-1]))
         elif name in fields:
@@ -79,7 +127,7 @@ def search_document(iri: str, quads: Iterable[ox.Quad]) -> SearchDocument | None
         return " ".join(fields[name])
 
     return SearchDocument(iri, kind, one("title"), one("summary"), one("description"), " | ".join(sorted(fields["tag"])),
-                          one("identifier"), one("created"), one("updated"), tuple(sorted(facets)))
+                          one("identifier"), one("created"), one("updated"), tuple(sorted(facets)), vo, visibility)
 
 
 class KnowledgeGraph:
@@ -101,9 +149,8 @@ class KnowledgeGraph:
                 ) from None
             raise
         self.index = SearchIndex(search_path)
-        # Held while new content sits in a scratch graph, and while a query takes its snapshot:
-        # readers in this process never see scratch content beside the asset's current graph.
-        self._staging_lock = threading.Lock()
+        # Readers in this process never see scratch content beside the asset's current graph.
+        self._scratch_lock = _ReadWriteLock()
         self._load_system_graphs()
         if self.index.needs_rebuild:
             self.reindex()
@@ -123,7 +170,7 @@ class KnowledgeGraph:
 
     def _load_system_graphs(self) -> None:
         """Keep the ontology and vocabularies in their own graphs, so SPARQL users can join on labels."""
-        for graph, path in _SYSTEM_GRAPHS.items():
+        for graph, path in SYSTEM_GRAPHS.items():
             data = resources.files("ai4kg").joinpath(path).read_bytes()
             wanted = {ox.Quad(t.subject, t.predicate, t.object, ox.NamedNode(graph))
                       for t in ox.parse(input=data, format=ox.RdfFormat.TURTLE)}
@@ -151,7 +198,7 @@ class KnowledgeGraph:
     def reindex(self) -> int:
         """Refill the search index from the store (after an index format change); returns the count."""
         iris = {g.value for g in self.store.named_graphs()
-                if g.value not in _SYSTEM_GRAPHS and not g.value.startswith(_STAGING_PREFIX)}
+                if g.value not in SYSTEM_GRAPHS and not g.value.startswith(_STAGING_PREFIX)}
         documents = [d for iri in sorted(iris) if (d := search_document(iri, self.asset_quads(iri)))]
         self.index.apply(documents, removed=[iri for iri in self.index.iris() if iri not in iris])
         return len(documents)
@@ -163,7 +210,7 @@ class KnowledgeGraph:
             self.store.update(f"DROP SILENT GRAPH {graph}")
             return
         staging = ox.NamedNode(_STAGING_PREFIX + uuid.uuid4().hex)
-        with self._staging_lock:
+        with self._scratch_lock.writing():
             self.store.extend(ox.Quad(q.subject, q.predicate, q.object, staging) for q in quads)
             # One SPARQL update is one transaction: the old graph is replaced as a whole or not at all.
             self.store.update(f"MOVE GRAPH {staging} TO GRAPH {graph}")
@@ -196,20 +243,24 @@ class KnowledgeGraph:
         return self.store.contains_named_graph(ox.NamedNode(iri))
 
     def query(self, sparql: str, bindings: Mapping[str, ox.NamedNode | ox.Literal] | None = None,
-              default_graph: list[ox.NamedNode] | None = None, named_graphs: list[ox.NamedNode] | None = None) -> Any:
+              default_graph: list[ox.NamedNode] | None = None, named_graphs: list[ox.NamedNode] | None = None,
+              base_iri: str | None = None) -> Any:
         """Run SPARQL; `bindings` substitute variables (values are never pasted into the text).
 
-        The default graph is the union of all graphs unless `default_graph` names some.
+        The default graph is the union of all graphs unless the query has FROM / FROM NAMED or
+        `default_graph` is given. `default_graph` and `named_graphs` replace the query's FROM and
+        FROM NAMED, even when empty (an empty list: no graph). `base_iri` resolves relative IRIs.
         """
         substitutions = {ox.Variable(name): value for name, value in (bindings or {}).items()}
-        options: dict[str, Any] = {"substitutions": substitutions or None}
-        if default_graph:
+        options: dict[str, Any] = {"substitutions": substitutions or None, "base_iri": base_iri}
+        if default_graph is not None:
             options["default_graph"] = default_graph
-        if named_graphs:
+        if named_graphs is not None:
             options["named_graphs"] = named_graphs
-        with self._staging_lock:  # Oxigraph snapshots the store when the query starts
+        union = default_graph is None and not has_dataset_clause(sparql)
+        with self._scratch_lock.reading():  # Oxigraph snapshots the store when the query starts
             try:
-                return self.store.query(sparql, use_default_graph_as_union=not default_graph, **options)
+                return self.store.query(sparql, use_default_graph_as_union=union, **options)
             except RuntimeError as exc:
                 if "SELECT projection" in str(exc):
                     raise ValueError(f"{exc}: Oxigraph binds only variables the query selects "
@@ -219,12 +270,13 @@ class KnowledgeGraph:
     def named_query(self, name: str, **bindings: ox.NamedNode | ox.Literal) -> Any:
         return self.query(query_text(name), bindings)
 
-    def search(self, text: str, limit: int = 20, kind: str | None = None) -> list[SearchHit]:
-        return self.index.search(text, limit, kind)
+    def search(self, text: str, readers: Readers = None, limit: int = 20, kind: str | None = None) -> list[SearchHit]:
+        """Free-text search; `readers` (the VOs of whoever asks) hides other VOs' non-public assets."""
+        return self.index.search(text, readers, limit, kind)
 
     def export(self, format: ox.RdfFormat, assets_only: bool = False) -> bytes:
         """The store serialised; formats without named graphs (Turtle) get the merge of all graphs."""
-        quads = (q for q in self.store if not (assets_only and q.graph_name.value in _SYSTEM_GRAPHS))
+        quads = (q for q in self.store if not (assets_only and q.graph_name.value in SYSTEM_GRAPHS))
         if not format.supports_datasets:
             return ox.serialize({ox.Triple(q.subject, q.predicate, q.object) for q in quads}, format=format)
         return ox.serialize(quads, format=format)

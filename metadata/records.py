@@ -72,8 +72,11 @@ def _clean(key: str, value: Any) -> Any:
 
 
 def to_records(document: dict[str, Any], generation: Generation, asset_iri: str, identifier: str,
-               license: str | None = None) -> Records:
-    """Mapping records of one schema-valid document (see metadata.schema.check_document)."""
+               license: str | None = None, vo_iri: str | None = None, visibility: str | None = None) -> Records:
+    """Mapping records of one schema-valid document (see metadata.schema.check_document).
+
+    `license`, `vo_iri` (the owning VO) and `visibility` (a concept slug) come from the import,
+    not from the document."""
     records: Records = defaultdict(list)
     module: dict[str, Any] = {}
     # Only the schema's own fields reach the records: an unknown key (a warning) must not be able
@@ -125,7 +128,7 @@ def to_records(document: dict[str, Any], generation: Generation, asset_iri: str,
                                      "tosca.url": _clean("url", template.get("url"))})
             for name in template.get("inputs") or []:
                 records["tosca_inputs"].append({"tosca@iri": node, "tosca.inputs": name})
-    module.update(asset_iri=asset_iri, identifier=identifier)
+    module.update({"asset_iri": asset_iri, "identifier": identifier, "vo@iri": vo_iri, "visibility": visibility})
     records["modules"].append({k: _clean(k, v) for k, v in module.items() if v is not None})
     return dict(records)
 
@@ -160,13 +163,13 @@ def _merged(rows: list[dict[str, Any]], node_key: str) -> list[dict[str, Any]]:
 def from_records(records: Records, generation: Generation, labels: dict[str, dict[str, str]]) -> dict[str, Any]:
     """The document written from mapping records; `labels` maps scheme -> slug -> canonical label.
 
-    Keys the import adds (asset_iri, identifier, node IRIs, and in 2.x the license) are left out:
-    they are not part of the document.
+    Keys the import adds (asset_iri, identifier, node IRIs, the VO, visibility, and in 2.x the
+    license) are left out: they are not part of the document.
     """
     module: dict[str, Any] = {}
     for record in records.get("modules", []):
         module.update(record)
-    added = ("asset_iri", "identifier") if generation == "v1" else ("asset_iri", "identifier", "license")
+    added = ("asset_iri", "identifier", "visibility") + (("license",) if generation == "v2" else ())
     for key in [k for k in module if k.endswith("@iri") or k in added]:
         del module[key]
     if generation == "v1":

@@ -42,6 +42,8 @@ def test_import_query_export_stats_search(tmp_path: Path) -> None:
     assert "2 imported" in result.stderr
     csv_out = run("--data", data, "query", COUNT, "--format", "csv").stdout
     assert csv_out.splitlines() == ["n", "2"]
+    from_one = COUNT.replace("WHERE", "FROM <https://w3id.org/ai4kg/id/module/ai4os-yolo-torch> WHERE")
+    assert run("--data", data, "query", from_one, "--format", "csv").stdout.splitlines() == ["n", "1"]  # FROM honoured
     rq = tmp_path / "count.rq"
     rq.write_text(COUNT)
     assert json.loads(run("--data", data, "query", f"@{rq}", "--format", "json").stdout)["results"]["bindings"][0]["n"]["value"] == "2"
@@ -97,7 +99,8 @@ def test_sparql_endpoint_protocol() -> None:
         assert response.json()["results"]["bindings"][0]["n"]["value"] == "1"
         assert client.get("/sparql", params={"query": COUNT, "default-graph-uri": "not an iri"}).status_code == 400
         assert client.get("/sparql", params={"query": "SELEKT"}).status_code == 400
-        assert client.get("/sparql").status_code == 400
+        assert client.get("/sparql", params={"default-graph-uri": one}).status_code == 400  # no query
+        assert client.get("/sparql").headers["content-type"].startswith("text/turtle")  # service description
         assert client.get("/sparql", params={"query": COUNT}, headers={"accept": "image/png"}).status_code == 406
         assert client.post("/sparql", content=COUNT, headers={"content-type": "text/plain"}).status_code == 415
         hits = client.get("/search", params={"q": "plankton"}).json()

@@ -45,7 +45,8 @@ FULL_V1 = {
 @pytest.mark.parametrize("generation, document", [("v2", FULL_V2), ("v1", FULL_V1)])
 def test_every_predicate_object_map_produces_a_triple(generation: str, document: dict) -> None:
     mapping = mapping_for(generation)
-    quads = mapping.materialize(to_records(document, generation, IRI, "full", "MIT"))
+    quads = mapping.materialize(to_records(document, generation, IRI, "full", "MIT",
+                                           "https://w3id.org/ai4kg/id/virtualorganisation/vo.example.eu", "public"))
     produced = {q.predicate.value for q in quads}
     expected = {obj.predicate for rule in mapping.rules for obj in rule.objects}
     assert expected - produced == set(), f"mapped but never produced by morph-kgc: {expected - produced}"

@@ -16,35 +16,35 @@ def _index() -> SearchIndex:
 
 
 def test_title_matches_rank_above_description_matches() -> None:
-    assert [hit.iri for hit in _index().search("plankton")] == ["urn:a", "urn:b"]
+    assert [hit.iri for hit in _index().search("plankton", None)] == ["urn:a", "urn:b"]
 
 
 def test_every_word_must_match_and_the_last_may_be_a_prefix() -> None:
     index = _index()
-    assert [hit.iri for hit in index.search("sea forec")] == ["urn:b"]
-    assert index.search("plankton jupyter") == []
+    assert [hit.iri for hit in index.search("sea forec", None)] == ["urn:b"]
+    assert index.search("plankton jupyter", None) == []
 
 
 def test_fts_syntax_in_user_text_is_plain_words() -> None:
     index = _index()
     for text in ('"', "AND", "plankton OR", "NEAR(a b)", "col:plankton", "*", "(", "title: sea"):
-        index.search(text)  # must not raise
+        index.search(text, None)  # must not raise
     assert match_expression('x" OR "y') == '"x" "OR" "y"*'
     assert match_expression("  ") is None
 
 
 def test_kind_filter_and_accents() -> None:
     index = _index()
-    assert [hit.iri for hit in index.search("cafe")] == ["urn:c"]
-    assert index.search("cafe", kind="Module") == []
-    assert [hit.iri for hit in index.search("jupyter", kind="Tool")] == ["urn:c"]
+    assert [hit.iri for hit in index.search("cafe", None)] == ["urn:c"]
+    assert index.search("cafe", None, kind="Module") == []
+    assert [hit.iri for hit in index.search("jupyter", None, kind="Tool")] == ["urn:c"]
 
 
 def test_apply_replaces_and_removes() -> None:
     index = _index()
     index.apply([SearchDocument("urn:a", "Module", title="Diatom counter")], removed=["urn:b"])
-    assert index.search("plankton") == []
-    assert [hit.iri for hit in index.search("diatom")] == ["urn:a"]
+    assert index.search("plankton", None) == []
+    assert [hit.iri for hit in index.search("diatom", None)] == ["urn:a"]
     assert index.count() == 2
 
 
@@ -67,7 +67,7 @@ def test_an_index_of_another_version_is_rebuilt_from_the_store(tmp_path) -> None
     db.close()
     with KnowledgeGraph(settings) as graph:
         assert [hit.iri.rsplit("/", 1)[-1] for hit in graph.search("yolo")] == ["ai4os-yolo-torch"]
-        assert graph.index.filter(FacetQuery("Module", all_of=(("task", "computer-vision"),))).iris
+        assert graph.index.filter(FacetQuery("Module", None, all_of=(("task", "computer-vision"),))).iris
 
 
 def test_facet_filters_and_keyset_pages() -> None:
@@ -79,12 +79,12 @@ def test_facet_filters_and_keyset_pages() -> None:
         for n in range(1, 7)
     ])
     ids = lambda q: [iri[4:] for iri in index.filter(q).iris]  # noqa: E731
-    assert ids(FacetQuery("Module", all_of=(("tag", "deep"), ("tag", "sea")))) == ["1", "2"]
-    assert ids(FacetQuery("Module", any_of=(("task", ("regression",)),))) == ["1", "3", "5"]
-    assert ids(FacetQuery("Module", none_of=(("tag", ("sea",)),), sort="created", descending=True)) == ["6", "5", "4", "3"]
-    assert ids(FacetQuery("Module", not_all_of=(("tag", ("deep", "sea")),))) == ["3", "4", "5", "6"]
-    assert ids(FacetQuery("Tool")) == []
-    first = index.filter(FacetQuery("Module", limit=4))
+    assert ids(FacetQuery("Module", None, all_of=(("tag", "deep"), ("tag", "sea")))) == ["1", "2"]
+    assert ids(FacetQuery("Module", None, any_of=(("task", ("regression",)),))) == ["1", "3", "5"]
+    assert ids(FacetQuery("Module", None, none_of=(("tag", ("sea",)),), sort="created", descending=True)) == ["6", "5", "4", "3"]
+    assert ids(FacetQuery("Module", None, not_all_of=(("tag", ("deep", "sea")),))) == ["3", "4", "5", "6"]
+    assert ids(FacetQuery("Tool", None)) == []
+    first = index.filter(FacetQuery("Module", None, limit=4))
     assert [i[4:] for i in first.iris] == ["1", "2", "3", "4"] and first.next_after == ("m4", "urn:4")
-    second = index.filter(FacetQuery("Module", limit=4, after=first.next_after))
+    second = index.filter(FacetQuery("Module", None, limit=4, after=first.next_after))
     assert [i[4:] for i in second.iris] == ["5", "6"] and second.next_after is None

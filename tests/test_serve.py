@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import rdflib
 from rdflib.plugins.stores.sparqlstore import SPARQLStore
-from SPARQLWrapper import JSON, SPARQLWrapper
+from SPARQLWrapper import JSON, TURTLE, SPARQLWrapper
 
 COUNT = "PREFIX ai4kg: <https://w3id.org/ai4kg/ns#> SELECT (COUNT(?m) AS ?n) WHERE { ?m a ai4kg:Module }"
 
@@ -61,6 +61,18 @@ def test_demo_catalog_served_to_sparql_clients(server) -> None:  # type: ignore[
     titles = {str(row.title) for row in store.query(
         "PREFIX ai4kg: <https://w3id.org/ai4kg/ns#> SELECT ?title WHERE { ?m ai4kg:title ?title }")}
     assert len(titles) == modules
+
+    client.setQuery("PREFIX ai4kg: <https://w3id.org/ai4kg/ns#> "
+                    "CONSTRUCT { ?m ai4kg:title ?title } WHERE { ?m a ai4kg:Module ; ai4kg:title ?title }")
+    client.setReturnFormat(TURTLE)
+    response = client.query()
+    assert response.response.headers["content-type"].startswith("text/turtle")
+    constructed = rdflib.Graph().parse(data=response.convert(), format="turtle")
+    assert {str(o) for o in constructed.objects()} == titles
+
+    described = rdflib.Graph().parse(f"{url}/sparql")  # rdflib asks for RDF: the service description
+    sd = rdflib.Namespace("http://www.w3.org/ns/sparql-service-description#")
+    assert (None, sd.endpoint, rdflib.URIRef(f"{url}/sparql")) in described
 
     # the server owns the store: a second process gets the lock message, not a traceback
     stats = subprocess.run([sys.executable, "-c", "from ai4kg.cli import main; main()", "--data",

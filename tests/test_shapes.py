@@ -13,6 +13,7 @@ PREFIXES = """@prefix ai4kg: <https://w3id.org/ai4kg/ns#> . @prefix xsd: <http:/
 @prefix v: <https://w3id.org/ai4kg/vocab/> . @prefix : <https://w3id.org/ai4kg/id/x/> .
 """
 MODULE = """:m a ai4kg:Module ; ai4kg:identifier "m" ; ai4kg:title "T" ; ai4kg:summary "S" ; ai4kg:description "D" ;
+  ai4kg:belongsToVO :vo ; ai4kg:visibility <https://w3id.org/ai4kg/vocab/visibility/public> ;
   ai4kg:sourceCode <https://example.org/code> ; ai4kg:created "2024-01-01"^^xsd:date ; ai4kg:updated "2024-02-01"^^xsd:date ;
   ai4kg:task <https://w3id.org/ai4kg/vocab/task/classification> ;
   ai4kg:category <https://w3id.org/ai4kg/vocab/category/ai4-trainable> ;
@@ -30,6 +31,7 @@ EXAMPLES: dict[str, tuple[str, str]] = {
     "CategoryValueShape": (MODULE, MODULE.replace("category/ai4-trainable", "category/unknown")),
     "LibraryValueShape": (MODULE, MODULE.replace("library/pytorch", "library/fortran")),
     "DataTypeValueShape": (MODULE, MODULE.replace("data-type/image", "data-type/smell")),
+    "VisibilityValueShape": (MODULE, MODULE.replace("visibility/public", "visibility/secret")),
     "ResourceRequirementsShape": (':r a ai4kg:ResourceRequirements ; ai4kg:cpu 2 .',
                                   ':r a ai4kg:ResourceRequirements ; ai4kg:cpu -1 .'),
     "LinkShape": (':l a ai4kg:Link ; ai4kg:linkKey "k" ; ai4kg:linkTarget "t" .', ':l a ai4kg:Link ; ai4kg:linkKey "k" .'),
