@@ -251,6 +251,53 @@ def migrate(file: Path, output: Path | None, fmt: str) -> None:
         click.echo(text, nl=False)
 
 
+@main.group()
+def apikey() -> None:
+    """API keys for machine clients: create, list, revoke (kept in the data directory)."""
+
+
+@apikey.command("create")
+@click.option("--label", required=True, help="What the key is for, e.g. 'CI of my-module'.")
+@click.option("--vo", "vos", multiple=True, help="A VO whose non-public assets the key may read (repeatable).")
+@click.option("--admin", is_flag=True, help="A platform administrator's key: reads everything and may write.")
+@click.pass_context
+def apikey_create(ctx: click.Context, label: str, vos: tuple[str, ...], admin: bool) -> None:
+    """Make a key; it is printed once and cannot be shown again."""
+    from .credentials import KeyStore
+
+    store = KeyStore(ctx.obj.data_dir)
+    key, secret = store.create(label, frozenset(vos), admin)
+    err.print(f"key {key.id} ({label}): VOs {', '.join(sorted(key.vos)) or '-'}{'; administrator' if admin else ''}")
+    err.print("send it as 'Authorization: Bearer <key>'; it is not stored and cannot be shown again:")
+    click.echo(secret)
+
+
+@apikey.command("list")
+@click.pass_context
+def apikey_list(ctx: click.Context) -> None:
+    """The keys, without their secrets."""
+    from .credentials import KeyStore
+
+    table = Table("id", "label", "VOs", "admin", "created", "revoked")
+    for key in KeyStore(ctx.obj.data_dir).list():
+        table.add_row(key.id, key.label, " ".join(sorted(key.vos)), "yes" if key.admin else "", key.created,
+                      key.revoked or "")
+    out.print(table)
+
+
+@apikey.command("revoke")
+@click.argument("key_id")
+@click.pass_context
+def apikey_revoke(ctx: click.Context, key_id: str) -> None:
+    """Revoke a key by its id; requests with it get 401 from then on."""
+    from .credentials import KeyStore
+
+    if not KeyStore(ctx.obj.data_dir).revoke(key_id):
+        err.print(f"error: no active key {key_id!r}", markup=False)
+        sys.exit(EXIT_INVALID)
+    err.print(f"revoked {key_id}")
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)

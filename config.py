@@ -13,6 +13,8 @@ DEFAULT_BASE_URL = "https://w3id.org/ai4kg/id/"
 DEFAULT_VO = "default"
 """The VO that owns imported assets unless the import names one (ai4kg import --vo)."""
 
+DEFAULT_ADMIN_ROLE = "access:platform:admin"
+"""Roles read `access:<vo>:<level>`; this one makes a platform administrator."""
 DEFAULT_SPARQL_TIMEOUT = 30.0
 """Seconds a query at /sparql may take before the client gets 503 (AI4KG_SPARQL_TIMEOUT)."""
 DEFAULT_SPARQL_RESULT_LIMIT = 10_000
@@ -26,6 +28,14 @@ class Settings:
     base_url: str = DEFAULT_BASE_URL
     sparql_timeout: float = DEFAULT_SPARQL_TIMEOUT
     sparql_result_limit: int = DEFAULT_SPARQL_RESULT_LIMIT
+    oidc_issuer: str | None = None
+    """Bearer tokens are accepted from this OIDC issuer (AI4KG_OIDC_ISSUER); None: no OIDC sign-in."""
+    oidc_audience: str | None = None
+    """The audience tokens must name (AI4KG_OIDC_AUDIENCE); None: not checked."""
+    oidc_jwks_url: str | None = None
+    """Where the issuer's signing keys are (AI4KG_OIDC_JWKS_URL); None: from its discovery document."""
+    admin_role: str = DEFAULT_ADMIN_ROLE
+    """The role that makes a signed-in agent a platform administrator (AI4KG_ADMIN_ROLE)."""
 
     def __post_init__(self) -> None:
         if not self.sparql_timeout > 0:
@@ -41,7 +51,11 @@ class Settings:
             base += "/"
         return cls(data_dir=Path(chosen), base_url=base,
                    sparql_timeout=_number("AI4KG_SPARQL_TIMEOUT", float, DEFAULT_SPARQL_TIMEOUT),
-                   sparql_result_limit=_number("AI4KG_SPARQL_RESULT_LIMIT", int, DEFAULT_SPARQL_RESULT_LIMIT))
+                   sparql_result_limit=_number("AI4KG_SPARQL_RESULT_LIMIT", int, DEFAULT_SPARQL_RESULT_LIMIT),
+                   oidc_issuer=os.environ.get("AI4KG_OIDC_ISSUER") or None,
+                   oidc_audience=os.environ.get("AI4KG_OIDC_AUDIENCE") or None,
+                   oidc_jwks_url=os.environ.get("AI4KG_OIDC_JWKS_URL") or None,
+                   admin_role=os.environ.get("AI4KG_ADMIN_ROLE") or DEFAULT_ADMIN_ROLE)
 
     @classmethod
     def in_memory(cls, base_url: str = DEFAULT_BASE_URL) -> "Settings":

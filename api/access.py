@@ -1,7 +1,7 @@
-"""Who is asking, for the read paths that hide other VOs' non-public assets.
+"""What the agent behind a request may read: the read paths hide other VOs' non-public assets.
 
-The API does not authenticate requests yet: every request is anonymous and sees public assets
-only. Authentication (OIDC bearer tokens, API keys) will map a request to the VOs it may read.
+api/auth.py says who is asking; anonymous requests see public assets only, members of a VO also
+that VO's assets, and platform administrators everything.
 """
 
 import pyoxigraph as ox
@@ -9,13 +9,17 @@ from fastapi import Request
 
 from ..graph.search import PUBLIC, Readers
 from ..graph.store import KnowledgeGraph, search_document
+from .auth import identity_of
 
 ANONYMOUS: Readers = frozenset()
 
 
 def readers_of(request: Request) -> Readers:
-    """The VOs whose non-public assets this request may see."""
-    return ANONYMOUS
+    """The VOs whose non-public assets this request may see (None: all of them)."""
+    identity = identity_of(request)
+    if identity is None:
+        return ANONYMOUS
+    return None if identity.admin else identity.vos
 
 
 def visible_quads(graph: KnowledgeGraph, iri: str, readers: Readers) -> list[ox.Quad]:

@@ -7,13 +7,16 @@ from fastapi.responses import RedirectResponse
 
 from .. import __version__
 from ..graph.store import KnowledgeGraph
-from . import access, assets, catalog, problems, sparql
+from ..credentials import KeyStore
+from . import access, assets, auth, catalog, problems, sparql
 
 
-def create_app(graph: KnowledgeGraph) -> FastAPI:
+def create_app(graph: KnowledgeGraph, keys: KeyStore | None = None) -> FastAPI:
+    """The API over `graph`; API keys are checked against `keys` (default: the data directory's)."""
     app = FastAPI(title="ai4kg", version=__version__, responses=problems.RESPONSES,
                   description="Knowledge graph of AI modules, deployments, runs and datasets.")
     problems.install(app)
+    auth.install(app, auth.Authenticator(graph.settings, keys or KeyStore(graph.settings.data_dir)))
     app.include_router(sparql.router(graph))
     app.include_router(catalog.router(graph))
     app.include_router(assets.router(graph))

@@ -18,8 +18,8 @@ from ai4kg.graph.store import KnowledgeGraph
 from conftest import MODULES
 
 PUBLIC_FILE = MODULES / "ai4os-yolo-torch__ai4-metadata.yml"
-PRIVATE_FILE = MODULES / "ai4os-llm__ai4-metadata.yml"
-PRIVATE = "https://w3id.org/ai4kg/id/module/ai4-llm"
+PRIVATE_FILE = MODULES / "ai4os-demo-app__ai4-metadata.yml"  # a module, not a tool
+PRIVATE = "https://w3id.org/ai4kg/id/module/ai4os-demo-app"
 
 
 @pytest.fixture(scope="module")
@@ -44,17 +44,18 @@ def test_index_hides_other_vos_assets(graph: KnowledgeGraph) -> None:
 
     assert PRIVATE not in listed(frozenset()) and PRIVATE not in listed(frozenset({"vo.other.eu"}))
     assert PRIVATE in listed(frozenset({"vo.secret.eu"})) and PRIVATE in listed(None)
-    assert PRIVATE not in [h.iri for h in graph.search("LLM", frozenset())]
-    assert PRIVATE in [h.iri for h in graph.search("LLM", frozenset({"vo.secret.eu"}))]
+    assert PRIVATE not in [h.iri for h in graph.search("toy application", frozenset())]
+    assert PRIVATE in [h.iri for h in graph.search("toy application", frozenset({"vo.secret.eu"}))]
 
 
 def test_anonymous_api_readers_never_see_it(graph: KnowledgeGraph) -> None:
     client = TestClient(create_app(graph))
     assert client.get("/v1/catalog/modules").json() == ["ai4os-yolo-torch"]
+    assert client.get("/v1/catalog/modules", params={"q": "toy application"}).json() == []
     assert [d["name"] for d in client.get("/v1/catalog/modules/detail").json()] == ["ai4os-yolo-torch"]
-    assert client.get("/v1/catalog/modules/ai4-llm/metadata").status_code == 404
-    assert client.get("/id/module/ai4-llm").status_code == 404
-    assert all(hit["iri"] != PRIVATE for hit in client.get("/search", params={"q": "llm"}).json())
+    assert client.get("/v1/catalog/modules/ai4os-demo-app/metadata").status_code == 404
+    assert client.get("/id/module/ai4os-demo-app").status_code == 404
+    assert all(hit["iri"] != PRIVATE for hit in client.get("/search", params={"q": "toy application"}).json())
 
 
 def test_import_options_are_checked(tmp_path: Path) -> None:
@@ -71,7 +72,7 @@ def test_import_options_are_checked(tmp_path: Path) -> None:
     f"SELECT ?t WHERE {{ GRAPH <{PRIVATE}> {{ ?m <https://w3id.org/ai4kg/ns#title> ?t }} }}",
     f"SELECT ?t FROM <{PRIVATE}> WHERE {{ ?m <https://w3id.org/ai4kg/ns#title> ?t }}",
     f"SELECT ?t FROM NAMED <{PRIVATE}> WHERE {{ GRAPH ?g {{ ?m <https://w3id.org/ai4kg/ns#title> ?t }} }}",
-    f"PREFIX m: <https://w3id.org/ai4kg/id/module/> SELECT ?t FROM m:ai4-llm WHERE {{ ?m ?p ?t }}",
+    f"PREFIX m: <https://w3id.org/ai4kg/id/module/> SELECT ?t FROM m:ai4os-demo-app WHERE {{ ?m ?p ?t }}",
     f"SELECT ?t WHERE {{ <{PRIVATE}> ?p ?t }}",
 ])
 def test_sparql_never_shows_another_vos_graph(graph: KnowledgeGraph, query: str) -> None:
@@ -81,7 +82,7 @@ def test_sparql_never_shows_another_vos_graph(graph: KnowledgeGraph, query: str)
         response = client.get("/sparql", params=params, headers={"accept": "application/sparql-results+json"})
         assert response.status_code == 200, response.text
         values = [b["t"]["value"] for b in response.json()["results"]["bindings"]]
-        assert all("LLM" not in v and "llm" not in v.lower() for v in values), (params, values)
+        assert all("demo-app" not in v and "toy application" not in v for v in values), (params, values)
     # the public module stays visible through the same interface
     public = client.get("/sparql", params={"query": "SELECT ?t WHERE { ?m <https://w3id.org/ai4kg/ns#title> ?t }"},
                         headers={"accept": "application/sparql-results+json"}).json()
