@@ -100,10 +100,22 @@ def expand_paths(paths: Iterable[Path]) -> list[Path]:
     return found
 
 
-def _read_and_check(path: Path, base_url: str, options: ImportOptions) -> _Prepared:
-    report = FileReport(str(path), "invalid")
+@dataclass(frozen=True)
+class InlineFile:
+    """A metadata document that arrived as bytes (an API request body) rather than as a file."""
+
+    name: str
+    data: bytes
+
+
+Source = Path | InlineFile
+
+
+def _read_and_check(source: Source, base_url: str, options: ImportOptions) -> _Prepared:
+    report = FileReport(source.name if isinstance(source, InlineFile) else str(source), "invalid")
     try:
-        document = loader.read_file(path)
+        document = (loader.parse_bytes(source.data, source.name) if isinstance(source, InlineFile)
+                    else loader.read_file(source))
     except loader.UnreadableFile as exc:
         report.status = "unreadable"
         report.issues.append(Issue("", "unreadable", str(exc)))
@@ -117,7 +129,7 @@ def _read_and_check(path: Path, base_url: str, options: ImportOptions) -> _Prepa
     report.issues.extend(options.issues())
     if report.errors:
         return _Prepared(report, document)
-    report.identifier = options.identifier or derive_identifier(document, generation, path.stem)
+    report.identifier = options.identifier or derive_identifier(document, generation, Path(source.name).stem)
     report.iri = asset_iri(base_url, "Module", report.identifier)
     records = to_records(document, generation, report.iri, report.identifier, options.license,
                          asset_iri(base_url, "VirtualOrganisation", options.vo), options.visibility)
@@ -208,7 +220,7 @@ def _local(iri: str | None) -> str:
     return (iri or "").rsplit("#", 1)[-1].rsplit("/", 1)[-1]
 
 
-def _batches(paths: list[Path], base_url: str, options: ImportOptions) -> Iterator[list[_Prepared]]:
+def _batches(paths: list[Source], base_url: str, options: ImportOptions) -> Iterator[list[_Prepared]]:
     batch: list[_Prepared] = []
     iris: set[str] = set()
     for path in paths:
@@ -226,7 +238,7 @@ def _batches(paths: list[Path], base_url: str, options: ImportOptions) -> Iterat
         yield batch
 
 
-def validate_files(paths: list[Path], base_url: str, options: ImportOptions = ImportOptions(),
+def validate_files(paths: list[Source], base_url: str, options: ImportOptions = ImportOptions(),
                    on_file: Callable[[FileReport], None] | None = None) -> list[FileReport]:
     """Check files fully (schema, mapping, SHACL) without touching any store."""
     reports = []
@@ -241,7 +253,7 @@ def validate_files(paths: list[Path], base_url: str, options: ImportOptions = Im
     return reports
 
 
-def import_files(graph: KnowledgeGraph, paths: list[Path], options: ImportOptions = ImportOptions(),
+def import_files(graph: KnowledgeGraph, paths: list[Source], options: ImportOptions = ImportOptions(),
                  on_file: Callable[[FileReport], None] | None = None) -> list[FileReport]:
     """Import files into the store; each valid file's asset is committed atomically, bad files write nothing.
 

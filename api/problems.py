@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 MEDIA_TYPE = "application/problem+json"
 
@@ -30,7 +31,8 @@ class ProblemDetail(BaseModel):
     invalid_params: list[InvalidParam] | None = Field(default=None, alias="invalid-params")
 
 
-_DOCUMENTED = {400: "Bad request: a parameter names its problem", 404: "No such resource",
+_DOCUMENTED = {400: "Bad request: a parameter names its problem", 401: "Credentials missing or not valid",
+               404: "No such resource",
                406: "No acceptable format", 415: "Unsupported media type", 422: "A parameter has the wrong type"}
 RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"description": description, "content": {MEDIA_TYPE: {"schema": ProblemDetail.model_json_schema(by_alias=True)}}}
@@ -47,11 +49,15 @@ class Problem(Exception):
         super().__init__(detail)
         self.status, self.title, self.detail = status, title, detail
         self.parameter, self.value, self.headers = parameter, value, headers
+        self.invalid_params: list[dict[str, Any]] | None = None
+        """Several parameters at fault (e.g. each field of a rejected document); overrides `parameter`."""
 
     def body(self, instance: str) -> dict[str, Any]:
         body: dict[str, Any] = {"type": "about:blank", "title": self.title, "status": self.status,
                                 "detail": self.detail, "instance": instance}
-        if self.parameter is not None:
+        if self.invalid_params is not None:
+            body["invalid-params"] = self.invalid_params
+        elif self.parameter is not None:
             body["invalid-params"] = [{"name": self.parameter, "reason": self.detail, "value": self.value}]
         return body
 
@@ -80,8 +86,20 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def on_http(request: Request, exc: HTTPException) -> JSONResponse:
         title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "HTTP error")
-        return _response(Problem(exc.status_code, title, str(exc.detail), headers=getattr(exc, "headers", None)),
-                         request)
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:  # Starlette names the methods of the first matching route only
+            headers = {**(headers or {}), "Allow": ", ".join(_allowed_methods(request))}
+        return _response(Problem(exc.status_code, title, str(exc.detail), headers=headers), request)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods - {"HEAD"})
 
 
 def jsonable(value: Any) -> Any:

@@ -145,3 +145,46 @@ def test_apikey_commands_keep_only_a_digest(tmp_path: Path) -> None:
     assert runner.invoke(main, ["--data", str(tmp_path), "apikey", "revoke", key_id]).exit_code == 0
     assert KeyStore(tmp_path).verify(secret) is None
     assert runner.invoke(main, ["--data", str(tmp_path), "apikey", "revoke", key_id]).exit_code == 1
+
+
+def _yaml(path: Path, **changes: object) -> bytes:
+    import yaml
+
+    document = yaml.safe_load(path.read_text())
+    document.update(changes)
+    return yaml.safe_dump(document).encode()
+
+
+def test_publishing_through_the_api(issuer: _Issuer, setup) -> None:  # type: ignore[no-untyped-def]
+    client, _ = setup
+    member = {"authorization": "Bearer " + issuer.token(["access:vo.secret.eu:member"]),
+              "content-type": "application/yaml"}
+    other = {"authorization": "Bearer " + issuer.token(["access:vo.other.eu:member"]),
+             "content-type": "application/yaml"}
+    body = _yaml(MODULES / "plants-classification__ai4-metadata.yml", title="Plants, published over HTTP")
+    url = "/v1/catalog/modules/plants-http/metadata"
+    assert client.put(url, content=body, headers={"content-type": "application/yaml"}).status_code == 401
+    assert client.put(url + "?vo=vo.secret.eu", content=body, headers=other).status_code == 403
+    created = client.put(url + "?visibility=virtual-organisation", content=body, headers=member)
+    assert created.status_code == 201, created.text
+    assert created.json()["vo"] == "vo.secret.eu"
+    assert client.get("/v1/catalog/modules/plants-http/metadata").status_code == 404  # anonymous: VO-only
+    fetched = client.get("/v1/catalog/modules/plants-http/metadata", headers={"authorization": member["authorization"]})
+    assert fetched.json()["title"] == "Plants, published over HTTP"
+    # another VO cannot take it over, nor see that it exists
+    assert client.put(url, content=body, headers=other).status_code == 403
+    assert client.delete("/v1/catalog/modules/plants-http", headers=other).status_code == 404
+    # invalid metadata: 422 naming every field, nothing written
+    bad = _yaml(MODULES / "plants-classification__ai4-metadata.yml", title="Changed", tasks=["Telepathy"],
+                dates={"created": "2024-13-01", "updated": "2024-01-01"})
+    rejected = client.put(url, content=bad, headers=member)
+    assert rejected.status_code == 422 and rejected.headers["content-type"] == "application/problem+json"
+    assert {p["name"] for p in rejected.json()["invalid-params"]} >= {"dates.created"}
+    assert client.get("/v1/catalog/modules/plants-http/metadata",
+                      headers={"authorization": member["authorization"]}).json()["title"] == "Plants, published over HTTP"
+    replaced = client.put(url + "?visibility=public", content=body, headers=member)
+    assert replaced.status_code == 200
+    assert client.get("/v1/catalog/modules/plants-http/metadata").status_code == 200  # now public
+    assert client.delete("/v1/catalog/modules/plants-http", headers=other).status_code == 403
+    assert client.delete("/v1/catalog/modules/plants-http", headers=member).status_code == 204
+    assert client.get("/v1/catalog/modules/plants-http/metadata").status_code == 404
