@@ -34,6 +34,9 @@ class Settings:
     """The audience tokens must name (AI4KG_OIDC_AUDIENCE); None: not checked."""
     oidc_jwks_url: str | None = None
     """Where the issuer's signing keys are (AI4KG_OIDC_JWKS_URL); None: from its discovery document."""
+    sparql_store_url: str | None = None
+    """A SPARQL 1.1 server (Oxigraph's) that holds the graph instead of the embedded store
+    (AI4KG_SPARQL_STORE); the search index stays in data_dir."""
     admin_role: str = DEFAULT_ADMIN_ROLE
     """The role that makes a signed-in agent a platform administrator (AI4KG_ADMIN_ROLE)."""
 
@@ -55,6 +58,7 @@ class Settings:
                    oidc_issuer=os.environ.get("AI4KG_OIDC_ISSUER") or None,
                    oidc_audience=os.environ.get("AI4KG_OIDC_AUDIENCE") or None,
                    oidc_jwks_url=os.environ.get("AI4KG_OIDC_JWKS_URL") or None,
+                   sparql_store_url=os.environ.get("AI4KG_SPARQL_STORE") or None,
                    admin_role=os.environ.get("AI4KG_ADMIN_ROLE") or DEFAULT_ADMIN_ROLE)
 
     @classmethod

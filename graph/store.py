@@ -21,6 +21,7 @@ import pyoxigraph as ox
 from ..config import Settings
 from .namespaces import AI4KG, ONTOLOGY_GRAPH, RDF_TYPE, VOCABULARY_GRAPH
 from .datasets import has_dataset_clause
+from .remote import RemoteStore
 from .search import PUBLIC, Readers, SearchDocument, SearchHit, SearchIndex
 
 _STAGING_PREFIX = "urn:ai4kg:staging:"
@@ -140,7 +141,10 @@ class KnowledgeGraph:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
             store_path, search_path = settings.data_dir / "oxigraph", settings.data_dir / "search.sqlite"
         try:
-            self.store = ox.Store(str(store_path)) if store_path else ox.Store()
+            if settings.sparql_store_url:
+                self.store = RemoteStore(settings.sparql_store_url)
+            else:
+                self.store = ox.Store(str(store_path)) if store_path else ox.Store()
         except OSError as exc:
             if "lock" in str(exc).lower():
                 raise StoreLocked(

@@ -40,3 +40,51 @@ def graph() -> KnowledgeGraph:
 @pytest.fixture
 def disk_settings(tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path / "data")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def oxigraph_server() -> str:
+    """A real Oxigraph server (the `oxigraph` package's binary) on loopback, in memory."""
+    import shutil
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    binary = shutil.which("oxigraph") or str(Path(sys.executable).parent / "oxigraph")
+    port = _free_port()
+    process = subprocess.Popen([binary, "serve", "--bind", f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/query?query=ASK%7B%7D", timeout=1)
+            break
+        except OSError:
+            assert process.poll() is None and time.monotonic() < deadline, "oxigraph serve did not start"
+            time.sleep(0.1)
+    yield url
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module", params=["embedded", "oxigraph-server"])
+def store_url(request: pytest.FixtureRequest) -> str | None:
+    """Run a module's tests on the embedded store and on a real Oxigraph server (emptied first)."""
+    if request.param == "embedded":
+        return None
+    import urllib.request
+
+    url = request.getfixturevalue("oxigraph_server")
+    urllib.request.urlopen(urllib.request.Request(f"{url}/update", data=b"DROP ALL",
+                                                  headers={"content-type": "application/sparql-update"}))
+    return url

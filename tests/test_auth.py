@@ -69,8 +69,8 @@ def issuer() -> _Issuer:
 
 
 @pytest.fixture(scope="module")
-def setup(issuer: _Issuer, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    settings = Settings(data_dir=None, oidc_issuer=issuer.url, oidc_audience=AUDIENCE)
+def setup(issuer: _Issuer, store_url: str | None):  # type: ignore[no-untyped-def]
+    settings = Settings(data_dir=None, oidc_issuer=issuer.url, oidc_audience=AUDIENCE, sparql_store_url=store_url)
     keys = KeyStore(None)
     with KnowledgeGraph(settings) as graph:
         import_files(graph, [MODULES / "ai4os-yolo-torch__ai4-metadata.yml"])

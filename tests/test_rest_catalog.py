@@ -16,8 +16,8 @@ MODULES = ["birdsong-audio-classifier", "clinical-text-ner", "crop-yield-xgboost
 
 
 @pytest.fixture(scope="module")
-def client() -> TestClient:
-    with KnowledgeGraph(Settings.in_memory()) as graph:
+def client(store_url: str | None) -> TestClient:
+    with KnowledgeGraph(Settings(data_dir=None, sparql_store_url=store_url)) as graph:
         load_demo_catalog(graph)
         yield TestClient(create_app(graph))
 

@@ -129,10 +129,15 @@ def _load(graph: KnowledgeGraph, file: Path, name: str) -> None:
 
 
 @pytest.mark.parametrize("test", PROTOCOL_TESTS, ids=[t.name for t in PROTOCOL_TESTS])
-def test_w3c_protocol(test: ProtocolTest) -> None:
+def test_w3c_protocol(test: ProtocolTest, store_url: str | None) -> None:
     if "update" in test.name:
         pytest.skip(f"{test.name} ({test.title}): {UPDATE_SKIP}")
-    with KnowledgeGraph(Settings.in_memory()) as graph:
+    if store_url:  # each test starts from an empty server
+        import urllib.request
+
+        urllib.request.urlopen(urllib.request.Request(f"{store_url}/update", data=b"DROP ALL",
+                                                      headers={"content-type": "application/sparql-update"}))
+    with KnowledgeGraph(Settings(data_dir=None, sparql_store_url=store_url)) as graph:
         for file, name in test.graph_data:
             _load(graph, file, name)
         client = TestClient(create_app(graph), base_url=f"http://{test.authority}")

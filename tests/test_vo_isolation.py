@@ -23,8 +23,8 @@ PRIVATE = "https://w3id.org/ai4kg/id/module/ai4os-demo-app"
 
 
 @pytest.fixture(scope="module")
-def graph() -> KnowledgeGraph:
-    with KnowledgeGraph(Settings.in_memory()) as kg:
+def graph(store_url: str | None) -> KnowledgeGraph:
+    with KnowledgeGraph(Settings(data_dir=None, sparql_store_url=store_url)) as kg:
         import_files(kg, [PUBLIC_FILE])
         [report] = import_files(kg, [PRIVATE_FILE], ImportOptions(vo="vo.secret.eu", visibility="virtual-organisation"))
         assert report.iri == PRIVATE
