@@ -8,7 +8,7 @@ from fastapi.responses import RedirectResponse
 from .. import __version__
 from ..graph.store import KnowledgeGraph
 from ..credentials import KeyStore
-from . import access, assets, auth, catalog, problems, sparql
+from . import access, assets, auth, catalog, graphql, problems, sparql
 
 
 def create_app(graph: KnowledgeGraph, keys: KeyStore | None = None) -> FastAPI:
@@ -20,6 +20,7 @@ def create_app(graph: KnowledgeGraph, keys: KeyStore | None = None) -> FastAPI:
     app.include_router(sparql.router(graph))
     app.include_router(catalog.router(graph))
     app.include_router(assets.router(graph))
+    app.include_router(graphql.router(graph))
 
     @app.get("/health", tags=["service"])
     async def health() -> dict:

@@ -4,7 +4,7 @@
     GET /v1/catalog/{modules|tools}/detail           summaries
     GET /v1/catalog/{modules|tools}/{name}/metadata  the ai4-metadata document
     PUT /v1/catalog/modules/{name}/metadata          publish or replace (signed in, member of the VO)
-    DELETE /v1/catalog/modules/{name}                withdraw
+    DELETE /v1/catalog/modules/{name}/metadata       withdraw
 
 Listings filter on the search index's facets (tags: all / any / not all / none; tasks, libraries,
 categories, data types: any of; free text `q`), sort, and page by keyset: the body is the list,
@@ -14,6 +14,7 @@ in the "AI4 tools" category.
 
 
 import base64
+import inspect
 import binascii
 import json
 from enum import Enum
@@ -138,20 +139,27 @@ def router(graph: KnowledgeGraph) -> APIRouter:
                     libraries=libraries, categories=categories, data_types=data_types, sort=sort, limit=limit,
                     cursor=cursor)
 
-    @routes.get("/{kind}", summary="Names of the modules or tools")
-    def names(request: Request, response: Response, kind: Kind,
-              params: Annotated[dict[str, Any], Depends(common)]) -> list[str]:
-        return [iri.rsplit("/", 1)[-1] for iri in listing(request, response, kind, params)]
+    # One set of routes per kind, spelled out: `/modules/{name}/metadata` then has GET, PUT and
+    # DELETE under one path, as OpenAPI clients (and the Allow header) expect.
+    for kind in Kind:
+        def names(request: Request, response: Response, params: Annotated[dict[str, Any], Depends(common)],
+                  kind: Kind = kind) -> list[str]:
+            return [iri.rsplit("/", 1)[-1] for iri in listing(request, response, kind, params)]
 
-    @routes.get("/{kind}/detail", summary="Summaries of the modules or tools")
-    def details(request: Request, response: Response, kind: Kind,
-                params: Annotated[dict[str, Any], Depends(common)]) -> list[dict[str, Any]]:
-        return [_summary(graph, iri) for iri in listing(request, response, kind, params)]
+        def details(request: Request, response: Response, params: Annotated[dict[str, Any], Depends(common)],
+                    kind: Kind = kind) -> list[dict[str, Any]]:
+            return [_summary(graph, iri) for iri in listing(request, response, kind, params)]
 
-    @routes.get("/{kind}/{name}/metadata", summary="The ai4-metadata document of one module or tool")
-    def metadata(request: Request, kind: Kind, name: str) -> dict[str, Any]:
-        quads = _asset_quads(graph, kind, name, readers_of(request))
-        return document_of(quads, "v2")
+        def metadata(request: Request, name: str, kind: Kind = kind) -> dict[str, Any]:
+            return document_of(_asset_quads(graph, kind, name, readers_of(request)), "v2")
+
+        for function in (names, details, metadata):  # `kind` is fixed per route, not a parameter
+            function.__signature__ = _without_kind(function)  # type: ignore[attr-defined]
+        routes.get(f"/{kind.value}", summary=f"Names of the {kind.value}", operation_id=f"{kind.value}_names")(names)
+        routes.get(f"/{kind.value}/detail", summary=f"Summaries of the {kind.value}",
+                   operation_id=f"{kind.value}_details")(details)
+        routes.get(f"/{kind.value}/{{name}}/metadata", summary=f"The ai4-metadata document of one of the {kind.value}",
+                   operation_id=f"{kind.value}_metadata")(metadata)
 
     @routes.put("/modules/{name}/metadata", summary="Publish or replace a module from its ai4-metadata document",
                 status_code=200, openapi_extra={"requestBody": {"required": True, "content": {
@@ -188,7 +196,7 @@ def router(graph: KnowledgeGraph) -> APIRouter:
         return {"name": name, "iri": iri, "vo": owner, "visibility": visibility,
                 "warnings": [issue.as_dict() for issue in report.warnings]}
 
-    @routes.delete("/modules/{name}", status_code=204, summary="Withdraw a module",
+    @routes.delete("/modules/{name}/metadata", status_code=204, summary="Withdraw a module",
                    responses={401: problems.RESPONSES[400] | {"description": "Sign in first"},
                               403: problems.RESPONSES[400] | {"description": "Not a member of its VO"}})
     def withdraw(request: Request, name: str) -> Response:
@@ -204,6 +212,11 @@ def router(graph: KnowledgeGraph) -> APIRouter:
         return Response(status_code=204)
 
     return routes
+
+
+def _without_kind(function: Any) -> inspect.Signature:
+    signature = inspect.signature(function)
+    return signature.replace(parameters=[p for p in signature.parameters.values() if p.name != "kind"])
 
 
 def _writer(request: Request) -> Identity:

@@ -93,13 +93,20 @@ def install(app: FastAPI) -> None:
 
 
 def _allowed_methods(request: Request) -> list[str]:
-    """Every method some route serves at this path."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches({**request.scope, "method": "GET"})
-        if match != Match.NONE:
-            methods |= set(getattr(route, "methods", None) or ())
-    return sorted(methods - {"HEAD"})
+    """Every method some route serves at this path (looking inside included routers)."""
+    scope = {**request.scope, "method": "GET"}
+
+    def collect(routes: list[Any]) -> set[str]:
+        methods: set[str] = set()
+        for route in routes:
+            inner = getattr(route, "original_router", None) or getattr(route, "router", None)
+            if inner is not None and hasattr(inner, "routes"):
+                methods |= collect(inner.routes)
+            elif route.matches(scope)[0] != Match.NONE:
+                methods |= set(getattr(route, "methods", None) or ())
+        return methods
+
+    return sorted(collect(request.app.router.routes) - {"HEAD"})
 
 
 def jsonable(value: Any) -> Any:

@@ -173,7 +173,7 @@ def test_publishing_through_the_api(issuer: _Issuer, setup) -> None:  # type: ig
     assert fetched.json()["title"] == "Plants, published over HTTP"
     # another VO cannot take it over, nor see that it exists
     assert client.put(url, content=body, headers=other).status_code == 403
-    assert client.delete("/v1/catalog/modules/plants-http", headers=other).status_code == 404
+    assert client.delete("/v1/catalog/modules/plants-http/metadata", headers=other).status_code == 404
     # invalid metadata: 422 naming every field, nothing written
     bad = _yaml(MODULES / "plants-classification__ai4-metadata.yml", title="Changed", tasks=["Telepathy"],
                 dates={"created": "2024-13-01", "updated": "2024-01-01"})
@@ -185,6 +185,6 @@ def test_publishing_through_the_api(issuer: _Issuer, setup) -> None:  # type: ig
     replaced = client.put(url + "?visibility=public", content=body, headers=member)
     assert replaced.status_code == 200
     assert client.get("/v1/catalog/modules/plants-http/metadata").status_code == 200  # now public
-    assert client.delete("/v1/catalog/modules/plants-http", headers=other).status_code == 403
-    assert client.delete("/v1/catalog/modules/plants-http", headers=member).status_code == 204
+    assert client.delete("/v1/catalog/modules/plants-http/metadata", headers=other).status_code == 403
+    assert client.delete("/v1/catalog/modules/plants-http/metadata", headers=member).status_code == 204
     assert client.get("/v1/catalog/modules/plants-http/metadata").status_code == 404

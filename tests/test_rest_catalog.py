@@ -86,7 +86,6 @@ def test_detail_and_metadata(client: TestClient) -> None:
     ("/v1/catalog/modules?limit=0", "limit", 422),
     ("/v1/catalog/modules?limit=many", "limit", 422),
     ("/v1/catalog/modules?cursor=bm90IGEgY3Vyc29y", "cursor", 400),
-    ("/v1/catalog/widgets", "kind", 422),
     ("/v1/catalog/modules/no-such-module/metadata", "name", 404),
     ("/v1/catalog/tools/plankton-image-classifier/metadata", "name", 404),
 ])
@@ -113,7 +112,11 @@ def test_injection_attempts_only_match_literally(client: TestClient) -> None:
 def test_service_endpoints(client: TestClient) -> None:
     assert client.get("/health").json() == {"status": "ok"}
     assert "version" in client.get("/version").json()
-    assert client.get("/openapi.json").json()["paths"]["/v1/catalog/{kind}/detail"]
+    paths = client.get("/openapi.json").json()["paths"]
+    assert set(paths["/v1/catalog/modules/{name}/metadata"]) == {"get", "put", "delete"}
+    assert "get" in paths["/v1/catalog/tools/detail"]
+    unknown = client.get("/v1/catalog/widgets")
+    assert unknown.status_code == 404 and unknown.headers["content-type"] == "application/problem+json"
 
 
 @pytest.mark.parametrize("accept, media", [
@@ -144,3 +147,14 @@ def test_asset_errors(client: TestClient) -> None:
     response = client.get("/id/module/sst-forecaster", params={"profile": "mldcat-ap"})
     assert response.status_code == 400 and response.json()["invalid-params"][0]["name"] == "profile"
     assert client.get("/id/module/sst-forecaster", headers={"accept": "image/png"}).status_code == 406
+
+
+@pytest.mark.parametrize("method, url, allow", [
+    ("PUT", "/v1/catalog/modules", "GET"),
+    ("POST", "/v1/catalog/modules/x/metadata", "DELETE, GET, PUT"),
+    ("PATCH", "/id/module/x", "GET"),
+])
+def test_405_names_every_method_of_the_path(client: TestClient, method: str, url: str, allow: str) -> None:
+    response = client.request(method, url)
+    assert response.status_code == 405 and response.headers["allow"] == allow
+    assert response.headers["content-type"] == "application/problem+json"

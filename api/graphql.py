@@ -1,0 +1,1072 @@
+"""GraphQL at /graphql (strawberry): the catalog and the activities around it, read-only.
+
+    modules(filter, sort, first, after) / tools(...)   Relay connections, keyset cursors
+    module(name) / tool(name)                          one application, or null
+    deployment / trainingRun / dataset / federatedSession(identifier)
+
+Types: Module and Tool (both `Application`), Deployment, TrainingRun, Dataset and FederatedSession,
+with their links both ways: Module.deployments and Module.trainingRuns, TrainingRun.module and
+TrainingRun.datasets, Deployment.module, Dataset.trainingRuns ... Tools are the modules in the
+"AI4 tools" category, as in the REST catalog.
+
+Reads go the same ways as REST: listings through `SearchIndex.filter` (facets, keyset pages,
+VO visibility), an application's fields through `catalog.document_of`, and links through
+parameterised SPARQL over the ontology terms (ai4kg:deploys, ai4kg:trainedModule,
+ai4kg:usedDataset): values are bound as variables, never pasted into query text. Every request's
+reader comes from `access.readers_of`, and every asset it reaches, listed or linked, passes the same
+visibility rule, so other VOs' non-public assets never appear (links to them are left out, or null).
+
+Lookups are batched per request with DataLoaders: one CONSTRUCT for the graphs of all the assets a
+level of the answer needs (the protocol dataset names their graphs), and one SELECT per 20 assets
+for the links pointing at them (Oxigraph's planning time grows with the square of a UNION's
+branches; 20 keeps each query under a millisecond). A page of 50 modules with their deployments
+takes 5 store calls (index page, modules, 3 link queries, deployments), a page of 5 takes 3.
+
+Filters compose with and / or / not over tags, tasks, libraries, categories and data types
+(`in`: at least one of, `all`: every one of), created / updated date ranges and free text. The
+filter is brought into disjunctive normal form; each AND branch becomes one `FacetQuery`
+(negation maps onto none_of / not_all_of), each branch is read up to first + 1 rows after the
+cursor, and the branches are merged by (sort value, IRI), so an OR across fields keeps the sort
+order and the keyset cursors. Date ranges are not in the search index: the IRIs whose date falls in
+a range come from one SPARQL query, and a branch with a date condition reads the index page by page
+until it has first + 1 matches (exact pages, at a cost that grows with the rows it skips; a range
+on the sort key itself becomes a keyset window, so only rows inside it are read).
+
+Limits: query depth, tokens and aliases (strawberry's validators); `first` at most 100; a filter
+nests at most 8 levels, holds at most 64 conditions of at most 100 values each, and expands to at
+most 16 branches. Linked lists (Module.deployments ...) are not paged: each lists every visible link.
+
+GraphQL-over-HTTP: responses are application/graphql-response+json when the client accepts it
+(requests that fail before execution then get 400 and no `data`), otherwise application/json with
+200; bad JSON or parameters get 400, other request bodies 415, other methods 405, an Accept that
+allows neither JSON type 406.
+
+There are no mutations: the REST API cannot change anything yet either (writes go through
+`ai4kg import`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from functools import cache, cached_property
+from importlib import resources
+from typing import Any, Callable, Generic, Iterable, Optional, TypeVar
+
+import anyio.to_thread
+import pyoxigraph as ox
+import strawberry
+from cross_web import HTTPException
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from graphql import GraphQLError
+from starlette.requests import HTTPConnection
+from strawberry.dataloader import DataLoader
+from strawberry.extensions import MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.fastapi import BaseContext, GraphQLRouter
+from strawberry.scalars import JSON
+from strawberry.types.execution import PreExecutionError
+from strawberry.types.unset import UNSET
+
+from ..catalog import document_of
+from ..graph.namespaces import AI4KG, RDF_TYPE, VOCAB, asset_iri
+from ..graph.search import PUBLIC, FacetQuery, Readers, SearchDocument
+from ..graph.store import KnowledgeGraph, search_document
+from ..metadata import vocabulary
+from ..metadata.records import is_valid_identifier
+from . import access
+from .negotiation import negotiate
+
+PATH = "/graphql"
+DEFAULT_FIRST = 20
+MAX_FIRST = 100
+MAX_DEPTH = 10
+MAX_TOKENS = 2000
+MAX_ALIASES = 20
+MAX_BRANCHES = 16
+"""AND branches a filter may expand to (each is one index query)."""
+MAX_FILTER_DEPTH = 8
+"""Nesting of and / or / not (variables are not bound by the token limit)."""
+MAX_CONDITIONS = 64
+"""Conditions (value lists, date ranges, texts) in one filter."""
+MAX_VALUES = 100
+"""Values in one `in` or `all` list."""
+LINK_BATCH = 20
+"""Assets per SPARQL query that looks up the links pointing at them."""
+SCAN_PAGE = 500
+"""Index rows read at a time by a branch that also filters on dates."""
+
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+JSON_MEDIA = "application/json"
+TOOLS_CATEGORY = ("category", "ai4-tools")
+_TOOLS_CONCEPT = f"{VOCAB}category/ai4-tools"
+_RDFS_SUBCLASS = "http://www.w3.org/2000/01/rdf-schema#subClassOf"
+
+
+# -- assets as read from the store ------------------------------------------------------------
+
+@cache
+def _subclasses() -> dict[str, frozenset[str]]:
+    """ai4kg class name -> it and all its subclasses (names), from the packaged ontology."""
+    data = resources.files("ai4kg").joinpath("ontology/ai4kg.ttl").read_bytes()
+    children: dict[str, set[str]] = defaultdict(set)
+    for triple in ox.parse(input=data, format=ox.RdfFormat.TURTLE):
+        if triple.predicate.value == _RDFS_SUBCLASS and triple.subject.value.startswith(AI4KG) \
+                and triple.object.value.startswith(AI4KG):
+            children[triple.object.value[len(AI4KG):]].add(triple.subject.value[len(AI4KG):])
+
+    def closure(name: str) -> frozenset[str]:
+        found, todo = {name}, [name]
+        while todo:
+            for child in children[todo.pop()]:
+                if child not in found:
+                    found.add(child)
+                    todo.append(child)
+        return frozenset(found)
+
+    return {name: closure(name) for name in ("Application", "Module", "Tool", "Deployment", "TrainingRun",
+                                             "Dataset", "FederatedSession")}
+
+
+@dataclass
+class Asset:
+    """One asset, as the reader may see it: the statements its graph makes about it and its
+    #fragment nodes (what document_of and search_document read)."""
+
+    iri: str
+    triples: list[ox.Triple]
+    search: SearchDocument
+    """What the search index holds for it: VO, visibility, sort keys."""
+
+    @cached_property
+    def classes(self) -> frozenset[str]:
+        return frozenset(term.value[len(AI4KG):] for term in self.objects(RDF_TYPE) if term.value.startswith(AI4KG))
+
+    def is_a(self, name: str) -> bool:
+        return bool(self.classes & _subclasses()[name])
+
+    @property
+    def is_tool(self) -> bool:
+        return self.is_a("Tool") or any(term.value == _TOOLS_CONCEPT for term in self.objects(AI4KG + "category"))
+
+    def objects(self, predicate: str) -> list[ox.NamedNode | ox.Literal | ox.BlankNode]:
+        """The values of the asset's own statements with `predicate`, in a stable order."""
+        found = [t.object for t in self.triples if t.subject.value == self.iri and t.predicate.value == predicate]
+        return sorted(found, key=lambda term: term.value)
+
+    def text(self, name: str) -> str | None:
+        values = self.objects(AI4KG + name)
+        return values[0].value if values else None
+
+    def iris(self, name: str) -> list[str]:
+        return [term.value for term in self.objects(AI4KG + name) if isinstance(term, ox.NamedNode)]
+
+    @cached_property
+    def document(self) -> dict[str, Any]:
+        """The ai4-metadata document (2.x), as REST's metadata endpoint serves it."""
+        return document_of(self.triples, "v2")  # type: ignore[arg-type]  # reads subject, predicate, object
+
+
+def _visible(document: SearchDocument | None, readers: Readers) -> bool:
+    """The rule of access.visible_quads and the index: public, or in one of the reader's VOs."""
+    return document is not None and (readers is None or document.visibility == PUBLIC or document.vo in readers)
+
+
+_ASSET_TRIPLES = ('CONSTRUCT { ?s ?p ?o } WHERE { GRAPH ?g { ?s ?p ?o } '
+                  'FILTER(?s = ?g || STRSTARTS(STR(?s), CONCAT(STR(?g), "#"))) }')
+"""What each named graph says about its own asset and the asset's #fragment nodes, so that a triple's
+subject tells its graph. CONSTRUCT hands back native triples: about five times faster than reading
+the same quads from SELECT solutions, one store call for any number of assets."""
+
+
+def _load_assets(graph: KnowledgeGraph, iris: list[str], readers: Readers) -> list[Asset | None]:
+    """The visible assets among `iris` (None for missing or hidden ones), with one store query:
+    the protocol dataset names exactly their graphs, nothing of the IRIs enters the query text."""
+    wanted: dict[str, ox.NamedNode] = {}
+    for iri in iris:
+        try:
+            wanted[iri] = ox.NamedNode(iri)
+        except ValueError:
+            continue
+    triples: dict[str, list[ox.Triple]] = defaultdict(list)
+    if wanted:
+        for triple in graph.query(_ASSET_TRIPLES, default_graph=[], named_graphs=list(wanted.values())):
+            subject = triple.subject.value
+            owner = subject if subject in wanted else subject.rsplit("#", 1)[0]
+            triples[owner].append(triple)
+    found: list[Asset | None] = []
+    for iri in iris:
+        document = search_document(iri, triples.get(iri, []))  # type: ignore[arg-type]
+        found.append(Asset(iri, triples[iri], document) if _visible(document, readers) else None)
+    return found
+
+
+def _inverse_query(size: int) -> str:
+    """Subjects whose own graph says `?s ?p <key>`, for `size` keys bound as ?k0 ... (SEP-0007 wants
+    every bound variable in the projection)."""
+    keys = " ".join(f"?k{i}" for i in range(size))
+    branches = " UNION ".join(f"{{ GRAPH ?s {{ ?s ?p ?k{i} }} BIND(?k{i} AS ?o) }}" for i in range(size))
+    return f"SELECT ?s ?o ?p {keys} WHERE {{ {branches} }}"
+
+
+def _load_inverse(graph: KnowledgeGraph, keys: list[tuple[str, str]]) -> list[list[str]]:
+    """For each (predicate, object IRI): the assets that state it about the object, by IRI."""
+    found: dict[tuple[str, str], set[str]] = defaultdict(set)
+    by_predicate: dict[str, list[str]] = defaultdict(list)
+    for predicate, target in dict.fromkeys(keys):
+        by_predicate[predicate].append(target)
+    for predicate, targets in by_predicate.items():
+        for start in range(0, len(targets), LINK_BATCH):
+            chunk = []
+            for target in targets[start:start + LINK_BATCH]:
+                try:
+                    chunk.append(ox.NamedNode(target))
+                except ValueError:
+                    continue
+            if not chunk:
+                continue
+            bindings: dict[str, ox.NamedNode | ox.Literal] = {f"k{i}": node for i, node in enumerate(chunk)}
+            bindings["p"] = ox.NamedNode(predicate)
+            for row in graph.query(_inverse_query(len(chunk)), bindings):
+                found[(predicate, row["o"].value)].add(row["s"].value)
+    return [sorted(found.get(key, ())) for key in keys]
+
+
+_DATE_QUERY = ("SELECT ?a ?p ?start ?end WHERE { GRAPH ?a { ?a ?p ?d } "
+               "FILTER(STR(?d) >= ?start && STR(?d) <= ?end) }")
+
+
+def _dated(graph: KnowledgeGraph, name: str, start: datetime.date | None, end: datetime.date | None) -> frozenset[str]:
+    """The assets whose `name` date (created / updated) lies in [start, end]."""
+    bindings = {"p": ox.NamedNode(AI4KG + name), "start": ox.Literal(start.isoformat() if start else ""),
+                "end": ox.Literal(end.isoformat() if end else "9999-12-31")}
+    return frozenset(row["a"].value for row in graph.query(_DATE_QUERY, bindings))
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+class InputError(GraphQLError):
+    """A bad argument: the message says what to change, extensions name the argument and value."""
+
+    def __init__(self, message: str, argument: str, value: Any = None):
+        super().__init__(message, extensions={"code": "BAD_USER_INPUT", "argument": argument, "value": value})
+
+
+def _unexpected(error: GraphQLError) -> bool:
+    """Errors that are not ours to explain (a bug, a store failure) lose their message."""
+    return error.original_error is not None and not isinstance(error.original_error, GraphQLError)
+
+
+# -- per request ---------------------------------------------------------------------------------
+
+class Context(BaseContext):
+    def __init__(self, graph: KnowledgeGraph, readers: Readers):
+        super().__init__()
+        self.graph, self.readers = graph, readers
+        self.assets: DataLoader[str, Asset | None] = DataLoader(self._assets)
+        self.inverse: DataLoader[tuple[str, str], list[str]] = DataLoader(self._inverse)
+
+    async def _assets(self, iris: list[str]) -> list[Asset | None]:
+        return await anyio.to_thread.run_sync(_load_assets, self.graph, iris, self.readers)
+
+    async def _inverse(self, keys: list[tuple[str, str]]) -> list[list[str]]:
+        return await anyio.to_thread.run_sync(_load_inverse, self.graph, keys)
+
+    async def linked(self, iris: Iterable[str], wanted: str) -> list[Asset]:
+        """The visible assets among `iris` that are of class `wanted` (or a subclass)."""
+        loaded = await self.assets.load_many(list(iris))
+        return [asset for asset in loaded if asset is not None and asset.is_a(wanted)]
+
+    async def pointing_at(self, predicate: str, iri: str, wanted: str) -> list[Asset]:
+        """The visible assets of class `wanted` whose graph says <them> predicate <iri>."""
+        return await self.linked(await self.inverse.load((AI4KG + predicate, iri)), wanted)
+
+
+Info = strawberry.Info[Context, None]
+
+
+# -- types ---------------------------------------------------------------------------------------
+
+def _date(value: str | None) -> datetime.date | None:
+    try:
+        return datetime.date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+def _datetime(value: str | None) -> datetime.datetime | None:
+    try:
+        return datetime.datetime.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _bool(value: str | None) -> bool | None:
+    return None if value is None else value in ("true", "1")
+
+
+@strawberry.type(description="Links of an application's ai4-metadata `links` section.")
+class Links:
+    source_code: Optional[str] = strawberry.field(description="links.source_code")
+    docker_image: Optional[str] = strawberry.field(description="links.docker_image (an image reference, not a URL)")
+    documentation: Optional[str] = strawberry.field(description="links.documentation")
+    dataset: Optional[str] = strawberry.field(description="links.dataset: the data the model was trained on")
+    weights: Optional[str] = strawberry.field(description="links.weights")
+    citation: Optional[str] = strawberry.field(description="links.citation")
+    base_model: Optional[str] = strawberry.field(description="links.base_model")
+
+
+def _application(asset: Asset) -> "Module | Tool":
+    return Tool(asset=asset) if asset.is_tool else Module(asset=asset)
+
+
+@strawberry.interface(description="An entry of the catalog described by an ai4-metadata document: a module or a tool.")
+class Application:
+    asset: strawberry.Private[Asset]
+
+    @strawberry.field(description="The identifier, the last segment of the IRI (REST: /v1/catalog/{kind}/{name}).")
+    def name(self) -> str:
+        return self.asset.iri.rsplit("/", 1)[-1]
+
+    @strawberry.field(description="The stable IRI, also the name of the asset's graph.")
+    def iri(self) -> str:
+        return self.asset.iri
+
+    @strawberry.field
+    def title(self) -> Optional[str]:
+        return self.asset.document.get("title")
+
+    @strawberry.field
+    def summary(self) -> Optional[str]:
+        return self.asset.document.get("summary")
+
+    @strawberry.field
+    def description(self) -> Optional[str]:
+        return self.asset.document.get("description")
+
+    @strawberry.field(description="The DOI as the metadata writes it.")
+    def doi(self) -> Optional[str]:
+        return self.asset.document.get("doi")
+
+    @strawberry.field
+    def tags(self) -> list[str]:
+        return list(self.asset.document.get("tags", []))
+
+    @strawberry.field(description="Preferred labels of the task vocabulary.")
+    def tasks(self) -> list[str]:
+        return list(self.asset.document.get("tasks", []))
+
+    @strawberry.field(description="Preferred labels of the category vocabulary.")
+    def categories(self) -> list[str]:
+        return list(self.asset.document.get("categories", []))
+
+    @strawberry.field(description="Preferred labels of the library vocabulary.")
+    def libraries(self) -> list[str]:
+        return list(self.asset.document.get("libraries", []))
+
+    @strawberry.field(description="Preferred labels of the data-type vocabulary (ai4-metadata `data-type`).")
+    def data_types(self) -> list[str]:
+        return list(self.asset.document.get("data-type", []))
+
+    @strawberry.field(description="dates.created")
+    def created(self) -> Optional[datetime.date]:
+        return _date(self.asset.document.get("dates", {}).get("created"))
+
+    @strawberry.field(description="dates.updated")
+    def updated(self) -> Optional[datetime.date]:
+        return _date(self.asset.document.get("dates", {}).get("updated"))
+
+    @strawberry.field
+    def links(self) -> Links:
+        links = self.asset.document.get("links", {})
+        return Links(source_code=links.get("source_code"), docker_image=links.get("docker_image"),
+                     documentation=links.get("documentation"), dataset=links.get("dataset"),
+                     weights=links.get("weights"), citation=links.get("citation"), base_model=links.get("base_model"))
+
+    @strawberry.field(description="The whole ai4-metadata 2.x document, "
+                                  "as GET /v1/catalog/{kind}/{name}/metadata serves it.")
+    def metadata(self) -> JSON:
+        return self.asset.document
+
+    @strawberry.field(description="The VO that owns the asset.")
+    def vo(self) -> str:
+        return self.asset.search.vo
+
+    @strawberry.field(description="public, virtual-organisation or private.")
+    def visibility(self) -> str:
+        return self.asset.search.visibility
+
+    @strawberry.field(description="Deployments that run this application (ai4kg:deploys), by IRI.")
+    async def deployments(self, info: Info) -> list["Deployment"]:
+        return [Deployment(asset=a) for a in await info.context.pointing_at("deploys", self.asset.iri, "Deployment")]
+
+    @strawberry.field(description="Training runs that executed this application's training (ai4kg:trainedModule), "
+                                  "by IRI.")
+    async def training_runs(self, info: Info) -> list["TrainingRun"]:
+        runs = await info.context.pointing_at("trainedModule", self.asset.iri, "TrainingRun")
+        return [TrainingRun(asset=a) for a in runs]
+
+
+@strawberry.type(description="An AI module of the catalog.")
+class Module(Application):
+    pass
+
+
+@strawberry.type(description="A platform tool: a catalog entry in the \"AI4 tools\" category.")
+class Tool(Application):
+    pass
+
+
+@strawberry.interface(description="Something that happened on the platform over a period of time.")
+class Activity:
+    asset: strawberry.Private[Asset]
+
+    @strawberry.field
+    def iri(self) -> str:
+        return self.asset.iri
+
+    @strawberry.field
+    def identifier(self) -> Optional[str]:
+        return self.asset.text("identifier")
+
+    @strawberry.field
+    def title(self) -> Optional[str]:
+        return self.asset.text("title")
+
+    @strawberry.field(description="The last observed state (queued, running, finished, failed ...).")
+    def status(self) -> Optional[str]:
+        return self.asset.text("status")
+
+    @strawberry.field
+    def started_at(self) -> Optional[datetime.datetime]:
+        return _datetime(self.asset.text("startedAt"))
+
+    @strawberry.field
+    def ended_at(self) -> Optional[datetime.datetime]:
+        return _datetime(self.asset.text("endedAt"))
+
+    @strawberry.field
+    def created(self) -> Optional[datetime.date]:
+        return _date(self.asset.text("created"))
+
+    @strawberry.field(description="The IRI of the datacenter the activity ran on (ai4kg:runsOn).")
+    def datacenter(self) -> Optional[str]:
+        iris = self.asset.iris("runsOn")
+        return iris[0] if iris else None
+
+    @strawberry.field
+    def vo(self) -> str:
+        return self.asset.search.vo
+
+    @strawberry.field
+    def visibility(self) -> str:
+        return self.asset.search.visibility
+
+    @strawberry.field(description="Datasets the activity read (ai4kg:usedDataset), by IRI.")
+    async def datasets(self, info: Info) -> list["Dataset"]:
+        return [Dataset(asset=a) for a in await info.context.linked(self.asset.iris("usedDataset"), "Dataset")]
+
+
+@strawberry.type(description="A workload run for a user on a datacenter (a Nomad job).")
+class Deployment(Activity):
+    @strawberry.field(description="The most specific class: ModuleDeployment, BatchTrainingDeployment, "
+                                  "TryMeDeployment, ToolDeployment or Deployment.")
+    def kind(self) -> str:
+        specific = sorted(self.asset.classes & _subclasses()["Deployment"] - {"Deployment"})
+        return specific[0] if specific else "Deployment"
+
+    @strawberry.field
+    def docker_image(self) -> Optional[str]:
+        return self.asset.text("dockerImage")
+
+    @strawberry.field
+    def nomad_job(self) -> Optional[str]:
+        return self.asset.text("nomadJob")
+
+    @strawberry.field(description="The module or tool deployed (ai4kg:deploys); null if the reader may not see it.")
+    async def module(self, info: Info) -> Optional[Application]:
+        found = await info.context.linked(self.asset.iris("deploys"), "Application")
+        return _application(found[0]) if found else None
+
+
+@strawberry.type(description="One execution of a module's training, as an experiment tracker recorded it.")
+class TrainingRun(Activity):
+    @strawberry.field
+    def mlflow_run(self) -> Optional[str]:
+        return self.asset.text("mlflowRun")
+
+    @strawberry.field(description="The module trained (ai4kg:trainedModule); null if the reader may not see it.")
+    async def module(self, info: Info) -> Optional[Application]:
+        found = await info.context.linked(self.asset.iris("trainedModule"), "Application")
+        return _application(found[0]) if found else None
+
+
+@strawberry.type(description="A federated-learning training: a server's strategy over rounds of clients.")
+class FederatedSession(Activity):
+    @strawberry.field
+    def strategy(self) -> Optional[str]:
+        return self.asset.text("strategy")
+
+    @strawberry.field
+    def num_rounds(self) -> Optional[int]:
+        return _int(self.asset.text("numRounds"))
+
+    @strawberry.field
+    def min_fit_clients(self) -> Optional[int]:
+        return _int(self.asset.text("minFitClients"))
+
+    @strawberry.field
+    def min_available_clients(self) -> Optional[int]:
+        return _int(self.asset.text("minAvailableClients"))
+
+    @strawberry.field
+    def differential_privacy(self) -> Optional[bool]:
+        return _bool(self.asset.text("differentialPrivacy"))
+
+    @strawberry.field
+    def metric_privacy(self) -> Optional[bool]:
+        return _bool(self.asset.text("metricPrivacy"))
+
+
+@strawberry.type(description="A dataset registered with the platform.")
+class Dataset:
+    asset: strawberry.Private[Asset]
+
+    @strawberry.field
+    def iri(self) -> str:
+        return self.asset.iri
+
+    @strawberry.field
+    def identifier(self) -> Optional[str]:
+        return self.asset.text("identifier")
+
+    @strawberry.field
+    def title(self) -> Optional[str]:
+        return self.asset.text("title")
+
+    @strawberry.field
+    def summary(self) -> Optional[str]:
+        return self.asset.text("summary")
+
+    @strawberry.field
+    def description(self) -> Optional[str]:
+        return self.asset.text("description")
+
+    @strawberry.field
+    def doi(self) -> Optional[str]:
+        return self.asset.text("doi")
+
+    @strawberry.field
+    def created(self) -> Optional[datetime.date]:
+        return _date(self.asset.text("created"))
+
+    @strawberry.field
+    def updated(self) -> Optional[datetime.date]:
+        return _date(self.asset.text("updated"))
+
+    @strawberry.field
+    def vo(self) -> str:
+        return self.asset.search.vo
+
+    @strawberry.field
+    def visibility(self) -> str:
+        return self.asset.search.visibility
+
+    @strawberry.field(description="Training runs that used this dataset (ai4kg:usedDataset), by IRI.")
+    async def training_runs(self, info: Info) -> list[TrainingRun]:
+        runs = await info.context.pointing_at("usedDataset", self.asset.iri, "TrainingRun")
+        return [TrainingRun(asset=a) for a in runs]
+
+    @strawberry.field(description="Deployments that used this dataset (ai4kg:usedDataset), by IRI.")
+    async def deployments(self, info: Info) -> list[Deployment]:
+        deployments = await info.context.pointing_at("usedDataset", self.asset.iri, "Deployment")
+        return [Deployment(asset=a) for a in deployments]
+
+    @strawberry.field(description="Federated sessions that used this dataset (ai4kg:usedDataset), by IRI.")
+    async def federated_sessions(self, info: Info) -> list[FederatedSession]:
+        return [FederatedSession(asset=a)
+                for a in await info.context.pointing_at("usedDataset", self.asset.iri, "FederatedSession")]
+
+
+# -- connections ---------------------------------------------------------------------------------
+
+N = TypeVar("N")
+
+
+@strawberry.type(description="Relay page information. Cursors are keyset positions (sort value, IRI): a page "
+                             "never skips or repeats an asset when others are added or removed meanwhile.")
+class PageInfo:
+    has_next_page: bool
+    has_previous_page: bool = strawberry.field(description="True when the page starts after a cursor.")
+    start_cursor: Optional[str]
+    end_cursor: Optional[str]
+
+
+@strawberry.type
+class Edge(Generic[N]):
+    cursor: str
+    node: N
+
+
+@strawberry.type
+class Connection(Generic[N]):
+    edges: list[Edge[N]]
+    page_info: PageInfo
+
+
+# -- filters -------------------------------------------------------------------------------------
+
+@strawberry.input(description="Conditions on one multi-valued field; both must hold when both are given.")
+class ValuesFilter:
+    in_: Optional[list[str]] = strawberry.field(
+        name="in", default=None, description="Has at least one of these values (an empty list matches nothing).")
+    all: Optional[list[str]] = strawberry.field(default=None, description="Has every one of these values.")
+
+
+@strawberry.input(description="Dates from and to, both included; either may be left out.")
+class DateRange:
+    from_: Optional[datetime.date] = strawberry.field(name="from", default=None)
+    to: Optional[datetime.date] = None
+
+
+@strawberry.input(description=(
+    "Conditions on applications. All conditions given in one object must hold; `and`, `or` and `not` "
+    "compose them (`or: []` matches nothing, `and: []` everything). Tags match in any case; tasks, "
+    "libraries, categories and data types accept any label of their vocabulary (preferred or "
+    "alternative, any case). Free text matches every word (the last one as a prefix) in title, "
+    "summary, description and tags; it cannot be negated, and each AND branch may hold one."))
+class ApplicationFilter:
+    tags: Optional[ValuesFilter] = None
+    tasks: Optional[ValuesFilter] = None
+    libraries: Optional[ValuesFilter] = None
+    categories: Optional[ValuesFilter] = None
+    data_types: Optional[ValuesFilter] = None
+    created: Optional[DateRange] = None
+    updated: Optional[DateRange] = None
+    text: Optional[str] = None
+    and_: Optional[list["ApplicationFilter"]] = strawberry.field(name="and", default=None)
+    or_: Optional[list["ApplicationFilter"]] = strawberry.field(name="or", default=None)
+    not_: Optional["ApplicationFilter"] = strawberry.field(name="not", default=None)
+
+
+@strawberry.enum
+class SortField(Enum):
+    IDENTIFIER = "identifier"
+    TITLE = "title"
+    CREATED = "created"
+    UPDATED = "updated"
+
+
+@strawberry.enum
+class SortDirection(Enum):
+    ASC = "asc"
+    DESC = "desc"
+
+
+@strawberry.input(description="Order of a listing; ties are broken by IRI.")
+class Sort:
+    field: SortField = SortField.IDENTIFIER
+    direction: SortDirection = SortDirection.ASC
+
+
+_FACETS = {"tags": "tag", "tasks": "task", "libraries": "library", "categories": "category", "data_types": "dataType"}
+_SCHEMES = {"tasks": "task", "libraries": "library", "categories": "category", "data_types": "data-type"}
+_GRAPHQL_NAMES = {"data_types": "dataTypes"}
+
+
+@dataclass(frozen=True)
+class _Facet:
+    field: str
+    values: tuple[str, ...]
+    every: bool
+    """all (True) or in (False)"""
+    negated: bool = False
+
+
+@dataclass(frozen=True)
+class _Text:
+    text: str
+    argument: str
+
+
+@dataclass(frozen=True)
+class _Dates:
+    field: str
+    start: datetime.date | None
+    end: datetime.date | None
+    negated: bool = False
+
+
+_Atom = _Facet | _Text | _Dates
+_Conjunction = tuple[_Atom, ...]
+
+
+@dataclass
+class _Node:
+    kind: str  # and, or, not
+    children: list[Any] = field(default_factory=list)
+
+
+def _values(name: str, values: list[str], argument: str) -> tuple[str, ...]:
+    """Tags in lower case; vocabulary labels as concept slugs (an unknown label is an error)."""
+    if len(values) > MAX_VALUES:
+        raise InputError(f"at most {MAX_VALUES} values in one list", argument, len(values))
+    if name == "tags":
+        return tuple(dict.fromkeys(v.strip().lower() for v in values if v.strip()))
+    scheme = vocabulary.schemes()[_SCHEMES[name]]
+    concepts = []
+    for value in values:
+        concept = scheme.concept_of(value)
+        if concept is None:
+            allowed = ", ".join(sorted(scheme.preferred.values()))
+            raise InputError(f"{value!r} is not a value of {_GRAPHQL_NAMES.get(name, name)}; allowed: {allowed}",
+                             argument, value)
+        concepts.append(concept)
+    return tuple(dict.fromkeys(concepts))
+
+
+def _tree(spec: ApplicationFilter, argument: str, depth: int = 0, counted: list[int] | None = None) -> _Node:
+    """The filter as an AND of its conditions and of its and / or / not parts."""
+    if depth > MAX_FILTER_DEPTH:
+        raise InputError(f"and / or / not nest at most {MAX_FILTER_DEPTH} levels deep", argument)
+    counted = [0] if counted is None else counted
+
+    def sub(part: ApplicationFilter, where: str) -> _Node:
+        return _tree(part, where, depth + 1, counted)
+
+    node = _Node("and")
+    for name, facet in _FACETS.items():
+        condition: ValuesFilter | None = getattr(spec, name)
+        if condition is None:
+            continue
+        where = f"{argument}.{_GRAPHQL_NAMES.get(name, name)}"
+        if condition.in_ is not None:
+            node.children.append(_Facet(facet, _values(name, condition.in_, f"{where}.in"), every=False))
+        if condition.all is not None:
+            node.children.append(_Facet(facet, _values(name, condition.all, f"{where}.all"), every=True))
+    for name in ("created", "updated"):
+        dates: DateRange | None = getattr(spec, name)
+        if dates is not None and (dates.from_ is not None or dates.to is not None):
+            node.children.append(_Dates(name, dates.from_, dates.to))
+    if spec.text is not None:
+        node.children.append(_Text(spec.text, f"{argument}.text"))
+    counted[0] += len(node.children)
+    if counted[0] > MAX_CONDITIONS:
+        raise InputError(f"a filter holds at most {MAX_CONDITIONS} conditions", argument)
+    if spec.and_ is not None:
+        node.children.append(_Node("and", [sub(s, f"{argument}.and[{i}]") for i, s in enumerate(spec.and_)]))
+    if spec.or_ is not None:
+        node.children.append(_Node("or", [sub(s, f"{argument}.or[{i}]") for i, s in enumerate(spec.or_)]))
+    if spec.not_ is not None:
+        node.children.append(_Node("not", [sub(spec.not_, f"{argument}.not")]))
+    return node
+
+
+_TRUE: list[_Conjunction] = [()]
+_FALSE: list[_Conjunction] = []
+
+
+def _dnf(node: _Node | _Atom, negated: bool = False) -> list[_Conjunction]:
+    """Disjunctive normal form, negations pushed onto the atoms (De Morgan)."""
+    if isinstance(node, _Facet):
+        if not node.values:  # in [] is false, all [] is true
+            return _TRUE if node.every != negated else _FALSE
+        return [(replace(node, negated=negated),)]
+    if isinstance(node, _Dates):
+        return [(replace(node, negated=negated),)]
+    if isinstance(node, _Text):
+        if negated:
+            raise InputError("free text cannot be negated (under `not`)", node.argument, node.text)
+        return [(node,)]
+    if node.kind == "not":
+        return _dnf(node.children[0], not negated)
+    parts = [_dnf(child, negated) for child in node.children]
+    if (node.kind == "and") != negated:
+        result = _TRUE
+        for part in parts:
+            if len(result) * len(part) > MAX_BRANCHES:
+                raise _too_many()
+            result = [a + b for a in result for b in part]
+        return result
+    result = [conjunction for part in parts for conjunction in part]
+    if len(result) > MAX_BRANCHES:
+        raise _too_many()
+    return result
+
+
+def _too_many() -> InputError:
+    return InputError(f"the filter expands to more than {MAX_BRANCHES} alternatives (OR branches); simplify it",
+                      "filter")
+
+
+@dataclass(frozen=True)
+class _Branch:
+    query: FacetQuery
+    dates: tuple[_Dates, ...]
+
+
+def _branch(conjunction: _Conjunction, base: FacetQuery, tools: bool) -> _Branch:
+    facets = [a for a in conjunction if isinstance(a, _Facet)]
+    texts = [a for a in conjunction if isinstance(a, _Text)]
+    if len(texts) > 1:
+        raise InputError("each AND branch of a filter may hold one free-text condition; put the words in one `text`",
+                         texts[1].argument, texts[1].text)
+    any_of = [(f.field, f.values) for f in facets if not f.every and not f.negated]
+    none_of = [(f.field, f.values) for f in facets if not f.every and f.negated]
+    (any_of if tools else none_of).append((TOOLS_CATEGORY[0], (TOOLS_CATEGORY[1],)))
+    query = replace(base, text=texts[0].text if texts else None,
+                    all_of=tuple((f.field, v) for f in facets if f.every and not f.negated for v in f.values),
+                    any_of=tuple(any_of), none_of=tuple(none_of),
+                    not_all_of=tuple((f.field, f.values) for f in facets if f.every and f.negated))
+    return _Branch(query, tuple(a for a in conjunction if isinstance(a, _Dates)))
+
+
+def _branch_page(graph: KnowledgeGraph, branch: _Branch, first: int,
+                 dated: dict[_Dates, frozenset[str]]) -> tuple[list[str], bool]:
+    """Up to `first` IRIs of one branch after its cursor, and whether it has more."""
+    if not branch.dates:
+        page = graph.index.filter(replace(branch.query, limit=first))
+        return page.iris, page.next_after is not None
+
+    def keep(iri: str) -> bool:
+        return all((iri in dated[replace(d, negated=False)]) != d.negated for d in branch.dates)
+
+    query = replace(branch.query, limit=SCAN_PAGE)
+    # A range on the sort key is a keyset window: start at its near end, stop past its far end.
+    ranges = [d for d in branch.dates if d.field == query.sort and not d.negated]
+    low = max((d.start.isoformat() for d in ranges if d.start), default=None)
+    high = min((d.end.isoformat() for d in ranges if d.end), default=None)
+    if query.descending:
+        entry, beyond = ((high, "\U0010ffff") if high else None), (lambda value: low is not None and value < low)
+    else:
+        entry, beyond = ((low, "") if low else None), (lambda value: high is not None and value > high)
+    if entry and (query.after is None or (entry < query.after if query.descending else entry > query.after)):
+        query = replace(query, after=entry)
+    found: list[str] = []
+    while True:
+        page = graph.index.filter(query)
+        for iri in page.iris:
+            if keep(iri):
+                found.append(iri)
+                if len(found) > first:
+                    return found[:first], True
+        if page.next_after is None or beyond(page.next_after[0]):
+            return found, False
+        query = replace(query, after=page.next_after)
+
+
+def _read_branches(graph: KnowledgeGraph, branches: list[_Branch], first: int) -> tuple[list[str], bool]:
+    """The IRIs every branch contributes to the page (up to `first` each), and whether any has more."""
+    ranges = {replace(d, negated=False) for branch in branches for d in branch.dates}
+    dated = {key: _dated(graph, key.field, key.start, key.end) for key in ranges}
+    iris: dict[str, None] = {}
+    more = False
+    for branch in branches:
+        found, has_more = _branch_page(graph, branch, first, dated)
+        iris.update(dict.fromkeys(found))
+        more = more or has_more
+    return list(iris), more
+
+
+def _encode_cursor(sort: str, value: str, iri: str) -> str:
+    """The REST catalog's cursor format, so cursors of one API work in the other."""
+    return base64.urlsafe_b64encode(json.dumps([sort, value, iri]).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, sort: str) -> tuple[str, str]:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        cursor_sort, value, iri = data
+        if not all(isinstance(x, str) for x in data):
+            raise ValueError
+    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError, UnicodeDecodeError):
+        raise InputError("the cursor is not one this API gave out", "after", cursor) from None
+    if cursor_sort != sort:
+        raise InputError(f"the cursor belongs to another sort ({cursor_sort}), not {sort}", "after", cursor)
+    return value, iri
+
+
+async def _listing(info: Info, tools: bool, filter: ApplicationFilter | None, sort: Sort | None, first: int,
+                   after: str | None, node: Callable[[Asset], N]) -> Connection[N]:
+    if not 1 <= first <= MAX_FIRST:
+        raise InputError(f"first must be between 1 and {MAX_FIRST}", "first", first)
+    sort = sort or Sort()
+    key, descending = sort.field.value, sort.direction is SortDirection.DESC
+    sort_name = f"-{key}" if descending else key
+    context = info.context
+    base = FacetQuery(kind="Module", readers=context.readers, sort=key, descending=descending, limit=first,
+                      after=_decode_cursor(after, sort_name) if after else None)
+    conjunctions = _dnf(_tree(filter, "filter")) if filter is not None else _TRUE
+    branches = [_branch(conjunction, base, tools) for conjunction in conjunctions]
+    iris, more = await anyio.to_thread.run_sync(_read_branches, context.graph, branches, first)
+    assets = [a for a in await context.assets.load_many(iris) if a is not None]
+
+    def position(asset: Asset) -> tuple[str, str]:
+        return getattr(asset.search, key), asset.iri
+
+    assets.sort(key=position, reverse=descending)
+    more = more or len(assets) > first
+    edges = [Edge(cursor=_encode_cursor(sort_name, *position(a)), node=node(a)) for a in assets[:first]]
+    return Connection(edges=edges, page_info=PageInfo(
+        has_next_page=more, has_previous_page=after is not None,
+        start_cursor=edges[0].cursor if edges else None, end_cursor=edges[-1].cursor if edges else None))
+
+
+async def _application_named(info: Info, name: str, tools: bool) -> Asset | None:
+    if not is_valid_identifier(name):
+        return None
+    asset = await info.context.assets.load(asset_iri(info.context.graph.settings.base_url, "Module", name))
+    if asset is None or not asset.is_a("Application") or asset.is_tool != tools:
+        return None
+    return asset
+
+
+_IDENTIFIED = "SELECT ?a ?id WHERE { GRAPH ?a { ?a <https://w3id.org/ai4kg/ns#identifier> ?id } }"
+
+
+async def _identified(info: Info, identifier: str, wanted: str) -> Asset | None:
+    """The visible asset of class `wanted` with this identifier (the first by IRI if several)."""
+    context = info.context
+
+    def lookup() -> list[str]:
+        return sorted(row["a"].value for row in context.graph.query(_IDENTIFIED, {"id": ox.Literal(identifier)}))
+
+    found = await context.linked(await anyio.to_thread.run_sync(lookup), wanted)
+    return found[0] if found else None
+
+
+_FIRST = strawberry.argument(description=f"Page size, 1 to {MAX_FIRST}.")
+_AFTER = strawberry.argument(description="The endCursor of the previous page.")
+
+
+@strawberry.type(description="The catalog and the activities around it. Read-only: there are no mutations, because "
+                             "the REST API cannot change anything yet either; assets are written by `ai4kg import`.")
+class Query:
+    @strawberry.field(description="Modules of the catalog (not tools), filtered, sorted, one keyset page at a time.")
+    async def modules(self, info: Info, filter: Optional[ApplicationFilter] = None, sort: Optional[Sort] = None,
+                      first: int = DEFAULT_FIRST, after: Optional[str] = None) -> Connection[Module]:
+        return await _listing(info, False, filter, sort, first, after, lambda a: Module(asset=a))
+
+    @strawberry.field(description="Tools of the catalog (the \"AI4 tools\" category), as `modules`.")
+    async def tools(self, info: Info, filter: Optional[ApplicationFilter] = None, sort: Optional[Sort] = None,
+                    first: int = DEFAULT_FIRST, after: Optional[str] = None) -> Connection[Tool]:
+        return await _listing(info, True, filter, sort, first, after, lambda a: Tool(asset=a))
+
+    @strawberry.field(description="One module by name, or null.")
+    async def module(self, info: Info, name: str) -> Optional[Module]:
+        asset = await _application_named(info, name, tools=False)
+        return Module(asset=asset) if asset else None
+
+    @strawberry.field(description="One tool by name, or null.")
+    async def tool(self, info: Info, name: str) -> Optional[Tool]:
+        asset = await _application_named(info, name, tools=True)
+        return Tool(asset=asset) if asset else None
+
+    @strawberry.field(description="One deployment by identifier, or null.")
+    async def deployment(self, info: Info, identifier: str) -> Optional[Deployment]:
+        asset = await _identified(info, identifier, "Deployment")
+        return Deployment(asset=asset) if asset else None
+
+    @strawberry.field(description="One training run by identifier, or null.")
+    async def training_run(self, info: Info, identifier: str) -> Optional[TrainingRun]:
+        asset = await _identified(info, identifier, "TrainingRun")
+        return TrainingRun(asset=asset) if asset else None
+
+    @strawberry.field(description="One dataset by identifier, or null.")
+    async def dataset(self, info: Info, identifier: str) -> Optional[Dataset]:
+        asset = await _identified(info, identifier, "Dataset")
+        return Dataset(asset=asset) if asset else None
+
+    @strawberry.field(description="One federated-learning session by identifier, or null.")
+    async def federated_session(self, info: Info, identifier: str) -> Optional[FederatedSession]:
+        asset = await _identified(info, identifier, "FederatedSession")
+        return FederatedSession(asset=asset) if asset else None
+
+
+class _Schema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
+        """Log what went wrong on our side; the client's mistakes are answered, not logged."""
+        super().process_errors([error for error in errors if _unexpected(error)], execution_context)
+
+
+schema = _Schema(
+    query=Query,
+    types=[Module, Tool, Deployment, TrainingRun, FederatedSession, Dataset],
+    extensions=[
+        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        lambda: MaskErrors(should_mask_error=_unexpected),
+    ],
+)
+
+
+# -- HTTP ----------------------------------------------------------------------------------------
+
+def _is_request_error(result: Any) -> bool:
+    """Whether the request failed before execution (parse, validation, variables): no `data` then."""
+    if isinstance(result, PreExecutionError):
+        return True
+    return result.data is None and bool(result.errors) and all(error.path is None for error in result.errors)
+
+
+class _Router(GraphQLRouter):
+    """strawberry's router, with GraphQL-over-HTTP media types and status codes."""
+
+    async def run(  # type: ignore[override]
+            self, request: Request, context: Any = UNSET, root_value: Any = UNSET) -> Response:
+        if self.is_websocket_request(request) or self.should_render_graphql_ide(self.request_adapter_class(request)):
+            return await super().run(request, context, root_value)
+        media, _ = negotiate(request.headers.get("accept", ""), [(JSON_MEDIA, None), (GRAPHQL_RESPONSE, None)],
+                             "GraphQL response")
+        try:
+            response = await super().run(request, context, root_value)
+        except HTTPException as exc:
+            status = 415 if exc.reason == "Unsupported content type" else exc.status_code
+            headers = {"Allow": "GET, POST"} if status == 405 else {}
+            body = {"errors": [{"message": exc.reason if status != 415 else
+                                "send the request as application/json (POST) or as query parameters (GET)"}]}
+            return Response(json.dumps(body), status_code=status, media_type=f"{media}; charset=utf-8", headers=headers)
+        response.headers["content-type"] = f"{media}; charset=utf-8"
+        if media == GRAPHQL_RESPONSE and getattr(request.state, "graphql_request_error", False):
+            response.status_code = 400
+        return response
+
+    async def process_result(self, request: Request, result: Any) -> Any:  # type: ignore[override]
+        response = await super().process_result(request, result)
+        if _is_request_error(result):
+            request.state.graphql_request_error = True
+            response.pop("data", None)
+        return response
+
+
+def router(graph: KnowledgeGraph) -> APIRouter:
+    """The GraphQL endpoint at /graphql over `graph` (GET and POST; GraphiQL for browsers)."""
+
+    async def context(connection: HTTPConnection) -> Context:  # a Request, or a WebSocket to be refused
+        return Context(graph, access.readers_of(connection))  # type: ignore[arg-type]
+
+    # No subscriptions: WebSocket upgrades are refused rather than offered protocols that serve nothing.
+    # Left out of the OpenAPI document: GraphQL describes itself (introspection), over GraphQL-over-HTTP.
+    routes = _Router(schema, path=PATH, context_getter=context, tags=["graphql"], subscription_protocols=(),
+                     include_in_schema=False)
+
+    @routes.api_route(PATH, methods=["PUT", "PATCH", "DELETE"], include_in_schema=False)
+    async def other_methods() -> Response:
+        body = {"errors": [{"message": "GraphQL is served by GET (queries) and POST"}]}
+        return Response(json.dumps(body), status_code=405, media_type=f"{JSON_MEDIA}; charset=utf-8",
+                        headers={"Allow": "GET, POST"})
+
+    return routes

@@ -1,0 +1,639 @@
+"""GraphQL at /graphql: modules and tools with AND / OR / NOT filters and keyset pages, the links
+between modules, deployments, runs and datasets, VO isolation, limits, GraphQL-over-HTTP, and
+injection attempts, through a real client (gql over HTTP to uvicorn on loopback)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import random
+import re
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pyoxigraph as ox
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from gql import Client, GraphQLRequest
+from gql.transport.exceptions import TransportQueryError
+from gql.transport.httpx import HTTPXTransport
+
+from ai4kg.api import graphql
+from ai4kg.api.app import create_app
+from ai4kg.catalog import ImportOptions, import_files
+from ai4kg.config import Settings
+from ai4kg.credentials import KeyStore
+from ai4kg.demo import demo_files, load_demo_catalog
+from ai4kg.graph.store import AssetWrite, KnowledgeGraph
+
+ID = "https://w3id.org/ai4kg/id/"
+MODULES = ["birdsong-audio-classifier", "clinical-text-ner", "crop-yield-xgboost", "federated-anomaly-detector",
+           "flood-segmentation-s2", "plankton-image-classifier", "sst-forecaster"]
+SECRET_VO = "vo.secret.eu"
+SECRET_MODULE = "secret-forecaster"
+PLANKTON = ID + "module/plankton-image-classifier"
+PREFIXES = """@prefix ai4kg: <https://w3id.org/ai4kg/ns#> . @prefix xsd: <http://www.w3.org/2001/XMLSchema#> .
+@base <https://w3id.org/ai4kg/id/> ."""
+HIDDEN = (f"ai4kg:belongsToVO <{ID}virtualorganisation/{SECRET_VO}> ; "
+          "ai4kg:visibility <https://w3id.org/ai4kg/vocab/visibility/virtual-organisation> ;")
+
+
+def write_asset(graph: KnowledgeGraph, iri: str, turtle: str) -> None:
+    """One hand-written asset graph, written as every asset is: one atomic graph write."""
+    name = ox.NamedNode(iri)
+    triples = ox.parse(input=(PREFIXES + turtle).encode(), format=ox.RdfFormat.TURTLE)
+    graph.write([AssetWrite(iri, [ox.Quad(t.subject, t.predicate, t.object, name) for t in triples])])
+
+
+ASSETS = {
+    "dataset/plankton-images": """<{iri}> a ai4kg:Dataset ; ai4kg:identifier "plankton-images" ;
+        ai4kg:title "Annotated plankton images" ; ai4kg:doi "10.5281/zenodo.7314001" .""",
+    "dataset/secret-images": """<{iri}> a ai4kg:Dataset ; ai4kg:identifier "secret-images" ; {hidden}
+        ai4kg:title "Images of the secret VO" .""",
+    "trainingrun/run-1": """<{iri}> a ai4kg:TrainingRun ; ai4kg:identifier "run-1" ; ai4kg:status "finished" ;
+        ai4kg:startedAt "2024-09-01T10:00:00Z"^^xsd:dateTime ; ai4kg:endedAt "2024-09-01T12:30:00Z"^^xsd:dateTime ;
+        ai4kg:mlflowRun "4f1c2a" ; ai4kg:trainedModule <module/plankton-image-classifier> ;
+        ai4kg:usedDataset <dataset/plankton-images>, <dataset/secret-images> .""",
+    "trainingrun/run-secret": """<{iri}> a ai4kg:TrainingRun ; ai4kg:identifier "run-secret" ; {hidden}
+        ai4kg:trainedModule <module/plankton-image-classifier> .""",
+    "deployment/dep-1": """<{iri}> a ai4kg:ModuleDeployment ; ai4kg:identifier "dep-1" ; ai4kg:status "running" ;
+        ai4kg:deploys <module/plankton-image-classifier> ; ai4kg:usedDataset <dataset/plankton-images> ;
+        ai4kg:runsOn <datacenter/ifca> ; ai4kg:nomadJob "job-1" .""",
+    "deployment/dep-secret": """<{iri}> a ai4kg:ModuleDeployment ; ai4kg:identifier "dep-secret" ; {hidden}
+        ai4kg:deploys <module/plankton-image-classifier> .""",
+    "deployment/dep-of-secret-module": """<{iri}> a ai4kg:ModuleDeployment ; ai4kg:identifier "dep-of-secret-module" ;
+        ai4kg:deploys <module/secret-forecaster> .""",
+    "deployment/dep-tool": """<{iri}> a ai4kg:ToolDeployment ; ai4kg:identifier "dep-tool" ;
+        ai4kg:deploys <module/ai4kg-dev-env> .""",
+    "federatedsession/fl-1": """<{iri}> a ai4kg:FederatedSession ; ai4kg:identifier "fl-1" ; ai4kg:strategy "FedAvg" ;
+        ai4kg:numRounds 3 ; ai4kg:minFitClients 2 ; ai4kg:minAvailableClients 3 ;
+        ai4kg:differentialPrivacy true ; ai4kg:usedDataset <dataset/plankton-images> .""",
+}
+
+
+@pytest.fixture(scope="module")
+def graph() -> Iterator[KnowledgeGraph]:
+    with KnowledgeGraph(Settings.in_memory()) as kg:
+        load_demo_catalog(kg)
+        sst = [p for p in demo_files() if p.name == "sst-forecaster.yml"]
+        [report] = import_files(kg, sst, ImportOptions(identifier=SECRET_MODULE, vo=SECRET_VO,
+                                                       visibility="virtual-organisation", license="CC-BY-4.0"))
+        assert report.status == "imported", report.as_dict()
+        for path, turtle in ASSETS.items():
+            write_asset(kg, ID + path, turtle.format(iri=ID + path, hidden=HIDDEN))
+        yield kg
+
+
+@pytest.fixture(scope="module")
+def keys() -> KeyStore:
+    return KeyStore(None)
+
+
+@pytest.fixture(scope="module")
+def app(graph: KnowledgeGraph, keys: KeyStore) -> FastAPI:
+    return create_app(graph, keys)
+
+
+@pytest.fixture(scope="module")
+def client(app: FastAPI) -> TestClient:
+    return TestClient(app)
+
+
+@pytest.fixture(scope="module")
+def url(app: FastAPI) -> Iterator[str]:
+    """The app served by uvicorn on a free loopback port."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+        time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}/graphql"
+    server.should_exit = True
+    thread.join(5)
+
+
+def gql_client(url: str, authorization: str | None = None) -> Client:
+    headers = {"authorization": authorization} if authorization else {}
+    return Client(transport=HTTPXTransport(url=url, headers=headers, timeout=10), fetch_schema_from_transport=True)
+
+
+@pytest.fixture(scope="module")
+def anonymous(url: str) -> Iterator[Any]:
+    client = gql_client(url)
+    with client as session:
+        yield session
+
+
+def run(session: Any, query: str, **variables: Any) -> dict[str, Any]:
+    return session.execute(GraphQLRequest(query, variable_values=variables or None))
+
+
+LIST = """query($filter: ApplicationFilter, $sort: Sort, $first: Int = 100, $after: String) {
+  modules(filter: $filter, sort: $sort, first: $first, after: $after) {
+    edges { cursor node { name } } pageInfo { hasNextPage endCursor } } }"""
+
+
+def names(session: Any, **variables: Any) -> list[str]:
+    page = run(session, LIST, **variables)["modules"]
+    assert not page["pageInfo"]["hasNextPage"]
+    return [edge["node"]["name"] for edge in page["edges"]]
+
+
+def rest(client: TestClient, **params: Any) -> list[str]:
+    response = client.get("/v1/catalog/modules", params=params)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+# -- listings ------------------------------------------------------------------------------------
+
+def test_listing_matches_the_rest_catalog(anonymous: Any, client: TestClient) -> None:
+    assert names(anonymous) == MODULES == rest(client)
+    tools = run(anonymous, "{ tools { edges { node { __typename name categories } } } }")["tools"]["edges"]
+    assert [e["node"]["name"] for e in tools] == ["ai4kg-dev-env"] and tools[0]["node"]["__typename"] == "Tool"
+    assert names(anonymous, filter={"tags": {"in": ["Plankton", "floods"]}}) == rest(client, tags_any="plankton,floods")
+    assert names(anonymous, filter={"tags": {"all": ["plankton", "DEEP LEARNING"]}}) == ["plankton-image-classifier"]
+    assert names(anonymous, filter={"libraries": {"in": ["xgboost", "Keras"]}}) == \
+        rest(client, libraries=["XGBoost", "Keras"])
+    assert names(anonymous, filter={"tasks": {"in": ["Regression"]}, "dataTypes": {"in": ["Time Series"]}}) == \
+        ["sst-forecaster"]
+    assert names(anonymous, filter={"text": "sea surface temperature"}) == ["sst-forecaster"]
+
+
+def test_detail_fields_are_the_rest_documents(anonymous: Any, client: TestClient) -> None:
+    module = run(anonymous, """{ module(name: "plankton-image-classifier") { name iri title summary doi tags tasks
+        categories libraries dataTypes created updated vo visibility metadata
+        links { sourceCode dockerImage documentation dataset weights citation baseModel } } }""")["module"]
+    [detail] = client.get("/v1/catalog/modules/detail", params={"tags": "plankton"}).json()
+    assert module["metadata"] == client.get("/v1/catalog/modules/plankton-image-classifier/metadata").json()
+    assert module["iri"] == detail["iri"] == PLANKTON and module["title"] == detail["title"]
+    assert sorted(module["libraries"]) == sorted(detail["libraries"]) and module["dataTypes"] == detail["data-type"]
+    assert (module["created"], module["updated"]) == (detail["dates"]["created"], detail["dates"]["updated"])
+    assert module["links"]["sourceCode"] == "https://github.com/ai4kg-demo/plankton-image-classifier"
+    assert module["links"]["dockerImage"] == "ai4kg-demo/plankton-image-classifier"
+    assert module["links"]["baseModel"] is None and (module["vo"], module["visibility"]) == ("default", "public")
+    assert run(anonymous, '{ tool(name: "ai4kg-dev-env") { name } }')["tool"]["name"] == "ai4kg-dev-env"
+    assert run(anonymous, '{ tool(name: "plankton-image-classifier") { name } }')["tool"] is None
+    assert run(anonymous, '{ module(name: "ai4kg-dev-env") { name } }')["module"] is None
+
+
+def test_or_across_fields_and_not(anonymous: Any, client: TestClient) -> None:
+    union = set(rest(client, tags_any="plankton")) | set(rest(client, libraries="XGBoost")) | set(rest(client, q="sea"))
+    either = {"or": [{"tags": {"in": ["plankton"]}}, {"libraries": {"in": ["XGBoost"]}}, {"text": "sea"}]}
+    assert names(anonymous, filter=either) == sorted(union)
+    assert names(anonymous, filter={"not": {"tags": {"in": ["plankton", "floods"]}}}) == \
+        rest(client, not_tags_any="plankton,floods")
+    assert names(anonymous, filter={"not": {"tags": {"all": ["plankton", "deep learning"]}}}) == \
+        rest(client, not_tags="plankton,deep learning")
+    # De Morgan: not (a or b) == (not a) and (not b)
+    neither = {"not": {"or": [{"tags": {"in": ["plankton"]}}, {"libraries": {"in": ["XGBoost"]}}]}}
+    assert names(anonymous, filter=neither) == \
+        [m for m in MODULES if m not in ("plankton-image-classifier", "crop-yield-xgboost")]
+    # AND of ORs: (plankton or xgboost) and (keras or tensorflow)
+    both = {"and": [either, {"libraries": {"in": ["Keras", "TensorFlow"]}}]}
+    assert names(anonymous, filter=both) == sorted(union & set(rest(client, libraries="Keras,TensorFlow")))
+    assert names(anonymous, filter={"tags": {"in": []}}) == [] and names(anonymous, filter={"or": []}) == []
+    assert names(anonymous, filter={"not": {"tags": {"in": []}}}) == MODULES
+
+
+def _dates(client: TestClient) -> dict[str, tuple[str, str]]:
+    details = client.get("/v1/catalog/modules/detail").json()
+    return {d["name"]: (d["dates"]["created"], d["dates"]["updated"]) for d in details}
+
+
+def test_date_ranges(anonymous: Any, client: TestClient) -> None:
+    dates = _dates(client)
+    created_2023 = [m for m, (c, _) in sorted(dates.items()) if "2023-01-01" <= c <= "2023-12-31"]
+    assert created_2023 and len(created_2023) < len(MODULES)
+    assert names(anonymous, filter={"created": {"from": "2023-01-01", "to": "2023-12-31"}}) == created_2023
+    assert names(anonymous, filter={"not": {"created": {"from": "2023-01-01", "to": "2023-12-31"}}}) == \
+        [m for m in MODULES if m not in created_2023]
+    recent = [m for m, (_, u) in sorted(dates.items()) if u >= "2025-01-01"]
+    assert names(anonymous, filter={"updated": {"from": "2025-01-01"}}) == recent
+    mixed = {"or": [{"updated": {"from": "2025-01-01"}}, {"tags": {"in": ["plankton"]}}]}
+    assert names(anonymous, filter=mixed, sort={"field": "UPDATED", "direction": "DESC"}) == \
+        sorted(set(recent) | {"plankton-image-classifier"}, key=lambda m: (dates[m][1], m), reverse=True)
+
+
+def test_random_filters_agree_with_a_plain_evaluation(client: TestClient) -> None:
+    """Random and / or / not trees over facets and dates, sorted and paged, against Python's own reading
+    of the REST details."""
+    details = client.get("/v1/catalog/modules/detail").json()
+    pool = {field: sorted({v for d in details for v in d.get(key, [])}) for field, key in
+            (("tags", "tags"), ("tasks", "tasks"), ("libraries", "libraries"), ("dataTypes", "data-type"))}
+    days = sorted({d["dates"][k] for d in details for k in ("created", "updated")})
+    rng = random.Random(20251125)
+
+    def atom() -> tuple[dict, Any]:
+        field = rng.choice([*pool, "created", "updated"])
+        if field in ("created", "updated"):
+            start, end = sorted(rng.sample(days, 2))
+            return {field: {"from": start, "to": end}}, lambda d: start <= d["dates"][field] <= end
+        key = {"dataTypes": "data-type"}.get(field, field)
+        chosen = {v.lower() for v in rng.sample(pool[field], rng.randint(1, 2))}
+        if rng.random() < 0.5:
+            return {field: {"in": sorted(chosen)}}, lambda d: bool(chosen & {v.lower() for v in d.get(key, [])})
+        return {field: {"all": sorted(chosen)}}, lambda d: chosen <= {v.lower() for v in d.get(key, [])}
+
+    def tree(depth: int) -> tuple[dict, Any]:
+        if depth == 0 or rng.random() < 0.3:
+            return atom()
+        operator = rng.choice(["and", "or", "not"])
+        if operator == "not":
+            inner, holds = tree(depth - 1)
+            return {"not": inner}, lambda d: not holds(d)
+        parts = [tree(depth - 1) for _ in range(rng.randint(1, 3))]
+        combine = all if operator == "and" else any
+        return {operator: [p for p, _ in parts]}, lambda d: combine(h(d) for _, h in parts)
+
+    checked = 0
+    for _ in range(60):
+        spec, holds = tree(3)
+        field = rng.choice(["IDENTIFIER", "TITLE", "CREATED", "UPDATED"])
+        descending = rng.random() < 0.5
+        value = {"IDENTIFIER": lambda d: d["name"], "TITLE": lambda d: d["title"],
+                 "CREATED": lambda d: d["dates"]["created"], "UPDATED": lambda d: d["dates"]["updated"]}[field]
+        expected = [d["name"] for d in sorted((d for d in details if holds(d)), key=lambda d: (value(d), d["iri"]),
+                                               reverse=descending)]
+        sort = {"field": field, "direction": "DESC" if descending else "ASC"}
+        seen, after = [], None
+        while True:
+            body = client.post("/graphql", json={"query": LIST, "variables": {
+                "filter": spec, "sort": sort, "first": 3, "after": after}}).json()
+            if "errors" in body:
+                assert "alternatives" in body["errors"][0]["message"], (spec, body)
+                break
+            page = body["data"]["modules"]
+            seen += [e["node"]["name"] for e in page["edges"]]
+            if not page["pageInfo"]["hasNextPage"]:
+                assert seen == expected, (spec, sort)
+                checked += 1
+                break
+            after = page["pageInfo"]["endCursor"]
+    assert checked >= 40
+
+
+@pytest.mark.parametrize("variables", [
+    {},
+    {"sort": {"field": "CREATED"}, "filter": {"created": {"from": "2022-06-01", "to": "2024-12-31"}}},
+    {"sort": {"field": "CREATED", "direction": "DESC"},
+     "filter": {"created": {"from": "2022-06-01", "to": "2024-12-31"}}},
+    {"sort": {"field": "UPDATED", "direction": "DESC"},
+     "filter": {"updated": {"to": "2024-12-31"}, "tags": {"in": ["deep learning", "nlp", "xgboost"]}}},
+    {"sort": {"field": "TITLE"}},
+    {"sort": {"field": "UPDATED", "direction": "DESC"}},
+    {"sort": {"field": "CREATED", "direction": "DESC"},
+     "filter": {"or": [{"tags": {"in": ["plankton"]}}, {"libraries": {"in": ["PyTorch"]}}, {"text": "sea"}]}},
+    {"filter": {"or": [{"created": {"to": "2023-06-30"}}, {"dataTypes": {"in": ["Image"]}}]}},
+])
+def test_pages_walk_every_match_once_in_order(anonymous: Any, variables: dict[str, Any]) -> None:
+    everything = names(anonymous, **variables)
+    seen, after, pages = [], None, 0
+    while True:
+        page = run(anonymous, LIST, **variables, first=2, after=after)["modules"]
+        seen += [e["node"]["name"] for e in page["edges"]]
+        pages += 1
+        assert page["edges"] and page["pageInfo"]["endCursor"] == page["edges"][-1]["cursor"]
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        after = page["pageInfo"]["endCursor"]
+    assert seen == everything and pages == math.ceil(len(everything) / 2)
+
+
+def test_cursors_are_the_rest_catalogs(anonymous: Any, client: TestClient) -> None:
+    page = run(anonymous, LIST, first=3, sort={"field": "UPDATED", "direction": "DESC"})["modules"]
+    response = client.get("/v1/catalog/modules", params={"sort": "-updated", "cursor": page["pageInfo"]["endCursor"]})
+    assert [e["node"]["name"] for e in page["edges"]] + response.json() == rest(client, sort="-updated")
+
+
+# -- links ---------------------------------------------------------------------------------------
+
+LINKS = """{ module(name: "plankton-image-classifier") {
+  deployments { identifier kind status nomadJob datacenter module { name } datasets { identifier } }
+  trainingRuns { identifier status startedAt endedAt mlflowRun module { name } datasets { identifier title doi
+                 trainingRuns { identifier } deployments { identifier }
+                 federatedSessions { identifier strategy } } } } }"""
+
+
+def test_links_both_ways(anonymous: Any) -> None:
+    module = run(anonymous, LINKS)["module"]
+    [deployment] = module["deployments"]
+    assert deployment == {"identifier": "dep-1", "kind": "ModuleDeployment", "status": "running", "nomadJob": "job-1",
+                          "datacenter": ID + "datacenter/ifca", "module": {"name": "plankton-image-classifier"},
+                          "datasets": [{"identifier": "plankton-images"}]}
+    [training] = module["trainingRuns"]
+    assert training["identifier"] == "run-1" and training["module"] == {"name": "plankton-image-classifier"}
+    assert training["startedAt"].startswith("2024-09-01T10:00:00") and training["mlflowRun"] == "4f1c2a"
+    [dataset] = training["datasets"]  # the secret VO's dataset is left out
+    assert dataset["identifier"] == "plankton-images" and dataset["trainingRuns"] == [{"identifier": "run-1"}]
+    assert dataset["deployments"] == [{"identifier": "dep-1"}]
+    assert dataset["federatedSessions"] == [{"identifier": "fl-1", "strategy": "FedAvg"}]
+    tool = run(anonymous, '{ deployment(identifier: "dep-tool") { kind module { __typename name } } }')["deployment"]
+    assert tool == {"kind": "ToolDeployment", "module": {"__typename": "Tool", "name": "ai4kg-dev-env"}}
+    session = run(anonymous, """{ federatedSession(identifier: "fl-1") { strategy numRounds minFitClients
+        minAvailableClients differentialPrivacy metricPrivacy datasets { identifier } } }""")["federatedSession"]
+    assert session == {"strategy": "FedAvg", "numRounds": 3, "minFitClients": 2, "minAvailableClients": 3,
+                       "differentialPrivacy": True, "metricPrivacy": None,
+                       "datasets": [{"identifier": "plankton-images"}]}
+    assert run(anonymous, '{ trainingRun(identifier: "dep-1") { identifier } }')["trainingRun"] is None  # wrong kind
+
+
+# -- VO isolation --------------------------------------------------------------------------------
+
+def test_other_vos_assets_never_appear(url: str, anonymous: Any, keys: KeyStore) -> None:
+    _, member = keys.create("member", frozenset({SECRET_VO}))
+    _, outsider = keys.create("outsider", frozenset({"vo.other.eu"}))
+    query = """{ modules(first: 100) { edges { node { name } } }
+      module(name: "secret-forecaster") { name vo visibility }
+      plankton: module(name: "plankton-image-classifier") {
+        deployments { identifier } trainingRuns { identifier datasets { identifier } } }
+      hidden: deployment(identifier: "dep-secret") { identifier }
+      orphan: deployment(identifier: "dep-of-secret-module") { identifier module { name } }
+      dataset(identifier: "secret-images") { identifier } }"""
+    seen = {}
+    for who, authorization in (("anonymous", None), ("outsider", f"Bearer {outsider}"), ("member", f"Bearer {member}")):
+        with gql_client(url, authorization) as session:
+            seen[who] = run(session, query)
+    for who in ("anonymous", "outsider"):
+        result = seen[who]
+        assert SECRET_MODULE not in [e["node"]["name"] for e in result["modules"]["edges"]]
+        assert result["module"] is None and result["hidden"] is None and result["dataset"] is None
+        assert result["plankton"]["deployments"] == [{"identifier": "dep-1"}]
+        assert result["plankton"]["trainingRuns"] == [
+            {"identifier": "run-1", "datasets": [{"identifier": "plankton-images"}]}]
+        assert result["orphan"] == {"identifier": "dep-of-secret-module", "module": None}
+        assert SECRET_MODULE not in json.dumps(result) and "secret-images" not in json.dumps(result)
+    member_view = seen["member"]
+    assert SECRET_MODULE in [e["node"]["name"] for e in member_view["modules"]["edges"]]
+    assert member_view["module"] == {"name": SECRET_MODULE, "vo": SECRET_VO, "visibility": "virtual-organisation"}
+    assert member_view["plankton"]["deployments"] == [{"identifier": "dep-1"}, {"identifier": "dep-secret"}]
+    assert {"identifier": "secret-images"} in member_view["plankton"]["trainingRuns"][0]["datasets"]
+    assert member_view["orphan"]["module"] == {"name": SECRET_MODULE}
+    # the secret module's text is not searchable by others either
+    assert names(anonymous, filter={"text": "sea surface temperature"}) == ["sst-forecaster"]
+
+
+def test_concurrent_readers_each_see_their_own(url: str, keys: KeyStore) -> None:
+    _, member = keys.create("concurrent member", frozenset({SECRET_VO}))
+    failures: list[str] = []
+
+    def reader(authorization: str | None, expected: bool) -> None:
+        with gql_client(url, authorization) as session:
+            for _ in range(10):
+                result = run(session, '{ module(name: "secret-forecaster") { name } '
+                                      'modules(first: 100) { edges { node { name } } } }')
+                listed = SECRET_MODULE in [e["node"]["name"] for e in result["modules"]["edges"]]
+                if (result["module"] is not None) != expected or listed != expected:
+                    failures.append(f"{authorization and 'member'} saw {result}")
+
+    threads = [threading.Thread(target=reader, args=(f"Bearer {member}", True) if i % 2 else (None, False))
+               for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert not failures, failures[:2]
+
+
+# -- batching ------------------------------------------------------------------------------------
+
+class _Counting:
+    """A stand-in for the store or index that counts the calls that reach it."""
+
+    def __init__(self, target: Any, calls: list[str]):
+        self._target, self._calls = target, calls
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._target, name)
+        if callable(attribute):
+            def counted(*args: Any, **kwargs: Any) -> Any:
+                self._calls.append(name)
+                return attribute(*args, **kwargs)
+            return counted
+        return attribute
+
+
+def _clone(kg: KnowledgeGraph, template: list[ox.Quad], name: str) -> str:
+    """A copy of the plankton module under another name (a quick way to a larger catalog)."""
+    iri = f"{ID}module/{name}"
+
+    def renamed(term: Any) -> Any:
+        if isinstance(term, ox.NamedNode) and term.value.startswith(PLANKTON):
+            return ox.NamedNode(iri + term.value[len(PLANKTON):])
+        if isinstance(term, ox.Literal) and term.value == "plankton-image-classifier":
+            return ox.Literal(name)
+        return term
+
+    kg.write([AssetWrite(iri, [ox.Quad(renamed(q.subject), q.predicate, renamed(q.object), ox.NamedNode(iri))
+                               for q in template])])
+    return iri
+
+
+def test_a_page_of_50_modules_with_deployments_costs_a_few_store_calls() -> None:
+    with KnowledgeGraph(Settings.in_memory()) as kg:
+        load_demo_catalog(kg)
+        template = kg.asset_quads(PLANKTON)
+        for i in range(60):
+            iri = _clone(kg, template, f"clone-{i:02d}")
+            for d in range(2):
+                deployment = f"{ID}deployment/clone-{i:02d}-{d}"
+                write_asset(kg, deployment, f"""<{deployment}> a ai4kg:ModuleDeployment ;
+                    ai4kg:identifier "clone-{i:02d}-{d}" ; ai4kg:deploys <{iri}> .""")
+        client = TestClient(create_app(kg, KeyStore(None)))
+        query = """query($first: Int!) { modules(first: $first, filter: {tags: {in: ["plankton"]}}) {
+            edges { node { name title tags deployments { identifier status module { name title } } } } } }"""
+        calls: list[str] = []
+        store, index = kg.store, kg.index
+        kg.store, kg.index = _Counting(store, calls), _Counting(index, calls)
+        try:
+            counts = {}
+            for first in (5, 50):
+                calls.clear()
+                response = client.post("/graphql", json={"query": query, "variables": {"first": first}})
+                edges = response.json()["data"]["modules"]["edges"]
+                assert len(edges) == first and all(len(e["node"]["deployments"]) == 2 for e in edges)
+                assert all(d["module"]["name"] == e["node"]["name"] for e in edges for d in e["node"]["deployments"])
+                counts[first] = (calls.count("filter"), calls.count("query") + calls.count("quads_for_pattern"))
+        finally:
+            kg.store, kg.index = store, index
+    # one index page; the modules' graphs, the links (one query per 20 modules), the deployments' graphs
+    assert counts[5] == (1, 3)
+    assert counts[50] == (1, 2 + math.ceil(50 / graphql.LINK_BATCH)), counts
+
+
+# -- limits and errors ---------------------------------------------------------------------------
+
+def _error(session: Any, query: str, **variables: Any) -> dict[str, Any]:
+    with pytest.raises(TransportQueryError) as raised:
+        run(session, query, **variables)
+    [error] = raised.value.errors
+    return error
+
+
+def test_argument_errors_name_the_argument(anonymous: Any) -> None:
+    error = _error(anonymous, LIST, filter={"tasks": {"in": ["Telepathy"]}})
+    assert "Telepathy" in error["message"] and "Computer Vision" in error["message"]
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "argument": "filter.tasks.in", "value": "Telepathy"}
+    assert _error(anonymous, LIST, first=101)["extensions"]["argument"] == "first"
+    assert _error(anonymous, LIST, first=0)["extensions"]["argument"] == "first"
+    assert _error(anonymous, LIST, after="bm90IGEgY3Vyc29y")["extensions"]["argument"] == "after"
+    cursor = run(anonymous, LIST, first=1)["modules"]["pageInfo"]["endCursor"]
+    assert "another sort" in _error(anonymous, LIST, after=cursor, sort={"field": "TITLE"})["message"]
+    error = _error(anonymous, LIST, filter={"not": {"text": "sea"}})
+    assert "negated" in error["message"] and error["extensions"]["argument"] == "filter.not.text"
+    error = _error(anonymous, LIST, filter={"text": "sea", "and": [{"text": "ocean"}]})
+    assert error["extensions"]["argument"] == "filter.and[0].text"
+    wide = {"and": [{"or": [{"tags": {"in": [f"t{i}{j}"]}} for j in range(3)]} for i in range(4)]}  # 3^4 branches
+    assert str(graphql.MAX_BRANCHES) in _error(anonymous, LIST, filter=wide)["message"]
+    deep: dict[str, Any] = {"tags": {"in": ["plankton"]}}
+    for levels in range(1, 301):  # variables are not bound by the token limit
+        deep = {"not": deep}
+        if levels in (graphql.MAX_FILTER_DEPTH, graphql.MAX_FILTER_DEPTH + 1, 300):
+            if levels <= graphql.MAX_FILTER_DEPTH:
+                run(anonymous, LIST, filter=deep)
+            else:  # ours, or graphql-core's own limit on variables
+                assert re.search("levels deep|nested too deeply", _error(anonymous, LIST, filter=deep)["message"])
+    many = [str(i) for i in range(graphql.MAX_VALUES + 1)]
+    assert _error(anonymous, LIST, filter={"tags": {"in": many}})["extensions"]["argument"] == "filter.tags.in"
+    crowded = {"and": [{"tags": {"in": [str(i)]}, "text": "x"} for i in range(graphql.MAX_CONDITIONS)]}
+    assert "conditions" in _error(anonymous, LIST, filter=crowded)["message"]
+
+
+def test_depth_token_and_alias_limits(client: TestClient) -> None:
+    levels = ["modules", "edges", "node", "deployments", "module", "trainingRuns", "datasets", "trainingRuns", "module",
+              "deployments", "module"]  # MAX_DEPTH + 1 fields with selections
+    assert len(levels) == graphql.MAX_DEPTH + 1
+    deep = "{ " + " { ".join(levels) + " { name" + " }" * (len(levels) + 1)
+    allowed = "{ " + " { ".join(levels[:-1]) + " { identifier" + " }" * len(levels)
+    tokens = "{ " + " ".join(f"a{i}: __typename" for i in range(graphql.MAX_TOKENS)) + " }"
+    aliases = "{ " + " ".join(f"m{i}: module(name: \"x\") {{ name }}" for i in range(graphql.MAX_ALIASES + 1)) + " }"
+    fine = "{ " + " ".join(f"m{i}: module(name: \"x\") {{ name }}" for i in range(graphql.MAX_ALIASES)) + " }"
+    for query, says in ((deep, "exceeds maximum operation depth"), (tokens, "tokens"), (aliases, "aliases")):
+        for accept, status in ((graphql.GRAPHQL_RESPONSE, 400), ("application/json", 200)):
+            response = client.post("/graphql", json={"query": query}, headers={"accept": accept})
+            assert response.status_code == status, response.text
+            body = response.json()
+            assert "data" not in body and says in body["errors"][0]["message"], body
+    assert client.post("/graphql", json={"query": fine}).json() == \
+        {"data": {f"m{i}": None for i in range(graphql.MAX_ALIASES)}}
+    assert "errors" not in client.post("/graphql", json={"query": allowed}).json()
+
+
+def test_unexpected_errors_are_masked(client: TestClient, graph: KnowledgeGraph,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("internal detail /var/lib/secret")
+
+    monkeypatch.setattr(graph.index, "filter", broken)
+    response = client.post("/graphql", json={"query": "{ modules { edges { node { name } } } }"})
+    assert response.status_code == 200
+    assert response.json()["errors"][0]["message"] == "Unexpected error." and "secret" not in response.text
+
+
+# -- GraphQL over HTTP ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("accept, media", [
+    (graphql.GRAPHQL_RESPONSE, graphql.GRAPHQL_RESPONSE),
+    (f"{graphql.GRAPHQL_RESPONSE}, application/json;q=0.9", graphql.GRAPHQL_RESPONSE),
+    ("application/json", "application/json"),
+    ("*/*", "application/json"),
+    ("", "application/json"),
+])
+def test_media_type_follows_accept(client: TestClient, accept: str, media: str) -> None:
+    headers = {"accept": accept} if accept else {}
+    for response in (client.post("/graphql", json={"query": "{ __typename }"}, headers=headers),
+                     client.get("/graphql", params={"query": "{ __typename }"}, headers=headers)):
+        assert response.status_code == 200
+        assert response.headers["content-type"] == f"{media}; charset=utf-8"
+        assert response.json() == {"data": {"__typename": "Query"}}
+
+
+@pytest.mark.parametrize("accept, status", [(graphql.GRAPHQL_RESPONSE, 400), ("application/json", 200)])
+def test_status_codes(client: TestClient, accept: str, status: int) -> None:
+    headers = {"accept": accept}
+    # a parse error, a validation error, an operation the schema lacks, a missing variable
+    for query in ("{ modules { edges ", "{ nothing }", "mutation { x }",
+                  "query($n: Int!) { module(name: $n) { name } }"):
+        response = client.post("/graphql", json={"query": query}, headers=headers)
+        assert response.status_code == status, (query, response.text)
+        assert "data" not in response.json() and response.json()["errors"][0]["message"]
+    # executed, with a field error: 200 and data in both media types
+    response = client.post("/graphql", json={"query": "{ modules(first: 0) { edges { cursor } } }"}, headers=headers)
+    assert response.status_code == 200 and "data" in response.json() and response.json()["errors"]
+    bad = [client.post("/graphql", content=b'{"query": "{ __typename',
+                       headers={**headers, "content-type": "application/json"}),
+           client.post("/graphql", json={"query": 42}, headers=headers),
+           client.post("/graphql", json={"variables": {}}, headers=headers)]
+    for response in bad:
+        assert response.status_code == 400 and "data" not in response.json() and response.json()["errors"]
+    response = client.post("/graphql", content="{ __typename }", headers={**headers, "content-type": "text/plain"})
+    assert response.status_code == 415 and response.json()["errors"]
+    response = client.put("/graphql", json={"query": "{ __typename }"}, headers=headers)
+    assert response.status_code == 405 and "POST" in response.headers["allow"]
+
+
+def test_unacceptable_accept_gets_406(client: TestClient) -> None:
+    response = client.post("/graphql", json={"query": "{ __typename }"}, headers={"accept": "text/csv"})
+    assert response.status_code == 406 and response.headers["content-type"] == "application/problem+json"
+
+
+def test_browsers_get_graphiql_and_websockets_are_refused(client: TestClient) -> None:
+    page = client.get("/graphql", headers={"accept": "text/html"})
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    with client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as websocket:
+        assert websocket.receive()["code"] == 4406  # no subscriptions to serve
+
+
+def test_schema_says_it_is_read_only(anonymous: Any) -> None:
+    schema = run(anonymous, "{ __schema { mutationType { name } queryType { description } } }")["__schema"]
+    assert schema["mutationType"] is None and "no mutations" in schema["queryType"]["description"]
+
+
+# -- injection -----------------------------------------------------------------------------------
+
+EVIL = ['plankton" OR 1=1 --', "') OR ('1'='1", "} ; DROP ALL #", "<http://x> .", "plankton\\u0022",
+        "x> } ; DROP ALL ; INSERT DATA { <a> <b> <c> } #", '"""} }', "\u0000\u202e\uffff", "${injection}"]
+
+
+def _snapshot(graph: KnowledgeGraph) -> tuple[int, bytes, list[str]]:
+    return len(graph.store), graph.export(ox.RdfFormat.N_QUADS), graph.index.iris()
+
+
+def test_injection_attempts_only_match_literally(anonymous: Any, client: TestClient, graph: KnowledgeGraph) -> None:
+    before = _snapshot(graph)
+    for evil in EVIL:
+        words = " ".join(re.findall(r"\w+", evil))
+        for field in ("tags",):
+            assert names(anonymous, filter={field: {"in": [evil]}}) == []
+            assert names(anonymous, filter={field: {"all": [evil]}}) == []
+            assert names(anonymous, filter={"not": {field: {"in": [evil]}}}) == MODULES
+        for field in ("tasks", "libraries", "categories", "dataTypes"):
+            assert _error(anonymous, LIST, filter={field: {"in": [evil]}})["extensions"]["value"] == evil
+        assert names(anonymous, filter={"text": evil}) == (names(anonymous, filter={"text": words}) if words else [])
+        assert names(anonymous, filter={"or": [{"text": evil}, {"tags": {"in": [evil]}}]}) == \
+            (names(anonymous, filter={"text": words}) if words else [])
+        assert _error(anonymous, LIST, after=evil)["extensions"]["argument"] == "after"
+        forged = base64.urlsafe_b64encode(json.dumps(["identifier", evil, evil]).encode()).decode()
+        run(anonymous, LIST, after=forged)  # a forged keyset position is only a position
+        for name in ("module", "tool"):
+            assert run(anonymous, f"query($n: String!) {{ {name}(name: $n) {{ name }} }}", n=evil)[name] is None
+        for name in ("deployment", "trainingRun", "dataset", "federatedSession"):
+            assert run(anonymous, f"query($i: String!) {{ {name}(identifier: $i) {{ iri }} }}", i=evil)[name] is None
+        for variables in ({"filter": {"created": {"from": evil}}}, {"sort": {"field": evil}}, {"first": evil}):
+            with pytest.raises(TransportQueryError):  # dates are dates, sort keys an enum, first a number
+                run(anonymous, LIST, **variables)
+        # the same strings inline in the query text, as a client that escapes them would send them
+        inline = json.dumps(evil)
+        query = (f"{{ module(name: {inline}) {{ name }} "
+                 f"modules(filter: {{tags: {{in: [{inline}]}}}}) {{ edges {{ cursor }} }} }}")
+        response = client.post("/graphql", json={"query": query})
+        assert response.json() == {"data": {"module": None, "modules": {"edges": []}}}, response.text
+    assert _snapshot(graph) == before
