@@ -41,8 +41,8 @@ GraphQL-over-HTTP: responses are application/graphql-response+json when the clie
 200; bad JSON or parameters get 400, other request bodies 415, other methods 405, an Accept that
 allows neither JSON type 406.
 
-There are no mutations: the REST API cannot change anything yet either (writes go through
-`ai4kg import`).
+There are no mutations yet: publishing and withdrawing go through REST (PUT / DELETE
+/v1/catalog/modules/{name}/metadata) or `ai4kg import`.
 """
 
 from __future__ import annotations
