@@ -45,6 +45,10 @@ CREATE TABLE IF NOT EXISTS facets (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS facets_by_document ON facets(rowid);
 CREATE INDEX IF NOT EXISTS documents_by_visibility ON documents(visibility, vo);
+CREATE INDEX IF NOT EXISTS documents_by_identifier ON documents(kind, identifier, iri);
+CREATE INDEX IF NOT EXISTS documents_by_title ON documents(kind, title, iri);
+CREATE INDEX IF NOT EXISTS documents_by_created ON documents(kind, created, iri);
+CREATE INDEX IF NOT EXISTS documents_by_updated ON documents(kind, updated, iri);
 CREATE VIRTUAL TABLE IF NOT EXISTS documents_text USING fts5(
     title, summary, description, tags,
     tokenize='unicode61 remove_diacritics 2'
@@ -253,8 +257,9 @@ class SearchIndex:
     def has_restricted(self) -> bool:
         """Whether any asset is not public (until one is, nothing needs hiding)."""
         with self._lock:
-            return self._db.execute("SELECT EXISTS (SELECT 1 FROM documents WHERE visibility != ?)",
-                                    (PUBLIC,)).fetchone()[0] == 1
+            # two range probes on the visibility index, not a scan (as `!=` would be)
+            return self._db.execute("SELECT EXISTS (SELECT 1 FROM documents WHERE visibility < ? OR visibility > ?)",
+                                    (PUBLIC, PUBLIC)).fetchone()[0] == 1
 
     def visible_iris(self, readers: Readers) -> list[str]:
         """Every asset `readers` may see (for restricting SPARQL to those graphs)."""
