@@ -13,10 +13,7 @@ in the "AI4 tools" category.
 """
 
 
-import base64
 import inspect
-import binascii
-import json
 from enum import Enum
 from typing import Annotated, Any
 
@@ -29,7 +26,7 @@ from ..graph.search import SORT_KEYS, FacetQuery, Readers
 from ..graph.store import KnowledgeGraph, search_document
 from ..metadata import loader, vocabulary
 from ..metadata.records import is_valid_identifier
-from . import problems
+from . import cursors, problems
 from .access import readers_of, visible_quads
 from .auth import Identity, identity_of
 from .problems import Problem
@@ -75,21 +72,11 @@ def _concepts(parameter: str, raw: list[str]) -> tuple[str, ...]:
     return tuple(concepts)
 
 
-def _encode_cursor(after: tuple[str, str], sort: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps([sort, *after]).encode()).decode().rstrip("=")
-
-
 def _decode_cursor(cursor: str, sort: str) -> tuple[str, str]:
     try:
-        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        cursor_sort, value, iri = data
-        if not all(isinstance(x, str) for x in data):
-            raise ValueError
-    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError):
-        raise Problem(400, "Invalid cursor", "the cursor is not one this API gave out", "cursor", cursor) from None
-    if cursor_sort != sort:
-        raise Problem(400, "Invalid cursor", f"the cursor belongs to sort={cursor_sort}, not sort={sort}", "cursor", cursor)
-    return value, iri
+        return cursors.decode(cursor, sort)
+    except cursors.InvalidCursor as exc:
+        raise Problem(400, "Invalid cursor", str(exc), "cursor", cursor) from None
 
 
 def router(graph: KnowledgeGraph) -> APIRouter:
@@ -112,7 +99,7 @@ def router(graph: KnowledgeGraph) -> APIRouter:
                            after=_decode_cursor(p["cursor"], sort) if p["cursor"] else None)
         page = graph.index.filter(query)
         if page.next_after is not None:
-            next_url = request.url.include_query_params(cursor=_encode_cursor(page.next_after, sort))
+            next_url = request.url.include_query_params(cursor=cursors.encode(sort, *page.next_after))
             response.headers["Link"] = f'<{next_url}>; rel="next"'
         return page.iris
 

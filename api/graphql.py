@@ -47,8 +47,6 @@ There are no mutations yet: publishing and withdrawing go through REST (PUT / DE
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime
 import json
 from collections import defaultdict
@@ -79,7 +77,7 @@ from ..graph.search import PUBLIC, FacetQuery, Readers, SearchDocument
 from ..graph.store import KnowledgeGraph, search_document
 from ..metadata import vocabulary
 from ..metadata.records import is_valid_identifier
-from . import access
+from . import access, cursors
 from .negotiation import negotiate
 
 PATH = "/graphql"
@@ -880,22 +878,11 @@ def _read_branches(graph: KnowledgeGraph, branches: list[_Branch], first: int) -
     return list(iris), more
 
 
-def _encode_cursor(sort: str, value: str, iri: str) -> str:
-    """The REST catalog's cursor format, so cursors of one API work in the other."""
-    return base64.urlsafe_b64encode(json.dumps([sort, value, iri]).encode()).decode().rstrip("=")
-
-
 def _decode_cursor(cursor: str, sort: str) -> tuple[str, str]:
     try:
-        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        cursor_sort, value, iri = data
-        if not all(isinstance(x, str) for x in data):
-            raise ValueError
-    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError, UnicodeDecodeError):
-        raise InputError("the cursor is not one this API gave out", "after", cursor) from None
-    if cursor_sort != sort:
-        raise InputError(f"the cursor belongs to another sort ({cursor_sort}), not {sort}", "after", cursor)
-    return value, iri
+        return cursors.decode(cursor, sort)
+    except cursors.InvalidCursor as exc:
+        raise InputError(str(exc), "after", cursor) from None
 
 
 async def _listing(info: Info, tools: bool, filter: ApplicationFilter | None, sort: Sort | None, first: int,
@@ -918,7 +905,7 @@ async def _listing(info: Info, tools: bool, filter: ApplicationFilter | None, so
 
     assets.sort(key=position, reverse=descending)
     more = more or len(assets) > first
-    edges = [Edge(cursor=_encode_cursor(sort_name, *position(a)), node=node(a)) for a in assets[:first]]
+    edges = [Edge(cursor=cursors.encode(sort_name, *position(a)), node=node(a)) for a in assets[:first]]
     return Connection(edges=edges, page_info=PageInfo(
         has_next_page=more, has_previous_page=after is not None,
         start_cursor=edges[0].cursor if edges else None, end_cursor=edges[-1].cursor if edges else None))
