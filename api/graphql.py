@@ -119,12 +119,12 @@ def _subclasses() -> dict[str, frozenset[str]]:
             children[triple.object.value[len(AI4KG):]].add(triple.subject.value[len(AI4KG):])
 
     def closure(name: str) -> frozenset[str]:
-        found, todo = {name}, [name]
-        while todo:
-            for child in children[todo.pop()]:
+        found, unvisited = {name}, [name]
+        while unvisited:
+            for child in children[unvisited.pop()]:
                 if child not in found:
                     found.add(child)
-                    todo.append(child)
+                    unvisited.append(child)
         return frozenset(found)
 
     return {name: closure(name) for name in ("Application", "Module", "Tool", "Deployment", "TrainingRun",
@@ -427,8 +427,8 @@ class Tool(Application):
     pass
 
 
-@strawberry.interface(description="Something that happened on the platform over a period of time.")
-class Activity:
+@strawberry.interface(description="A record of the platform with its own IRI and graph.")
+class Record:
     asset: strawberry.Private[Asset]
 
     @strawberry.field
@@ -443,6 +443,9 @@ class Activity:
     def title(self) -> Optional[str]:
         return self.asset.text("title")
 
+
+@strawberry.interface(description="Something that happened on the platform over a period of time.")
+class Activity(Record):
     @strawberry.field(description="The last observed state (queued, running, finished, failed ...).")
     def status(self) -> Optional[str]:
         return self.asset.text("status")
@@ -539,21 +542,7 @@ class FederatedSession(Activity):
 
 
 @strawberry.type(description="A dataset registered with the platform.")
-class Dataset:
-    asset: strawberry.Private[Asset]
-
-    @strawberry.field
-    def iri(self) -> str:
-        return self.asset.iri
-
-    @strawberry.field
-    def identifier(self) -> Optional[str]:
-        return self.asset.text("identifier")
-
-    @strawberry.field
-    def title(self) -> Optional[str]:
-        return self.asset.text("title")
-
+class Dataset(Record):
     @strawberry.field
     def summary(self) -> Optional[str]:
         return self.asset.text("summary")
