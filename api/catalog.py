@@ -20,16 +20,17 @@ from typing import Annotated, Any
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from ..catalog import PUBLIC, VISIBILITIES, FileReport, ImportOptions, InlineFile, document_of, import_files
+from ..catalog import PUBLIC, VISIBILITIES, document_of
 from ..graph.namespaces import asset_iri
 from ..graph.search import SORT_KEYS, FacetQuery, Readers
-from ..graph.store import KnowledgeGraph, search_document
-from ..metadata import loader, vocabulary
+from ..graph.store import KnowledgeGraph
+from ..metadata import vocabulary
 from ..metadata.records import is_valid_identifier
 from . import cursors, problems
 from .access import readers_of, visible_quads
-from .auth import Identity, identity_of
+from .auth import identity_of
 from .problems import Problem
+from .publishing import publish_module, withdraw_module
 
 TOOLS_CATEGORY = ("category", "ai4-tools")
 _SUMMARY_FIELDS = ("title", "summary", "dates", "tags", "tasks", "categories", "libraries", "data-type")
@@ -162,40 +163,19 @@ def router(graph: KnowledgeGraph) -> APIRouter:
         """The same checks as `ai4kg import` (schema, mapping, SHACL): any error writes nothing and
         comes back as 422 naming each field. A member of a VO publishes for that VO; an existing
         module of another VO cannot be taken over."""
-        identity = _writer(request)
-        owner = _owning_vo(identity, vo)
-        if not is_valid_identifier(name):
-            raise Problem(422, "Invalid name", "a name is 1-128 letters, digits, '.', '_' or '-'", "name", name)
-        iri = asset_iri(graph.settings.base_url, "Module", name)
-        existing = search_document(iri, graph.asset_quads(iri))
-        if existing is not None and not identity.admin and existing.vo not in identity.vos:
-            raise Problem(403, "Forbidden", f"{name!r} belongs to another VO", "name", name)
-        body = await request.body()
-        if len(body) > loader.MAX_FILE_BYTES:
-            raise Problem(413, "Body too large", f"metadata documents are limited to {loader.MAX_FILE_BYTES:,} bytes")
         media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        source = InlineFile(f"{name}.json" if media.endswith("json") else f"{name}.yml", body)
-        options = ImportOptions(identifier=name, vo=owner, visibility=visibility)
-        [report] = await anyio.to_thread.run_sync(lambda: import_files(graph, [source], options))
-        if report.status != "imported":
-            raise _invalid(report)
-        response.status_code = 200 if existing else 201
-        return {"name": name, "iri": iri, "vo": owner, "visibility": visibility,
-                "warnings": [issue.as_dict() for issue in report.warnings]}
+        body = await request.body()
+        published = await anyio.to_thread.run_sync(
+            lambda: publish_module(graph, identity_of(request), name, body, media.endswith("json"), vo, visibility))
+        response.status_code = 201 if published.created else 200
+        return {"name": published.name, "iri": published.iri, "vo": published.vo,
+                "visibility": published.visibility, "warnings": published.warnings}
 
     @routes.delete("/modules/{name}/metadata", status_code=204, summary="Withdraw a module",
                    responses={401: problems.RESPONSES[400] | {"description": "Sign in first"},
                               403: problems.RESPONSES[400] | {"description": "Not a member of its VO"}})
     def withdraw(request: Request, name: str) -> Response:
-        identity = _writer(request)
-        iri = asset_iri(graph.settings.base_url, "Module", name) if is_valid_identifier(name) else ""
-        existing = search_document(iri, graph.asset_quads(iri)) if iri else None
-        if existing is None or (not identity.admin and existing.vo not in identity.vos
-                                and existing.visibility != PUBLIC):
-            raise Problem(404, "Not found", f"no module named {name!r}", "name", name)
-        if not identity.admin and existing.vo not in identity.vos:
-            raise Problem(403, "Forbidden", f"{name!r} belongs to another VO", "name", name)
-        graph.delete(iri)
+        withdraw_module(graph, identity_of(request), name)
         return Response(status_code=204)
 
     return routes
@@ -204,32 +184,6 @@ def router(graph: KnowledgeGraph) -> APIRouter:
 def _without_kind(function: Any) -> inspect.Signature:
     signature = inspect.signature(function)
     return signature.replace(parameters=[p for p in signature.parameters.values() if p.name != "kind"])
-
-
-def _writer(request: Request) -> Identity:
-    identity = identity_of(request)
-    if identity is None:
-        raise Problem(401, "Unauthorized", "sign in (a bearer token or an API key) to publish", "Authorization",
-                      headers={"WWW-Authenticate": "Bearer"})
-    return identity
-
-
-def _owning_vo(identity: Identity, vo: str | None) -> str:
-    if vo is None:
-        if len(identity.vos) != 1:
-            raise Problem(400, "VO needed", "you belong to several VOs or none: say which owns the module",
-                          "vo", None)
-        return next(iter(identity.vos))
-    if not identity.admin and vo not in identity.vos:
-        raise Problem(403, "Forbidden", f"you are not a member of {vo!r}", "vo", vo)
-    return vo
-
-
-def _invalid(report: FileReport) -> Problem:
-    problem = Problem(422, "Invalid metadata", f"{len(report.errors)} error(s); nothing was written")
-    problem.invalid_params = [{"name": issue.field, "reason": f"{issue.message} [{issue.rule}]", "value": issue.value}
-                              for issue in report.errors]
-    return problem
 
 
 def _asset_quads(graph: KnowledgeGraph, kind: Kind, name: str, readers: Readers) -> list:
