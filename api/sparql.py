@@ -1,4 +1,5 @@
-"""SPARQL 1.1 Protocol query operation (https://www.w3.org/TR/sparql11-protocol/), read-only.
+"""SPARQL 1.1 Protocol (https://www.w3.org/TR/sparql11-protocol/): queries for everyone, updates for
+the platform administrator.
 
 Modelled on Oxigraph's server:
 - GET ?query=, POST application/x-www-form-urlencoded (query= in the body and/or the URL) and POST
@@ -12,6 +13,13 @@ Modelled on Oxigraph's server:
   CONSTRUCT / DESCRIBE as Turtle, N-Triples, RDF/XML, JSON-LD, TriG or N-Quads. The first of each
   list is the default.
 - GET without parameters returns the service description (Turtle by default).
+- Updates: POST application/sparql-update (the update is the body) or a form with update=, by
+  the platform administrator only (401 without credentials, 403 without the admin role); 204 when
+  done. using-graph-uri / using-named-graph-uri become USING clauses of each DELETE/INSERT
+  (400 when the update has its own USING or WITH). An update's WHERE reads the store's real
+  default graph, which holds nothing: assets live in named graphs, so match them with GRAPH or
+  USING. Updates bypass the SHACL shapes (KnowledgeGraph.update keeps the search index in step)
+  and have no timeout: Oxigraph cannot stop one half-way, and a client must know whether it ran.
 
 Limits (Settings.sparql_timeout, Settings.sparql_result_limit). A query runs in a worker thread
 (pyoxigraph releases the GIL) and its solutions or triples are collected before anything is
@@ -37,10 +45,11 @@ import pyoxigraph as ox
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from ..graph.datasets import dataset_clause
+from ..graph.datasets import DatasetConflict, dataset_clause, with_using
 from ..graph.search import Readers
 from ..graph.store import SYSTEM_GRAPHS, KnowledgeGraph
 from .access import readers_of
+from .auth import identity_of
 from .negotiation import negotiate
 from .problems import Problem
 
@@ -141,6 +150,7 @@ def service_description(endpoint: str, format: Any) -> bytes:
         ox.Triple(service, sd("endpoint"), ox.NamedNode(endpoint)),
         ox.Triple(service, sd("supportedLanguage"), sd("SPARQL10Query")),
         ox.Triple(service, sd("supportedLanguage"), sd("SPARQL11Query")),
+        ox.Triple(service, sd("supportedLanguage"), sd("SPARQL11Update")),
         *(ox.Triple(service, sd("resultFormat"), ox.NamedNode(_FORMATS + _FORMAT_NAMES[f])) for f in formats),
         ox.Triple(service, sd("feature"), sd("UnionDefaultGraph")),
         ox.Triple(service, sd("defaultEntailmentRegime"), ox.NamedNode("http://www.w3.org/ns/entailment/Simple")),
@@ -165,32 +175,60 @@ def _too_many(limit: int) -> Problem:
                    "(AI4KG_SPARQL_RESULT_LIMIT)")
 
 
-def _one_query(params: list[tuple[str, str]], body_query: str | None) -> str:
-    if any(name == "update" for name, _ in params):
-        raise Problem(400, "SPARQL Update not accepted", "this endpoint runs queries only: SPARQL Update "
-                      "is not accepted at /sparql", parameter="update")
-    queries = [value for name, value in params if name == "query"] + ([] if body_query is None else [body_query])
-    if len(queries) > 1:
-        raise Problem(400, "More than one query", "give exactly one query (one 'query' parameter, or the "
-                      "body of an application/sparql-query POST)", parameter="query")
-    if not queries or not queries[0].strip():
-        raise Problem(400, "No query", "no SPARQL query given: pass it as the 'query' parameter, or POST it "
-                      "as application/sparql-query", parameter="query")
-    return queries[0]
+def _one(params: list[tuple[str, str]], body: str | None, operation: str) -> str:
+    """The one query or update of a request, from the `operation` parameters and the body."""
+    other = "update" if operation == "query" else "query"
+    if any(name == other for name, _ in params):
+        raise Problem(400, f"Both a query and an update", f"a request carries a query or an update, not both",
+                      parameter=other)
+    media = f"application/sparql-{operation}"
+    texts = [value for name, value in params if name == operation] + ([] if body is None else [body])
+    if len(texts) > 1:
+        raise Problem(400, f"More than one {operation}", f"give exactly one {operation} (one '{operation}' "
+                      f"parameter, or the body of an {media} POST)", parameter=operation)
+    if not texts or not texts[0].strip():
+        raise Problem(400, f"No {operation}", f"no SPARQL {operation} given: pass it as the '{operation}' "
+                      f"parameter, or POST it as {media}", parameter=operation)
+    _refuse_parameters(params, operation)
+    return texts[0]
+
+
+_DATASET_PARAMETERS = {"query": ("default-graph-uri", "named-graph-uri"),
+                       "update": ("using-graph-uri", "using-named-graph-uri")}
+
+
+def _refuse_parameters(params: list[tuple[str, str]], operation: str) -> None:
+    """The other operation's dataset parameters are an error, not silently ignored."""
+    other = "update" if operation == "query" else "query"
+    for name, _ in params:
+        if name in _DATASET_PARAMETERS[other]:
+            raise Problem(400, "Parameter of the other operation",
+                          f"{name} applies to SPARQL {other}s; a {operation} takes "
+                          f"{' and '.join(_DATASET_PARAMETERS[operation])}", parameter=name)
+
+
+def _graph_iris(params: list[tuple[str, str]], name: str) -> list[ox.NamedNode]:
+    try:
+        return [ox.NamedNode(value) for key, value in params if key == name]
+    except ValueError as exc:
+        value = next(v for k, v in params if k == name and not _is_iri(v))
+        raise Problem(400, "Invalid graph IRI", f"{name} must be an absolute IRI: {exc}",
+                      parameter=name, value=value) from None
+
+
+def _is_iri(value: str) -> bool:
+    try:
+        ox.NamedNode(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _protocol_dataset(params: list[tuple[str, str]]) -> dict[str, list[ox.NamedNode]]:
     """KnowledgeGraph.query options for default-graph-uri / named-graph-uri: both lists when either is
     given (they replace FROM and FROM NAMED together), none otherwise."""
-    dataset: dict[str, list[ox.NamedNode]] = {"default_graph": [], "named_graphs": []}
-    for name, value in params:
-        option = {"default-graph-uri": "default_graph", "named-graph-uri": "named_graphs"}.get(name)
-        if option:
-            try:
-                dataset[option].append(ox.NamedNode(value))
-            except ValueError as exc:
-                raise Problem(400, "Invalid graph IRI", f"{name} must be an absolute IRI: {exc}",
-                              parameter=name, value=value) from None
+    dataset = {"default_graph": _graph_iris(params, "default-graph-uri"),
+               "named_graphs": _graph_iris(params, "named-graph-uri")}
     return dataset if any(dataset.values()) else {}
 
 
@@ -250,26 +288,30 @@ def _evaluate(graph: KnowledgeGraph, query: str, dataset: dict[str, list[ox.Name
 def _openapi(post: bool) -> dict[str, Any]:
     """The protocol's parameters and answers for /docs (the handlers read the raw request themselves)."""
     iri_list = {"type": "array", "items": {"type": "string"}}
-    parameters = [{"name": "default-graph-uri", "in": "query", "schema": iri_list, "style": "form", "explode": True},
-                  {"name": "named-graph-uri", "in": "query", "schema": iri_list, "style": "form", "explode": True}]
+    names = ["default-graph-uri", "named-graph-uri"] + (["using-graph-uri", "using-named-graph-uri"] if post else [])
+    parameters = [{"name": name, "in": "query", "schema": iri_list, "style": "form", "explode": True} for name in names]
     if not post:
         parameters.insert(0, {"name": "query", "in": "query", "schema": {"type": "string"},
                               "description": "the SPARQL query; without any parameter: the service description"})
     answers = {"200": {"description": "results, or the service description",
                        "content": {media: {} for media, _ in _SOLUTION_FORMATS + _GRAPH_FORMATS}}}
-    for status, why in (("400", "no query, several, invalid SPARQL or IRI, not UTF-8"), ("406", "no format fits Accept"),
-                        ("415", "unsupported Content-Type"), ("422", "more rows than the result limit"),
-                        ("503", "past the query timeout")):
-        if status != "415" or post:
-            answers[status] = {"description": why, "content": {"application/problem+json": {}}}
+    errors = [("400", "no query, several, invalid SPARQL or IRI, not UTF-8"), ("406", "no format fits Accept"),
+              ("422", "more rows than the result limit"), ("503", "past the query timeout")]
+    if post:
+        answers["204"] = {"description": "the update is done"}
+        errors += [("401", "an update without credentials"), ("403", "an update by someone not administrator"),
+                   ("415", "unsupported Content-Type"), ("502", "an update failed (a LOAD source): nothing written")]
+    for status, why in errors:
+        answers[status] = {"description": why, "content": {"application/problem+json": {}}}
     extra: dict[str, Any] = {"parameters": parameters, "responses": answers}
     if post:
         extra["requestBody"] = {"required": True, "content": {
             "application/sparql-query": {"schema": {"type": "string"}},
+            "application/sparql-update": {"schema": {"type": "string"}},
             "application/x-www-form-urlencoded": {"schema": {
-                "type": "object", "required": ["query"],
-                "properties": {"query": {"type": "string"}, "default-graph-uri": iri_list,
-                               "named-graph-uri": iri_list}}}}}
+                "type": "object",
+                "properties": {"query": {"type": "string"}, "update": {"type": "string"},
+                               **{name: iri_list for name in names}}}}}}
     return extra
 
 
@@ -277,7 +319,8 @@ def router(graph: KnowledgeGraph) -> APIRouter:
     routes = APIRouter(tags=["sparql"])
 
     async def answer(request: Request, params: list[tuple[str, str]], body_query: str | None) -> Response:
-        query, dataset = _one_query(params, body_query), _protocol_dataset(params)
+        query = _one(params, body_query, "query")
+        dataset = _protocol_dataset(params)
         dataset = _confined(graph, query, dataset, readers_of(request), _endpoint(request))
         timeout = graph.settings.sparql_timeout
         try:
@@ -289,6 +332,29 @@ def router(graph: KnowledgeGraph) -> APIRouter:
             raise _timed_out(timeout) from None
         return Response(body, media_type=media)
 
+    async def run_update(request: Request, params: list[tuple[str, str]], body_update: str | None) -> Response:
+        identity = identity_of(request)
+        if identity is None:
+            raise Problem(401, "Unauthorized", "SPARQL Update needs the platform administrator: sign in "
+                          "(a bearer token or an API key)", "Authorization", headers={"WWW-Authenticate": "Bearer"})
+        if not identity.admin:
+            raise Problem(403, "Forbidden", f"SPARQL Update needs the platform administrator role "
+                          f"({graph.settings.admin_role}); publish modules through /v1/catalog instead",
+                          "Authorization")
+        update = _one(params, body_update, "update")
+        using = {name: [str(iri) for iri in _graph_iris(params, name)] for name in _DATASET_PARAMETERS["update"]}
+        try:
+            update = with_using(update, using["using-graph-uri"], using["using-named-graph-uri"])
+        except DatasetConflict as exc:
+            raise Problem(400, "Dataset given twice", str(exc), parameter="using-graph-uri") from None
+        try:
+            await anyio.to_thread.run_sync(lambda: graph.update(update, base_iri=_endpoint(request)))
+        except (SyntaxError, ValueError) as exc:
+            raise Problem(400, "Invalid SPARQL update", str(exc), parameter="update") from None
+        except OSError as exc:  # e.g. LOAD of a document that cannot be fetched; Oxigraph rolled back
+            raise Problem(502, "Update failed", f"nothing was written: {exc}", parameter="update") from None
+        return Response(status_code=204)
+
     @routes.get("/sparql", summary="SPARQL query, or the service description", openapi_extra=_openapi(post=False),
                 response_class=Response)
     async def sparql_get(request: Request) -> Response:
@@ -296,19 +362,29 @@ def router(graph: KnowledgeGraph) -> APIRouter:
         if not params:
             media, format = negotiate(request.headers.get("accept", ""), _GRAPH_FORMATS, "RDF")
             return Response(service_description(_endpoint(request), format), media_type=media)
+        if any(name == "update" for name, _ in params):
+            raise Problem(400, "SPARQL Update needs POST", "updates change the store and are only accepted by "
+                          "POST (application/sparql-update, or a form with 'update')", parameter="update")
         return await answer(request, params, None)
 
-    @routes.post("/sparql", summary="SPARQL query", openapi_extra=_openapi(post=True), response_class=Response)
+    @routes.post("/sparql", summary="SPARQL query, or update (administrator)", openapi_extra=_openapi(post=True),
+                 response_class=Response)
     async def sparql_post(request: Request) -> Response:
         content_type = request.headers.get("content-type", "")
         media = content_type.split(";")[0].strip().lower()
         params = _form(request.scope["query_string"], "URL query string")
         if media == "application/sparql-query":
             return await answer(request, params, _utf8(await request.body(), "request body"))
+        if media == "application/sparql-update":
+            return await run_update(request, params, _utf8(await request.body(), "request body"))
         if media == "application/x-www-form-urlencoded":
-            return await answer(request, params + _form(await request.body(), "form body"), None)
-        raise Problem(415, "Unsupported media type", f"cannot take a SPARQL query as {content_type or 'no Content-Type'}"
-                      ": POST it as application/sparql-query, or as application/x-www-form-urlencoded with 'query'",
+            params += _form(await request.body(), "form body")
+            if any(name == "update" for name, _ in params):
+                return await run_update(request, params, None)
+            return await answer(request, params, None)
+        raise Problem(415, "Unsupported media type", f"cannot take a SPARQL request as {content_type or 'no Content-Type'}"
+                      ": POST a query as application/sparql-query, an update as application/sparql-update, or either "
+                      "as application/x-www-form-urlencoded with 'query' or 'update'",
                       parameter="Content-Type", value=content_type or None)
 
     async def other_method(request: Request) -> Response:

@@ -1,10 +1,12 @@
-"""What dataset a SPARQL query names (FROM / FROM NAMED), read without running it."""
+"""What a SPARQL request names without running it: the dataset of a query (FROM / FROM NAMED), the
+graphs an update writes, and an update with the protocol's USING graphs written into it."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
+from rdflib import URIRef, Variable
 from rdflib.plugins.sparql import algebra, parser
 
 # Comments, strings and IRIs, blanked out before looking for a FROM keyword.
@@ -17,6 +19,7 @@ _NOT_KEYWORDS = re.compile(r"""
   | \#[^\n\r]*
 """, re.VERBOSE)
 _FROM_KEYWORD = re.compile(r"(?<![\w?$:.@-])FROM(?![\w:.-])", re.IGNORECASE)
+_UPDATE_TOKENS = re.compile(r"[{};]|(?<![\w?$:.@-])(?:INSERT|DELETE|WHERE|WITH|USING)(?![\w:.-])", re.IGNORECASE)
 
 
 def has_dataset_clause(sparql: str) -> bool:
@@ -47,3 +50,89 @@ def dataset_clause(sparql: str, base_iri: str | None = None) -> DatasetClause | 
     default = tuple(str(dict.get(c, "default")) for c in clauses if dict.get(c, "default") is not None)
     named = tuple(str(dict.get(c, "named")) for c in clauses if dict.get(c, "named") is not None)
     return DatasetClause(default, named) if default or named else None
+
+
+ANY_GRAPH = None
+"""What `graphs_written` says when an update may write to any graph (CLEAR ALL, GRAPH ?g { ... })."""
+
+
+def graphs_written(update: str, base_iri: str | None = None) -> set[str] | None:
+    """The named graphs a SPARQL Update may change, or ANY_GRAPH when that cannot be told from
+    its text (a graph variable, ALL / NAMED, or text rdflib cannot read). The default graph is
+    left out: it holds no asset."""
+    try:
+        operations = algebra.translateUpdate(parser.parseUpdate(update), base=base_iri).algebra
+    except Exception:  # noqa: BLE001 - pyparsing and rdflib raise many kinds; Oxigraph judges the syntax
+        return ANY_GRAPH
+    written: set[object] = set()
+    for operation in operations:
+        name = operation.name
+        if name in ("Clear", "Drop", "Create", "Load"):
+            target = dict.get(operation, "graphiri")
+            if target in ("ALL", "NAMED"):
+                return ANY_GRAPH
+            written.add(target)
+        elif name in ("Add", "Copy", "Move"):
+            source, target = operation["graph"]
+            written.update((target, source) if name == "Move" else (target,))
+        elif name in ("InsertData", "DeleteData", "DeleteWhere"):
+            written.update(operation["quads"])
+        elif name == "Modify":
+            for template in (dict.get(operation, "delete"), dict.get(operation, "insert")):
+                if template is not None:
+                    written.update(template["quads"])
+                    if template["triples"]:
+                        written.add(dict.get(operation, "withClause"))
+        else:
+            return ANY_GRAPH
+    if any(isinstance(graph, Variable) for graph in written):
+        return ANY_GRAPH
+    return {str(graph) for graph in written if isinstance(graph, URIRef)}
+
+
+class DatasetConflict(ValueError):
+    """The protocol names USING graphs for an update that names its own (USING or WITH)."""
+
+
+def with_using(update: str, default: list[str], named: list[str]) -> str:
+    """The update with the protocol's using-graph-uri / using-named-graph-uri as USING clauses of
+    each of its DELETE/INSERT operations (DELETE WHERE { P } becomes DELETE { P } USING ... WHERE { P }).
+
+    pyoxigraph's update call has no dataset option, so the clauses go into the text, at the
+    positions the grammar gives them, found with comments, strings and IRIs blanked out (offsets
+    kept). The IRIs must be validated (written as <iri>) by the caller.
+    Raises DatasetConflict when the update has USING or WITH itself (SPARQL 1.1 Protocol 2.2.3)."""
+    if not default and not named:
+        return update
+    clauses = " ".join([*(f"USING {iri}" for iri in default), *(f"USING NAMED {iri}" for iri in named)])
+    masked = _NOT_KEYWORDS.sub(lambda m: " " * len(m.group()), update)
+    edits: list[tuple[int, int, str]] = []  # (start, end, replacement) in the original text
+    depth, previous, block_start, delete_where = 0, "", 0, -1
+    for match in _UPDATE_TOKENS.finditer(masked):
+        token = match.group().upper()
+        if token == "{":
+            block_start = match.start() if depth == 0 else block_start
+            depth += 1
+            continue
+        if token == "}":
+            depth -= 1
+            if depth == 0:
+                if delete_where >= 0:  # the quad pattern of DELETE WHERE serves as template and pattern
+                    pattern = update[block_start:match.end()]
+                    edits.append((delete_where, match.end(), f"{pattern} {clauses} WHERE {pattern}"))
+                    delete_where = -1
+                previous = "}"
+            continue
+        if depth:
+            continue
+        if token in ("USING", "WITH"):
+            raise DatasetConflict(f"the update has its own {token} clause; using-graph-uri and "
+                                  "using-named-graph-uri cannot be combined with USING or WITH")
+        if token == "WHERE" and previous == "}":
+            edits.append((match.start(), match.start(), f"{clauses} "))
+        elif token == "WHERE" and previous == "DELETE":
+            delete_where = match.start()
+        previous = token
+    for start, end, replacement in reversed(edits):
+        update = update[:start] + replacement + update[end:]
+    return update

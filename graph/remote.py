@@ -64,12 +64,14 @@ class RemoteStore:
             return _as_query_triples(response.content)
         return ox.parse_query_results(response.content, format=ox.QueryResultsFormat.JSON)
 
-    def update(self, sparql: str) -> None:
-        response = self._http.post(f"{self.url}/update", content=sparql.encode("utf-8"),
+    def update(self, sparql: str, base_iri: str | None = None) -> None:
+        text = (f"BASE {ox.NamedNode(base_iri)}\n" if base_iri else "") + sparql
+        response = self._http.post(f"{self.url}/update", content=text.encode("utf-8"),
                                    headers={"content-type": "application/sparql-update"})
         if response.status_code == 400:
             raise SyntaxError(response.text)
-        response.raise_for_status()
+        if response.is_error:  # as the embedded store raises it (a LOAD that fails, say)
+            raise OSError(f"the SPARQL store at {self.url} answered {response.status_code}: {response.text}")
 
     # -- the store API KnowledgeGraph uses --------------------------------------------------------
     def extend(self, quads: Iterable[ox.Quad]) -> None:

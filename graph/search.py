@@ -18,9 +18,10 @@ from __future__ import annotations
 import re
 import sqlite3
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 SCHEMA_VERSION = 3
 """Bumped when the tables change; an index of another version is rebuilt from the store on open."""
@@ -142,6 +143,18 @@ def match_expression(text: str) -> str | None:
 
 
 class SearchIndex:
+    """The index in `path` (None: in memory).
+
+    Writes go through one connection, one transaction at a time (the crash protocol above). On
+    disk the database is in WAL mode, so reads take a connection of their own from a small pool:
+    they run beside each other and beside a write (SQLite lets go of the GIL while it works), each
+    seeing the last committed state. An in-memory database exists only on its one connection, so
+    there reads share it, behind the same lock as the writes.
+    """
+
+    POOL_SIZE = 8
+    """Idle read connections kept open (more are opened while more threads read at once)."""
+
     def __init__(self, path: Path | None):
         self.path = path
         self._db = sqlite3.connect(str(path) if path else ":memory:", isolation_level=None, check_same_thread=False)
@@ -156,19 +169,50 @@ class SearchIndex:
                                    "DROP TABLE IF EXISTS facets; DROP TABLE IF EXISTS pending;")
         self._db.executescript(_SCHEMA)
         self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
-        # One connection serves every thread of a server; SQLite needs its calls serialised.
+        # Writes (and, in memory, reads) are serialised on the one write connection.
         self._lock = threading.RLock()
+        self._idle: list[sqlite3.Connection] = []
+        """Read connections not in use (on disk only)."""
+        self._closed = False
 
     def close(self) -> None:
+        self._closed = True
+        while self._idle:
+            self._idle.pop().close()
         self._db.close()
+
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """A connection to read from: one of the pool's (on disk), or the write connection under its lock."""
+        if self.path is None:
+            with self._lock:
+                yield self._db
+            return
+        try:
+            db = self._idle.pop()  # atomic: no two threads get the same connection
+        except IndexError:
+            if self._closed:
+                raise sqlite3.ProgrammingError("Cannot operate on a closed database.") from None
+            db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA query_only = ON")
+        try:
+            yield db
+        finally:
+            if self._closed or len(self._idle) >= self.POOL_SIZE:
+                db.close()
+            else:
+                self._idle.append(db)
+
+    def _rows(self, sql: str, params: Iterable[object] = ()) -> list[tuple]:
+        with self._reading() as db:
+            return db.execute(sql, tuple(params)).fetchall()
 
     def mark_pending(self, iris: Iterable[str]) -> None:
         with self._transaction():
             self._db.executemany("INSERT OR IGNORE INTO pending(iri) VALUES (?)", [(iri,) for iri in iris])
 
     def pending(self) -> list[str]:
-        with self._lock:
-            return [row[0] for row in self._db.execute("SELECT iri FROM pending ORDER BY iri")]
+        return [row[0] for row in self._rows("SELECT iri FROM pending ORDER BY iri")]
 
     def apply(self, documents: Iterable[SearchDocument], removed: Iterable[str] = ()) -> None:
         """Replace the rows of `documents`, delete `removed`, and clear their pending marks."""
@@ -204,12 +248,11 @@ class SearchIndex:
             return []
         visible, visible_params = _visible(readers)
         # bm25 weights: a word in the title counts most, then tags, summary, description.
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT d.iri, d.kind, bm25(documents_text, 10.0, 4.0, 1.0, 6.0) AS score "
-                "FROM documents_text JOIN documents d ON d.rowid = documents_text.rowid "
-                f"WHERE documents_text MATCH ? AND (? IS NULL OR d.kind = ?) {visible} ORDER BY score LIMIT ?",
-                (expression, kind, kind, *visible_params, limit)).fetchall()
+        rows = self._rows(
+            "SELECT d.iri, d.kind, bm25(documents_text, 10.0, 4.0, 1.0, 6.0) AS score "
+            "FROM documents_text JOIN documents d ON d.rowid = documents_text.rowid "
+            f"WHERE documents_text MATCH ? AND (? IS NULL OR d.kind = ?) {visible} ORDER BY score LIMIT ?",
+            (expression, kind, kind, *visible_params, limit))
         return [SearchHit(iri, k, -score) for iri, k, score in rows]
 
     def filter(self, query: FacetQuery) -> FacetPage:
@@ -248,32 +291,27 @@ class SearchIndex:
         direction = "DESC" if query.descending else "ASC"
         sql.append(f"ORDER BY d.{query.sort} {direction}, d.iri {direction} LIMIT ?")
         params.append(query.limit + 1)
-        with self._lock:
-            rows = self._db.execute(" ".join(sql), params).fetchall()
+        rows = self._rows(" ".join(sql), params)
         more = len(rows) > query.limit
         rows = rows[: query.limit]
         return FacetPage([iri for iri, _ in rows], (rows[-1][1], rows[-1][0]) if more else None)
 
     def has_restricted(self) -> bool:
         """Whether any asset is not public (until one is, nothing needs hiding)."""
-        with self._lock:
-            # two range probes on the visibility index, not a scan (as `!=` would be)
-            return self._db.execute("SELECT EXISTS (SELECT 1 FROM documents WHERE visibility < ? OR visibility > ?)",
-                                    (PUBLIC, PUBLIC)).fetchone()[0] == 1
+        # two range probes on the visibility index, not a scan (as `!=` would be)
+        return self._rows("SELECT EXISTS (SELECT 1 FROM documents WHERE visibility < ? OR visibility > ?)",
+                          (PUBLIC, PUBLIC))[0][0] == 1
 
     def visible_iris(self, readers: Readers) -> list[str]:
         """Every asset `readers` may see (for restricting SPARQL to those graphs)."""
         visible, params = _visible(readers)
-        with self._lock:
-            return [row[0] for row in self._db.execute(f"SELECT d.iri FROM documents d WHERE 1 = 1 {visible}", params)]
+        return [row[0] for row in self._rows(f"SELECT d.iri FROM documents d WHERE 1 = 1 {visible}", params)]
 
     def count(self) -> int:
-        with self._lock:
-            return self._db.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
+        return self._rows("SELECT COUNT(*) FROM documents")[0][0]
 
     def iris(self) -> list[str]:
-        with self._lock:
-            return [row[0] for row in self._db.execute("SELECT iri FROM documents ORDER BY iri")]
+        return [row[0] for row in self._rows("SELECT iri FROM documents ORDER BY iri")]
 
     def _transaction(self) -> "_Transaction":
         return _Transaction(self._db, self._lock)

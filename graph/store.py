@@ -20,7 +20,7 @@ import pyoxigraph as ox
 
 from ..config import Settings
 from .namespaces import AI4KG, ONTOLOGY_GRAPH, RDF_TYPE, VOCABULARY_GRAPH
-from .datasets import has_dataset_clause
+from .datasets import ANY_GRAPH, graphs_written, has_dataset_clause
 from .remote import RemoteStore
 from .search import PUBLIC, Readers, SearchDocument, SearchHit, SearchIndex
 
@@ -28,6 +28,10 @@ _STAGING_PREFIX = "urn:ai4kg:staging:"
 """New content is written to a fresh scratch graph, then moved over the asset's graph. A fresh name
 per write matters: reusing one graph piles RocksDB delete tombstones under one key range, and
 every later MOVE walks them (writes got 20x slower over a 10,000-module import; bench/staging.py)."""
+
+_EVERY_ASSET = "urn:ai4kg:pending:every-asset"
+"""A pending mark that stands for every asset: set while a SPARQL Update that may write any
+graph runs, so a crash in between re-indexes the whole store on the next open."""
 
 SYSTEM_GRAPHS = {ONTOLOGY_GRAPH: "ontology/ai4kg.ttl", VOCABULARY_GRAPH: "ontology/vocabularies.ttl"}
 """Graphs the store keeps for itself (ontology, vocabularies), readable by everyone."""
@@ -187,25 +191,34 @@ class KnowledgeGraph:
         A scratch graph only exists between `mark_pending` and `apply`, so with nothing pending
         there is nothing to drop and the named graphs need not be scanned.
         """
-        pending = self.index.pending()
+        pending = set(self.index.pending())
         if not pending:
             return
         for graph in list(self.store.named_graphs()):
             if graph.value.startswith(_STAGING_PREFIX):
                 self.store.remove_graph(graph)
+        if _EVERY_ASSET in pending:
+            self.reindex()
+        self._reindex(sorted(pending - {_EVERY_ASSET}))  # what reindex() left: marks of graphs gone from both
+        self.index.apply([], [_EVERY_ASSET])
+
+    def _asset_graphs(self) -> set[str]:
+        return {g.value for g in self.store.named_graphs()
+                if g.value not in SYSTEM_GRAPHS and not g.value.startswith(_STAGING_PREFIX)}
+
+    def _reindex(self, iris: list[str]) -> int:
+        """Index entries of these assets from what the store holds now (removed where it holds none)."""
         documents, removed = [], []
-        for iri in pending:
+        for iri in iris:
             document = search_document(iri, self.asset_quads(iri))
             (documents.append(document) if document else removed.append(iri))
         self.index.apply(documents, removed)
+        return len(iris)
 
     def reindex(self) -> int:
         """Refill the search index from the store (after an index format change); returns the count."""
-        iris = {g.value for g in self.store.named_graphs()
-                if g.value not in SYSTEM_GRAPHS and not g.value.startswith(_STAGING_PREFIX)}
-        documents = [d for iri in sorted(iris) if (d := search_document(iri, self.asset_quads(iri)))]
-        self.index.apply(documents, removed=[iri for iri in self.index.iris() if iri not in iris])
-        return len(documents)
+        self._reindex(sorted({*self._asset_graphs(), *self.index.iris()}))
+        return self.index.count()
 
     # -- writes --------------------------------------------------------------------------------
     def _replace_graph(self, iri: str, quads: list[ox.Quad]) -> None:
@@ -238,6 +251,25 @@ class KnowledgeGraph:
             return False
         self.write([AssetWrite(iri, [])])
         return True
+
+    def update(self, sparql: str, base_iri: str | None = None) -> int:
+        """Run a SPARQL 1.1 Update (the administrator's raw access); returns how many assets were re-indexed.
+
+        Oxigraph applies the whole request in one transaction. Unlike `write`, it bypasses the
+        SHACL shapes: what it writes is the administrator's responsibility. The search index is
+        kept in step with the crash protocol: the graphs the update may write (read from its
+        text; every asset when that cannot be told) are marked pending first and re-indexed
+        from the store after it, failed or not. Raises SyntaxError for an invalid update."""
+        written = graphs_written(sparql, base_iri)
+        marks = [_EVERY_ASSET] if written is ANY_GRAPH else \
+            sorted(g for g in written if g not in SYSTEM_GRAPHS and not g.startswith(_STAGING_PREFIX))
+        self.index.mark_pending(marks)
+        try:
+            self.store.update(sparql, base_iri=base_iri)
+        finally:
+            count = self.reindex() if written is ANY_GRAPH else self._reindex(marks)
+            self.index.apply([], [_EVERY_ASSET])
+        return count
 
     # -- reads ---------------------------------------------------------------------------------
     def asset_quads(self, iri: str) -> list[ox.Quad]:
