@@ -298,6 +298,15 @@ def apikey_revoke(ctx: click.Context, key_id: str) -> None:
     err.print(f"revoked {key_id}")
 
 
+def server_options() -> dict[str, str]:
+    """uvicorn's HTTP parser and event loop for `serve`: httptools and uvloop (dependencies of
+    ai4kg; uvloop has no Windows build), else the pure-Python h11 and asyncio."""
+    from importlib.util import find_spec
+
+    return {"http": "httptools" if find_spec("httptools") else "h11",
+            "loop": "uvloop" if find_spec("uvloop") else "asyncio"}
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
@@ -315,7 +324,7 @@ def serve(ctx: click.Context, host: str, port: int, demo: bool) -> None:
 
         reports = load_demo_catalog(graph)
         err.print(f"demo catalog: {sum(r.status == 'imported' for r in reports)} modules loaded")
-    err.print(f"ai4kg {__version__}: store {ctx.obj.data_dir}; SPARQL at http://{host}:{port}/sparql")
-    uvicorn.run(create_app(graph), host=host, port=port, log_level="info")
-
-
+    options = server_options()
+    err.print(f"ai4kg {__version__}: store {ctx.obj.data_dir}; SPARQL at http://{host}:{port}/sparql "
+              f"(uvicorn with {options['http']} and {options['loop']})")
+    uvicorn.run(create_app(graph), host=host, port=port, log_level="info", **options)

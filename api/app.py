@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse
 
@@ -25,7 +26,8 @@ def create_app(graph: KnowledgeGraph, keys: KeyStore | None = None) -> FastAPI:
     @app.get("/health", tags=["service"])
     async def health() -> dict:
         """Ready when the store answers a query."""
-        graph.query("ASK { }")
+        # in a worker thread: a query waits for a write being staged, and a store server is a round trip
+        await anyio.to_thread.run_sync(graph.query, "ASK { }")
         return {"status": "ok"}
 
     @app.get("/version", tags=["service"])
@@ -38,11 +40,11 @@ def create_app(graph: KnowledgeGraph, keys: KeyStore | None = None) -> FastAPI:
 
     @app.get("/stats")
     async def stats() -> dict:
-        return graph.stats()
+        return await anyio.to_thread.run_sync(graph.stats)  # counts every asset: never on the event loop
 
     @app.get("/search")
     async def search(request: Request, q: str, limit: int = 20) -> list[dict]:
-        hits = graph.search(q, access.readers_of(request), min(max(limit, 1), 200))
+        hits = await anyio.to_thread.run_sync(graph.search, q, access.readers_of(request), min(max(limit, 1), 200))
         return [{"iri": h.iri, "kind": h.kind, "score": h.score} for h in hits]
 
     return app

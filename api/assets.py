@@ -14,9 +14,10 @@ from fastapi import APIRouter, Query, Request, Response
 
 from ..catalog import document_of
 from ..graph.namespaces import asset_iri
+from ..graph.search import Readers
 from ..graph.store import KnowledgeGraph
 from ..metadata.records import is_valid_identifier
-from .access import readers_of, visible_quads
+from .access import read_asset, readers_of, visible_quads
 from .problems import Problem
 from .negotiation import negotiate
 
@@ -41,25 +42,30 @@ def router(graph: KnowledgeGraph) -> APIRouter:
 
     @routes.get("/id/{kind}/{name}", summary="An asset, in the format of the Accept header",
                 responses={200: {"content": {media: {} for media, _ in RDF_FORMATS}}})
-    def asset(request: Request, kind: str, name: str,
-              profile: str = Query("ai4kg", description=f"view of the asset: {', '.join(PROFILES)}")) -> Response:
-        if kind not in _KINDS:
-            raise Problem(404, "Not found", f"no asset kind {kind!r}; kinds: {', '.join(_KINDS)}", "kind", kind)
-        iri = asset_iri(graph.settings.base_url, _KINDS[kind], name) if is_valid_identifier(name) else ""
-        quads = visible_quads(graph, iri, readers_of(request)) if iri else []
-        if not quads:
-            raise Problem(404, "Not found", f"no {kind} named {name!r}", "name", name)
-        if profile not in PROFILES:
-            raise Problem(400, "Unknown profile", f"profiles: {', '.join(PROFILES)}", "profile", profile)
-        media, rdf_format = negotiate(request.headers.get("accept", ""), [(JSON, None), *RDF_FORMATS], "asset")
-        headers = {"Vary": "Accept", "Link": f'<{iri}>; rel="canonical"'}
-        if rdf_format is None:
-            return Response(_json(document_of(quads)), media_type=JSON, headers=headers)
-        triples = PROFILES[profile](graph, iri, quads)
-        return Response(ox.serialize(triples, format=rdf_format), media_type=media, headers=headers)
+    async def asset(request: Request, kind: str, name: str,
+                    profile: str = Query("ai4kg", description=f"view of the asset: {', '.join(PROFILES)}")) -> Response:
+        readers, accept = readers_of(request), request.headers.get("accept", "")
+        return await read_asset(graph, lambda: _asset(graph, kind, name, profile, readers, accept))
 
     return routes
 
 
 def _json(document: dict) -> bytes:
     return json.dumps(document, ensure_ascii=False, indent=2).encode("utf-8")
+
+
+def _asset(graph: KnowledgeGraph, kind: str, name: str, profile: str, readers: Readers, accept: str) -> Response:
+    if kind not in _KINDS:
+        raise Problem(404, "Not found", f"no asset kind {kind!r}; kinds: {', '.join(_KINDS)}", "kind", kind)
+    iri = asset_iri(graph.settings.base_url, _KINDS[kind], name) if is_valid_identifier(name) else ""
+    quads = visible_quads(graph, iri, readers) if iri else []
+    if not quads:
+        raise Problem(404, "Not found", f"no {kind} named {name!r}", "name", name)
+    if profile not in PROFILES:
+        raise Problem(400, "Unknown profile", f"profiles: {', '.join(PROFILES)}", "profile", profile)
+    media, rdf_format = negotiate(accept, [(JSON, None), *RDF_FORMATS], "asset")
+    headers = {"Vary": "Accept", "Link": f'<{iri}>; rel="canonical"'}
+    if rdf_format is None:
+        return Response(_json(document_of(quads)), media_type=JSON, headers=headers)
+    triples = PROFILES[profile](graph, iri, quads)
+    return Response(ox.serialize(triples, format=rdf_format), media_type=media, headers=headers)

@@ -20,9 +20,11 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+import anyio.to_thread
 import jwt
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..config import Settings
 from ..credentials import PREFIX as API_KEY_PREFIX
@@ -100,17 +102,42 @@ class Authenticator:
 
 def install(app: FastAPI, authenticator: Authenticator) -> None:
     """Every request carries request.state.identity (None: anonymous); bad credentials get 401."""
+    app.add_middleware(Authentication, authenticator=authenticator)
 
-    @app.middleware("http")
-    async def authenticate(request: Request, call_next):  # type: ignore[no-untyped-def]
+
+class Authentication:
+    """ASGI middleware: who is asking goes into the request's state; bad credentials end it with 401.
+
+    A plain ASGI callable rather than `@app.middleware("http")` (Starlette's BaseHTTPMiddleware),
+    which runs the rest of the app in a task of its own behind memory streams on every request.
+    Anonymous requests and API keys (a local SQLite lookup) are answered on the event loop; an
+    OIDC token is verified in a worker thread, since fetching the issuer's keys (on first use and
+    when they rotate) is a network call that must not stall the loop.
+    """
+
+    def __init__(self, app: ASGIApp, authenticator: Authenticator):
+        self.app, self.authenticator = app, authenticator
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        authorization = next((value.decode("latin-1") for name, value in scope["headers"] if name == b"authorization"),
+                             None)
         try:
-            request.state.identity = authenticator.identify(request.headers.get("authorization"))
+            if authorization and not authorization.partition(" ")[2].strip().startswith(API_KEY_PREFIX):
+                identity = await anyio.to_thread.run_sync(self.authenticator.identify, authorization)
+            else:
+                identity = self.authenticator.identify(authorization)
         except AuthenticationFailed as exc:
             problem = Problem(401, "Unauthorized", str(exc), "Authorization")
-            return JSONResponse(problem.body(request.url.path), status_code=401, media_type=MEDIA_TYPE,
-                                headers={"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{exc}"'
-                                         .replace("\n", " ")})
-        return await call_next(request)
+            response = JSONResponse(problem.body(Request(scope).url.path), status_code=401, media_type=MEDIA_TYPE,
+                                    headers={"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{exc}"'
+                                             .replace("\n", " ")})
+            await response(scope, receive, send)
+            return
+        scope.setdefault("state", {})["identity"] = identity
+        await self.app(scope, receive, send)
 
 
 def identity_of(request: Request) -> Identity | None:

@@ -22,12 +22,12 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from ..catalog import PUBLIC, VISIBILITIES, document_of
 from ..graph.namespaces import asset_iri
-from ..graph.search import SORT_KEYS, FacetQuery, Readers
+from ..graph.search import SORT_KEYS, FacetPage, FacetQuery, Readers
 from ..graph.store import KnowledgeGraph
 from ..metadata import vocabulary
 from ..metadata.records import is_valid_identifier
 from . import cursors, problems
-from .access import readers_of, visible_quads
+from .access import read_asset, readers_of, visible_quads
 from .auth import identity_of
 from .problems import Problem
 from .publishing import publish_module, withdraw_module
@@ -83,7 +83,7 @@ def _decode_cursor(cursor: str, sort: str) -> tuple[str, str]:
 def router(graph: KnowledgeGraph) -> APIRouter:
     routes = APIRouter(prefix="/v1/catalog", tags=["catalog"])
 
-    def listing(request: Request, response: Response, kind: Kind, p: dict[str, Any]) -> list[str]:
+    def listing_query(request: Request, kind: Kind, p: dict[str, Any]) -> FacetQuery:
         sort: str = p["sort"]
         key = sort.removeprefix("-")
         if key not in SORT_KEYS:
@@ -94,52 +94,69 @@ def router(graph: KnowledgeGraph) -> APIRouter:
                    for name in _VOCABULARY_PARAMETERS if _values(p[name])]
         none_of = [("tag", _tags(p["not_tags_any"]))]
         (any_of if kind is Kind.tools else none_of).append((TOOLS_CATEGORY[0], (TOOLS_CATEGORY[1],)))
-        query = FacetQuery(kind="Module", readers=readers_of(request), text=p["q"], all_of=tuple(("tag", tag) for tag in _tags(p["tags"])),
-                           any_of=tuple(any_of), none_of=tuple(none_of), not_all_of=(("tag", _tags(p["not_tags"])),),
-                           sort=key, descending=sort.startswith("-"), limit=p["limit"],
-                           after=_decode_cursor(p["cursor"], sort) if p["cursor"] else None)
-        page = graph.index.filter(query)
+        return FacetQuery(kind="Module", readers=readers_of(request), text=p["q"], all_of=tuple(("tag", tag) for tag in _tags(p["tags"])),
+                          any_of=tuple(any_of), none_of=tuple(none_of), not_all_of=(("tag", _tags(p["not_tags"])),),
+                          sort=key, descending=sort.startswith("-"), limit=p["limit"],
+                          after=_decode_cursor(p["cursor"], sort) if p["cursor"] else None)
+
+    def link_next(request: Request, response: Response, sort: str, page: FacetPage) -> None:
         if page.next_after is not None:
             next_url = request.url.include_query_params(cursor=cursors.encode(sort, *page.next_after))
             response.headers["Link"] = f'<{next_url}>; rel="next"'
-        return page.iris
 
-    def common(q: Annotated[str | None, Query(description="free text over title, summary, description, tags")] = None,
-               tags: Annotated[list[str], Query(description="has all of these tags")] = [],  # noqa: B006
-               tags_any: Annotated[list[str], Query(description="has at least one of these tags")] = [],  # noqa: B006
-               not_tags: Annotated[list[str], Query(description="does not have all of these tags")] = [],  # noqa: B006
-               not_tags_any: Annotated[list[str], Query(description="has none of these tags")] = [],  # noqa: B006
-               tasks: Annotated[list[str], Query(description="has one of these tasks",
+    async def common(q: Annotated[str | None, Query(description="free text over title, summary, description, tags")] = None,
+                     tags: Annotated[list[str], Query(description="has all of these tags")] = [],  # noqa: B006
+                     tags_any: Annotated[list[str], Query(description="has at least one of these tags")] = [],  # noqa: B006
+                     not_tags: Annotated[list[str], Query(description="does not have all of these tags")] = [],  # noqa: B006
+                     not_tags_any: Annotated[list[str], Query(description="has none of these tags")] = [],  # noqa: B006
+                     tasks: Annotated[list[str], Query(description="has one of these tasks",
                                                        json_schema_extra=_labels("tasks"))] = [],  # noqa: B006
-               libraries: Annotated[list[str], Query(description="uses one of these libraries",
+                     libraries: Annotated[list[str], Query(description="uses one of these libraries",
                                                        json_schema_extra=_labels("libraries"))] = [],  # noqa: B006
-               categories: Annotated[list[str], Query(description="in one of these categories",
+                     categories: Annotated[list[str], Query(description="in one of these categories",
                                                        json_schema_extra=_labels("categories"))] = [],  # noqa: B006
-               data_types: Annotated[list[str], Query(description="takes one of these data types",
+                     data_types: Annotated[list[str], Query(description="takes one of these data types",
                                                        json_schema_extra=_labels("data_types"))] = [],  # noqa: B006
-               sort: Annotated[str, Query(description="identifier|title|created|updated, '-' first for descending",
-                                          json_schema_extra={"enum": [*SORT_KEYS, *(f"-{k}" for k in SORT_KEYS)]})]
-               = "identifier",
-               limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
-               cursor: Annotated[str | None, Query(description="from the Link header of the previous page")] = None,
-               ) -> dict[str, Any]:
+                     sort: Annotated[str, Query(description="identifier|title|created|updated, '-' first for descending",
+                                                json_schema_extra={"enum": [*SORT_KEYS, *(f"-{k}" for k in SORT_KEYS)]})]
+                     = "identifier",
+                     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
+                     cursor: Annotated[str | None, Query(description="from the Link header of the previous page")] = None,
+                     ) -> dict[str, Any]:
         return dict(q=q, tags=tags, tags_any=tags_any, not_tags=not_tags, not_tags_any=not_tags_any, tasks=tasks,
                     libraries=libraries, categories=categories, data_types=data_types, sort=sort, limit=limit,
                     cursor=cursor)
 
     # One set of routes per kind, spelled out: `/modules/{name}/metadata` then has GET, PUT and
     # DELETE under one path, as OpenAPI clients (and the Allow header) expect.
+    # Handlers are coroutines: a plain `def` handler costs FastAPI a worker-thread hop for the
+    # handler, one for each plain dependency and one for validating its answer. Work that can take
+    # long (SQLite queries, which run without the GIL; the documents of a whole page) goes to a
+    # worker thread in one hop; one asset from the embedded store is read on the event loop
+    # (`access.read_asset`).
     for kind in Kind:
-        def names(request: Request, response: Response, params: Annotated[dict[str, Any], Depends(common)],
-                  kind: Kind = kind) -> list[str]:
-            return [iri.rsplit("/", 1)[-1] for iri in listing(request, response, kind, params)]
+        async def names(request: Request, response: Response, params: Annotated[dict[str, Any], Depends(common)],
+                        kind: Kind = kind) -> list[str]:
+            query = listing_query(request, kind, params)
+            page = await anyio.to_thread.run_sync(graph.index.filter, query)
+            link_next(request, response, params["sort"], page)
+            return [iri.rsplit("/", 1)[-1] for iri in page.iris]
 
-        def details(request: Request, response: Response, params: Annotated[dict[str, Any], Depends(common)],
-                    kind: Kind = kind) -> list[dict[str, Any]]:
-            return [_summary(graph, iri) for iri in listing(request, response, kind, params)]
+        async def details(request: Request, response: Response, params: Annotated[dict[str, Any], Depends(common)],
+                          kind: Kind = kind) -> list[dict[str, Any]]:
+            query = listing_query(request, kind, params)
 
-        def metadata(request: Request, name: str, kind: Kind = kind) -> dict[str, Any]:
-            return document_of(_asset_quads(graph, kind, name, readers_of(request)), "v2")
+            def work() -> tuple[FacetPage, list[dict[str, Any]]]:
+                page = graph.index.filter(query)
+                return page, [_summary(graph, iri) for iri in page.iris]
+
+            page, summaries = await anyio.to_thread.run_sync(work)
+            link_next(request, response, params["sort"], page)
+            return summaries
+
+        async def metadata(request: Request, name: str, kind: Kind = kind) -> dict[str, Any]:
+            readers = readers_of(request)
+            return await read_asset(graph, lambda: document_of(_asset_quads(graph, kind, name, readers), "v2"))
 
         for function in (names, details, metadata):  # `kind` is fixed per route, not a parameter
             function.__signature__ = _without_kind(function)  # type: ignore[attr-defined]

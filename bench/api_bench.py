@@ -12,8 +12,9 @@ in the same process, interleaved request by request, because the machines are sh
    (same modules, copied graph by graph with `KnowledgeGraph.write`, same deployments) has every
    deployment on one datacenter, for Figure 10.
 2. Latency. The real ASGI app (`create_app`) runs under uvicorn on a free loopback port in a
-   background thread of this process (uvicorn's defaults, as `ai4kg serve` runs it, but with the
-   access log off); an httpx client sends the requests one at a time. Each request is also run
+   background thread of this process (with the HTTP parser and event loop `ai4kg serve` uses,
+   `cli.server_options`: httptools and uvloop; access log off); an httpx client sends the
+   requests one at a time. Each request is also run
    (a) directly, as the same work on the KnowledgeGraph (SearchIndex.filter, KnowledgeGraph.query,
    asset_quads, catalog.document_of) and (b) through the ASGI app in-process, without a socket, so that the
    API overhead (HTTP p50 - direct p50) splits into the framework part and the HTTP part.
@@ -132,6 +133,7 @@ from run import log, machine, now, percentile  # noqa: E402  (bench/run.py helpe
 from ai4kg.api.access import ANONYMOUS  # noqa: E402
 from ai4kg.api.app import create_app  # noqa: E402
 from ai4kg.catalog import document_of, import_files  # noqa: E402
+from ai4kg.cli import server_options  # noqa: E402
 from ai4kg.config import DEFAULT_BASE_URL, Settings  # noqa: E402
 from ai4kg.graph.search import FacetQuery  # noqa: E402
 from ai4kg.graph.store import AssetWrite, KnowledgeGraph  # noqa: E402
@@ -500,10 +502,11 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def serving(app: Any) -> Iterator[str]:
-    """uvicorn on a free loopback port in a background thread (uvicorn's defaults as `ai4kg serve` uses
-    them, access log off)."""
+    """uvicorn on a free loopback port in a background thread (the HTTP parser and event loop that
+    `ai4kg serve` uses, access log off)."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
+                                           **server_options()))
     thread = threading.Thread(target=server.run, daemon=True, name="uvicorn")
     thread.start()
     deadline = time.monotonic() + 30
@@ -1130,7 +1133,8 @@ def main() -> None:
     text = "\n".join([
         f"## ai4kg API benchmarks ({'quick' if args.quick else 'full'} sizes)", "", machine(),
         f"- uvicorn {_version('uvicorn')}, fastapi {_version('fastapi')}, starlette {_version('starlette')}, "
-        f"httpx {_version('httpx')}, h11 {_version('h11')}", "",
+        f"httpx {_version('httpx')}; uvicorn runs {' and '.join(server_options().values())} "
+        f"(httptools {_version('httptools')}, uvloop {_version('uvloop')}, h11 {_version('h11')})", "",
         f"Command: `uv run python bench/api_bench.py {' '.join(sys.argv[1:])}`".replace("  ", " "),
         f"Total wall time: {now() - started:.0f} s", "", report.markdown()])
     print(text)

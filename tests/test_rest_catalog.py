@@ -119,6 +119,36 @@ def test_service_endpoints(client: TestClient) -> None:
     assert unknown.status_code == 404 and unknown.headers["content-type"] == "application/problem+json"
 
 
+def test_read_paths_take_a_worker_thread_only_for_index_or_store_server_work(client: TestClient, store_url: str | None,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each worker-thread hop costs a tenth of a millisecond or more: reading one asset from the
+    embedded store takes none, a listing one (its SQLite query), a store server one (the round trip)."""
+    import anyio.to_thread
+
+    run_sync = anyio.to_thread.run_sync
+    hops: list[object] = []
+
+    async def counting(function, *args, **kwargs):  # type: ignore[no-untyped-def]
+        hops.append(function)
+        return await run_sync(function, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counting)
+
+    def hops_of(url: str, **params: object) -> int:
+        hops.clear()
+        assert client.get(url, params=params).status_code == 200
+        return len(hops)
+
+    one_asset = 1 if store_url else 0
+    assert hops_of("/v1/catalog/modules/sst-forecaster/metadata") == one_asset
+    assert hops_of("/id/module/sst-forecaster") == one_asset
+    assert hops_of("/v1/catalog/modules", tags="deep learning", libraries="pytorch", limit=2) == 1
+    assert hops_of("/v1/catalog/modules", q="forecast") == 1
+    assert hops_of("/v1/catalog/modules/detail", limit=3) == 1
+    assert hops_of("/search", q="plankton") == 1
+    assert hops_of("/version") == 0
+
+
 @pytest.mark.parametrize("accept, media", [
     ("application/json", "application/json"), ("text/turtle", "text/turtle"),
     ("application/ld+json", "application/ld+json"), ("application/rdf+xml", "application/rdf+xml"),

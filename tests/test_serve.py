@@ -50,6 +50,8 @@ def server(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 def test_demo_catalog_served_to_sparql_clients(server) -> None:  # type: ignore[no-untyped-def]
     url, tmp_path = server
+    # uvicorn's fast HTTP parser and event loop (ai4kg depends on both), not its pure-Python fallbacks
+    assert "(uvicorn with httptools and uvloop)" in (tmp_path / "serve.log").read_text()
     client = SPARQLWrapper(f"{url}/sparql")
     client.setQuery(COUNT)
     client.setReturnFormat(JSON)
