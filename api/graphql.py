@@ -1,8 +1,9 @@
-"""GraphQL at /graphql (strawberry): the catalog and the activities around it, read-only.
+"""GraphQL at /graphql (strawberry): the catalog and the activities around it; publishing modules.
 
     modules(filter, sort, first, after) / tools(...)   Relay connections, keyset cursors
     module(name) / tool(name)                          one application, or null
     deployment / trainingRun / dataset / federatedSession(identifier)
+    mutation publishModule(name, metadata, format, vo, visibility) / withdrawModule(name)
 
 Types: Module and Tool (both `Application`), Deployment, TrainingRun, Dataset and FederatedSession,
 with their links both ways: Module.deployments and Module.trainingRuns, TrainingRun.module and
@@ -16,11 +17,17 @@ ai4kg:usedDataset): values are bound as variables, never pasted into query text.
 reader comes from `access.readers_of`, and every asset it reaches, listed or linked, passes the same
 visibility rule, so other VOs' non-public assets never appear (links to them are left out, or null).
 
-Lookups are batched per request with DataLoaders: one CONSTRUCT for the graphs of all the assets a
-level of the answer needs (the protocol dataset names their graphs), and one SELECT per 20 assets
-for the links pointing at them (Oxigraph's planning time grows with the square of a UNION's
-branches; 20 keeps each query under a millisecond). A page of 50 modules with their deployments
-takes 5 store calls (index page, modules, 3 link queries, deployments), a page of 5 takes 3.
+Lookups are batched per request with DataLoaders: the graphs of all the assets a level of the answer
+needs are read together, and the links pointing at them with one SELECT per 20 assets (Oxigraph's
+planning time grows with the square of a UNION's branches; 20 keeps each query under a
+millisecond). From the embedded store each graph is a point read (no query to plan: twice as fast
+as one CONSTRUCT over the same graphs); from a SPARQL server (AI4KG_SPARQL_STORE) the graphs come
+in one CONSTRUCT, one round trip, named by the protocol dataset. A page of 50 modules with their
+deployments takes one index page, the 50 module graphs, 3 link queries and the deployments'
+graphs; the deployments' `module` links are the page's modules, not read again. A listing reads its
+index page, its graphs and, when the query asks for their fields, the modules' ai4-metadata
+documents in one worker-thread hop; an application's fields are plain attributes to strawberry
+(its fast path), computed from the asset when read.
 
 Filters compose with and / or / not over tags, tasks, libraries, categories and data types
 (`in`: at least one of, `all`: every one of), created / updated date ranges and free text. The
@@ -32,29 +39,38 @@ a range come from one SPARQL query, and a branch with a date condition reads the
 until it has first + 1 matches (exact pages, at a cost that grows with the rows it skips; a range
 on the sort key itself becomes a keyset window, so only rows inside it are read).
 
-Limits: query depth, tokens and aliases (strawberry's validators); `first` at most 100; a filter
-nests at most 8 levels, holds at most 64 conditions of at most 100 values each, and expands to at
-most 16 branches. Linked lists (Module.deployments ...) are not paged: each lists every visible link.
+Limits: query depth, tokens and aliases (strawberry's validators; the parse and validation of the
+last 256 query texts are kept, so a repeated query is neither parsed nor walked again); `first` at
+most 100; a filter nests at most 8 levels, holds at most 64 conditions of at most 100 values each,
+and expands to at most 16 branches. Linked lists (Module.deployments ...) are not paged: each lists
+every visible link.
 
 GraphQL-over-HTTP: responses are application/graphql-response+json when the client accepts it
 (requests that fail before execution then get 400 and no `data`), otherwise application/json with
-200; bad JSON or parameters get 400, other request bodies 415, other methods 405, an Accept that
-allows neither JSON type 406.
+200; bad JSON or parameters get 400, other request bodies 415, other methods 405 (and a mutation
+sent with GET 405, Allow: POST), an Accept that allows neither JSON type 406.
 
-There are no mutations yet: publishing and withdrawing go through REST (PUT / DELETE
-/v1/catalog/modules/{name}/metadata) or `ai4kg import`.
+Mutations go through api/publishing.py, as REST's PUT and DELETE /v1/catalog/modules/{name}/metadata
+do: the same rights (credentials from the request; a member of a VO publishes for that VO; another
+VO's module can be neither replaced nor withdrawn, nor seen to exist if it is not public) and the
+same validated import (schema, mapping, SHACL; any error writes nothing). A refusal is a GraphQL
+error with the problem's detail as message and, in extensions, `code` (UNAUTHENTICATED, FORBIDDEN,
+NOT_FOUND, BAD_USER_INPUT), `status` (REST's HTTP status) and the `argument` at fault, or for
+invalid metadata `invalidParams`: each field with its rule, reason and value. publishModule answers
+the module as re-read from the store after the write.
 """
 
 from __future__ import annotations
 
 import datetime
 import json
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from functools import cache, cached_property
 from importlib import resources
-from typing import Any, Callable, Generic, Iterable, Optional, TypeVar
+from typing import Any, Callable, Generic, Iterable, Iterator, Optional, TypeVar
 
 import anyio.to_thread
 import pyoxigraph as ox
@@ -65,10 +81,13 @@ from fastapi.responses import Response
 from graphql import GraphQLError
 from starlette.requests import HTTPConnection
 from strawberry.dataloader import DataLoader
-from strawberry.extensions import MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.extensions import (AddValidationRules, MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, ParserCache,
+                                   QueryDepthLimiter, ValidationCache)
 from strawberry.fastapi import BaseContext, GraphQLRouter
 from strawberry.scalars import JSON
+from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types.execution import PreExecutionError
+from strawberry.types.nodes import SelectedField
 from strawberry.types.unset import UNSET
 
 from ..catalog import document_of
@@ -78,7 +97,10 @@ from ..graph.store import KnowledgeGraph, search_document
 from ..metadata import vocabulary
 from ..metadata.records import is_valid_identifier
 from . import access, cursors
+from .auth import Identity, identity_of
 from .negotiation import negotiate
+from .problems import Problem, jsonable
+from .publishing import publish_module, withdraw_module
 
 PATH = "/graphql"
 DEFAULT_FIRST = 20
@@ -137,9 +159,11 @@ class Asset:
     #fragment nodes (what document_of and search_document read)."""
 
     iri: str
-    triples: list[ox.Triple]
+    triples: list[Any]
+    """ox.Quad or ox.Triple: what document_of and search_document read is subject, predicate, object."""
     search: SearchDocument
-    """What the search index holds for it: VO, visibility, sort keys."""
+    """What the search index holds for it, as far as read here: kind, VO, visibility and sort keys
+    (search_document over the statements with _ENTRY_PREDICATES; text and facets are left empty)."""
 
     @cached_property
     def classes(self) -> frozenset[str]:
@@ -167,7 +191,7 @@ class Asset:
     @cached_property
     def document(self) -> dict[str, Any]:
         """The ai4-metadata document (2.x), as REST's metadata endpoint serves it."""
-        return document_of(self.triples, "v2")  # type: ignore[arg-type]  # reads subject, predicate, object
+        return document_of(self.triples, "v2")
 
 
 def _visible(document: SearchDocument | None, readers: Readers) -> bool:
@@ -178,29 +202,75 @@ def _visible(document: SearchDocument | None, readers: Readers) -> bool:
 _ASSET_TRIPLES = ('CONSTRUCT { ?s ?p ?o } WHERE { GRAPH ?g { ?s ?p ?o } '
                   'FILTER(?s = ?g || STRSTARTS(STR(?s), CONCAT(STR(?g), "#"))) }')
 """What each named graph says about its own asset and the asset's #fragment nodes, so that a triple's
-subject tells its graph. CONSTRUCT hands back native triples: about five times faster than reading
-the same quads from SELECT solutions, one store call for any number of assets."""
+subject tells its graph: one query for any number of assets, for a remote SPARQL store (one round
+trip instead of one per asset)."""
+
+
+def _embedded(graph: KnowledgeGraph) -> bool:
+    """Whether the store is the embedded Oxigraph (not a SPARQL server: AI4KG_SPARQL_STORE)."""
+    return graph.settings.sparql_store_url is None
+
+
+_ENTRY_PREDICATES = frozenset({RDF_TYPE, AI4KG + "belongsToVO", AI4KG + "visibility", AI4KG + "identifier",
+                               AI4KG + "title", AI4KG + "created", AI4KG + "updated"})
+"""What an asset's index entry needs here: its kind, VO and visibility (who may see it) and sort keys."""
+
+Statements = tuple[list[Any], list[Any]]
+"""An asset's own statements (ox.Quad or ox.Triple), and among them those with _ENTRY_PREDICATES."""
+
+
+def _own_statements(graph: KnowledgeGraph, wanted: dict[str, ox.NamedNode]) -> dict[str, Statements]:
+    """For each asset: what its graph says about it and its #fragment nodes."""
+    return _read_graphs(graph, wanted) if _embedded(graph) else _construct_graphs(graph, wanted)
+
+
+def _read_graphs(graph: KnowledgeGraph, wanted: dict[str, ox.NamedNode]) -> dict[str, Statements]:
+    """Graph by graph (quads): from the embedded store a point read each, no query to plan, about
+    twice as fast as the CONSTRUCT over the same graphs."""
+    found: dict[str, Statements] = {}
+    for iri in wanted:
+        fragment = iri + "#"
+        own: list[Any] = []
+        entry: list[Any] = []
+        for quad in graph.asset_quads(iri):
+            subject = quad.subject.value
+            if subject == iri:
+                own.append(quad)
+                if quad.predicate.value in _ENTRY_PREDICATES:
+                    entry.append(quad)
+            elif subject.startswith(fragment):
+                own.append(quad)
+        found[iri] = (own, entry)
+    return found
+
+
+def _construct_graphs(graph: KnowledgeGraph, wanted: dict[str, ox.NamedNode]) -> dict[str, Statements]:
+    """All graphs in one query (triples): one round trip to a store server."""
+    found: dict[str, Statements] = {}
+    for triple in graph.query(_ASSET_TRIPLES, default_graph=[], named_graphs=list(wanted.values())):
+        subject = triple.subject.value
+        own, entry = found.setdefault(subject if subject in wanted else subject.rsplit("#", 1)[0], ([], []))
+        own.append(triple)
+        if subject in wanted and triple.predicate.value in _ENTRY_PREDICATES:
+            entry.append(triple)
+    return found
 
 
 def _load_assets(graph: KnowledgeGraph, iris: list[str], readers: Readers) -> list[Asset | None]:
-    """The visible assets among `iris` (None for missing or hidden ones), with one store query:
-    the protocol dataset names exactly their graphs, nothing of the IRIs enters the query text."""
+    """The visible assets among `iris` (None for missing or hidden ones). Nothing of the IRIs enters
+    a query text: they name the graphs to read."""
     wanted: dict[str, ox.NamedNode] = {}
     for iri in iris:
         try:
             wanted[iri] = ox.NamedNode(iri)
         except ValueError:
             continue
-    triples: dict[str, list[ox.Triple]] = defaultdict(list)
-    if wanted:
-        for triple in graph.query(_ASSET_TRIPLES, default_graph=[], named_graphs=list(wanted.values())):
-            subject = triple.subject.value
-            owner = subject if subject in wanted else subject.rsplit("#", 1)[0]
-            triples[owner].append(triple)
+    statements = _own_statements(graph, wanted) if wanted else {}
     found: list[Asset | None] = []
     for iri in iris:
-        document = search_document(iri, triples.get(iri, []))  # type: ignore[arg-type]
-        found.append(Asset(iri, triples[iri], document) if _visible(document, readers) else None)
+        own, entry = statements.get(iri, ([], []))
+        document = search_document(iri, entry)
+        found.append(Asset(iri, own, document) if _visible(document, readers) else None)
     return found
 
 
@@ -263,14 +333,21 @@ def _unexpected(error: GraphQLError) -> bool:
 # -- per request ---------------------------------------------------------------------------------
 
 class Context(BaseContext):
-    def __init__(self, graph: KnowledgeGraph, readers: Readers):
+    def __init__(self, graph: KnowledgeGraph, readers: Readers, identity: Identity | None = None):
         super().__init__()
-        self.graph, self.readers = graph, readers
+        self.graph, self.readers, self.identity = graph, readers, identity
         self.assets: DataLoader[str, Asset | None] = DataLoader(self._assets)
         self.inverse: DataLoader[tuple[str, str], list[str]] = DataLoader(self._inverse)
 
     async def _assets(self, iris: list[str]) -> list[Asset | None]:
+        if len(iris) == 1 and _embedded(self.graph):  # one graph read is shorter than a worker-thread hop
+            return _load_assets(self.graph, iris, self.readers)
         return await anyio.to_thread.run_sync(_load_assets, self.graph, iris, self.readers)
+
+    def forget(self) -> None:
+        """Drop what this request has read: after a write it may be stale."""
+        self.assets.clear_all()
+        self.inverse.clear_all()
 
     async def _inverse(self, keys: list[tuple[str, str]]) -> list[list[str]]:
         return await anyio.to_thread.run_sync(_load_inverse, self.graph, keys)
@@ -326,85 +403,32 @@ class Links:
     base_model: Optional[str] = strawberry.field(description="links.base_model")
 
 
-def _application(asset: Asset) -> "Module | Tool":
-    return Tool(asset=asset) if asset.is_tool else Module(asset=asset)
-
-
 @strawberry.interface(description="An entry of the catalog described by an ai4-metadata document: a module or a tool.")
 class Application:
+    # Plain fields, not resolvers: strawberry reads them as attributes, its fast path (no Info, no
+    # argument parsing per field). The objects handed out are _Module and _Tool, whose properties
+    # (_ApplicationFields) compute each field from the asset when it is read.
     asset: strawberry.Private[Asset]
-
-    @strawberry.field(description="The identifier, the last segment of the IRI (REST: /v1/catalog/{kind}/{name}).")
-    def name(self) -> str:
-        return self.asset.iri.rsplit("/", 1)[-1]
-
-    @strawberry.field(description="The stable IRI, also the name of the asset's graph.")
-    def iri(self) -> str:
-        return self.asset.iri
-
-    @strawberry.field
-    def title(self) -> Optional[str]:
-        return self.asset.document.get("title")
-
-    @strawberry.field
-    def summary(self) -> Optional[str]:
-        return self.asset.document.get("summary")
-
-    @strawberry.field
-    def description(self) -> Optional[str]:
-        return self.asset.document.get("description")
-
-    @strawberry.field(description="The DOI as the metadata writes it.")
-    def doi(self) -> Optional[str]:
-        return self.asset.document.get("doi")
-
-    @strawberry.field
-    def tags(self) -> list[str]:
-        return list(self.asset.document.get("tags", []))
-
-    @strawberry.field(description="Preferred labels of the task vocabulary.")
-    def tasks(self) -> list[str]:
-        return list(self.asset.document.get("tasks", []))
-
-    @strawberry.field(description="Preferred labels of the category vocabulary.")
-    def categories(self) -> list[str]:
-        return list(self.asset.document.get("categories", []))
-
-    @strawberry.field(description="Preferred labels of the library vocabulary.")
-    def libraries(self) -> list[str]:
-        return list(self.asset.document.get("libraries", []))
-
-    @strawberry.field(description="Preferred labels of the data-type vocabulary (ai4-metadata `data-type`).")
-    def data_types(self) -> list[str]:
-        return list(self.asset.document.get("data-type", []))
-
-    @strawberry.field(description="dates.created")
-    def created(self) -> Optional[datetime.date]:
-        return _date(self.asset.document.get("dates", {}).get("created"))
-
-    @strawberry.field(description="dates.updated")
-    def updated(self) -> Optional[datetime.date]:
-        return _date(self.asset.document.get("dates", {}).get("updated"))
-
-    @strawberry.field
-    def links(self) -> Links:
-        links = self.asset.document.get("links", {})
-        return Links(source_code=links.get("source_code"), docker_image=links.get("docker_image"),
-                     documentation=links.get("documentation"), dataset=links.get("dataset"),
-                     weights=links.get("weights"), citation=links.get("citation"), base_model=links.get("base_model"))
-
-    @strawberry.field(description="The whole ai4-metadata 2.x document, "
-                                  "as GET /v1/catalog/{kind}/{name}/metadata serves it.")
-    def metadata(self) -> JSON:
-        return self.asset.document
-
-    @strawberry.field(description="The VO that owns the asset.")
-    def vo(self) -> str:
-        return self.asset.search.vo
-
-    @strawberry.field(description="public, virtual-organisation or private.")
-    def visibility(self) -> str:
-        return self.asset.search.visibility
+    name: str = strawberry.field(
+        description="The identifier, the last segment of the IRI (REST: /v1/catalog/{kind}/{name}).")
+    iri: str = strawberry.field(description="The stable IRI, also the name of the asset's graph.")
+    title: Optional[str]
+    summary: Optional[str]
+    description: Optional[str]
+    doi: Optional[str] = strawberry.field(description="The DOI as the metadata writes it.")
+    tags: list[str]
+    tasks: list[str] = strawberry.field(description="Preferred labels of the task vocabulary.")
+    categories: list[str] = strawberry.field(description="Preferred labels of the category vocabulary.")
+    libraries: list[str] = strawberry.field(description="Preferred labels of the library vocabulary.")
+    data_types: list[str] = strawberry.field(
+        description="Preferred labels of the data-type vocabulary (ai4-metadata `data-type`).")
+    created: Optional[datetime.date] = strawberry.field(description="dates.created")
+    updated: Optional[datetime.date] = strawberry.field(description="dates.updated")
+    links: Links
+    metadata: JSON = strawberry.field(description="The whole ai4-metadata 2.x document, "
+                                                  "as GET /v1/catalog/{kind}/{name}/metadata serves it.")
+    vo: str = strawberry.field(description="The VO that owns the asset.")
+    visibility: str = strawberry.field(description="public, virtual-organisation or private.")
 
     @strawberry.field(description="Deployments that run this application (ai4kg:deploys), by IRI.")
     async def deployments(self, info: Info) -> list["Deployment"]:
@@ -425,6 +449,129 @@ class Module(Application):
 @strawberry.type(description="A platform tool: a catalog entry in the \"AI4 tools\" category.")
 class Tool(Application):
     pass
+
+
+_DOCUMENT_FREE = frozenset({"name", "iri", "vo", "visibility", "deployments", "trainingRuns", "__typename"})
+"""Application fields that do not read the ai4-metadata document."""
+
+
+def _selected(selections: Iterable[Any], name: str | None = None) -> Iterator[SelectedField]:
+    """The fields among `selections` (looking inside fragments), those called `name` if given."""
+    for selection in selections:
+        if isinstance(selection, SelectedField):
+            if name is None or selection.name == name:
+                yield selection
+        else:  # a fragment spread or an inline fragment
+            yield from _selected(selection.selections, name)
+
+
+def _reads_documents(info: Info) -> bool:
+    """Whether a connection's nodes ask for fields of the ai4-metadata document."""
+    return any(field.name not in _DOCUMENT_FREE
+               for connection in _selected(info.selected_fields)
+               for edges in _selected(connection.selections, "edges")
+               for node in _selected(edges.selections, "node")
+               for field in _selected(node.selections))
+
+
+class _ApplicationFields:
+    """The fields of Application, read from the asset when strawberry reads them."""
+
+    asset: Asset
+
+    def __init__(self, asset: Asset):
+        self.asset = asset
+
+    @property
+    def name(self) -> str:
+        return self.asset.iri.rsplit("/", 1)[-1]
+
+    @property
+    def iri(self) -> str:
+        return self.asset.iri
+
+    @property
+    def title(self) -> str | None:
+        return self.asset.document.get("title")
+
+    @property
+    def summary(self) -> str | None:
+        return self.asset.document.get("summary")
+
+    @property
+    def description(self) -> str | None:
+        return self.asset.document.get("description")
+
+    @property
+    def doi(self) -> str | None:
+        return self.asset.document.get("doi")
+
+    @property
+    def tags(self) -> list[str]:
+        return list(self.asset.document.get("tags", []))
+
+    @property
+    def tasks(self) -> list[str]:
+        return list(self.asset.document.get("tasks", []))
+
+    @property
+    def categories(self) -> list[str]:
+        return list(self.asset.document.get("categories", []))
+
+    @property
+    def libraries(self) -> list[str]:
+        return list(self.asset.document.get("libraries", []))
+
+    @property
+    def data_types(self) -> list[str]:
+        return list(self.asset.document.get("data-type", []))
+
+    @property
+    def created(self) -> datetime.date | None:
+        return _date(self.asset.document.get("dates", {}).get("created"))
+
+    @property
+    def updated(self) -> datetime.date | None:
+        return _date(self.asset.document.get("dates", {}).get("updated"))
+
+    @property
+    def links(self) -> Links:
+        links = self.asset.document.get("links", {})
+        return Links(source_code=links.get("source_code"), docker_image=links.get("docker_image"),
+                     documentation=links.get("documentation"), dataset=links.get("dataset"),
+                     weights=links.get("weights"), citation=links.get("citation"), base_model=links.get("base_model"))
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return self.asset.document
+
+    @property
+    def vo(self) -> str:
+        return self.asset.search.vo
+
+    @property
+    def visibility(self) -> str:
+        return self.asset.search.visibility
+
+
+class _Module(_ApplicationFields, Module):  # type: ignore[misc]  # a Module to strawberry
+    pass
+
+
+class _Tool(_ApplicationFields, Tool):  # type: ignore[misc]
+    pass
+
+
+def _module(asset: Asset) -> Module:
+    return _Module(asset)
+
+
+def _tool(asset: Asset) -> Tool:
+    return _Tool(asset)
+
+
+def _application(asset: Asset) -> Application:
+    return _tool(asset) if asset.is_tool else _module(asset)
 
 
 @strawberry.interface(description="A record of the platform with its own IRI and graph.")
@@ -886,14 +1033,25 @@ async def _listing(info: Info, tools: bool, filter: ApplicationFilter | None, so
                       after=_decode_cursor(after, sort_name) if after else None)
     conjunctions = _dnf(_tree(filter, "filter")) if filter is not None else _TRUE
     branches = [_branch(conjunction, base, tools) for conjunction in conjunctions]
-    iris, more = await anyio.to_thread.run_sync(_read_branches, context.graph, branches, first)
-    assets = [a for a in await context.assets.load_many(iris) if a is not None]
+    graph, readers = context.graph, context.readers
+    documents = _reads_documents(info)
 
     def position(asset: Asset) -> tuple[str, str]:
         return getattr(asset.search, key), asset.iri
 
-    assets.sort(key=position, reverse=descending)
-    more = more or len(assets) > first
+    def read() -> tuple[list[str], list[Asset | None], list[Asset], bool]:
+        """The page, in one worker-thread hop: the index rows, the assets' graphs and, when the
+        query asks for their fields, their ai4-metadata documents."""
+        iris, more = _read_branches(graph, branches, first)
+        loaded = _load_assets(graph, iris, readers)
+        assets = sorted((a for a in loaded if a is not None), key=position, reverse=descending)
+        if documents:
+            for asset in assets[:first]:
+                asset.document  # noqa: B018 - computed here rather than on the event loop
+        return iris, loaded, assets, more or len(assets) > first
+
+    iris, loaded, assets, more = await anyio.to_thread.run_sync(read)
+    context.assets.prime_many(dict(zip(iris, loaded)))  # links back to these assets are not read again
     edges = [Edge(cursor=cursors.encode(sort_name, *position(a)), node=node(a)) for a in assets[:first]]
     return Connection(edges=edges, page_info=PageInfo(
         has_next_page=more, has_previous_page=after is not None,
@@ -927,28 +1085,27 @@ _FIRST = strawberry.argument(description=f"Page size, 1 to {MAX_FIRST}.")
 _AFTER = strawberry.argument(description="The endCursor of the previous page.")
 
 
-@strawberry.type(description="The catalog and the activities around it. Read-only: there are no mutations, because "
-                             "the REST API cannot change anything yet either; assets are written by `ai4kg import`.")
+@strawberry.type(description="The catalog and the activities around it.")
 class Query:
     @strawberry.field(description="Modules of the catalog (not tools), filtered, sorted, one keyset page at a time.")
     async def modules(self, info: Info, filter: Optional[ApplicationFilter] = None, sort: Optional[Sort] = None,
                       first: int = DEFAULT_FIRST, after: Optional[str] = None) -> Connection[Module]:
-        return await _listing(info, False, filter, sort, first, after, lambda a: Module(asset=a))
+        return await _listing(info, False, filter, sort, first, after, _module)
 
     @strawberry.field(description="Tools of the catalog (the \"AI4 tools\" category), as `modules`.")
     async def tools(self, info: Info, filter: Optional[ApplicationFilter] = None, sort: Optional[Sort] = None,
                     first: int = DEFAULT_FIRST, after: Optional[str] = None) -> Connection[Tool]:
-        return await _listing(info, True, filter, sort, first, after, lambda a: Tool(asset=a))
+        return await _listing(info, True, filter, sort, first, after, _tool)
 
     @strawberry.field(description="One module by name, or null.")
     async def module(self, info: Info, name: str) -> Optional[Module]:
         asset = await _application_named(info, name, tools=False)
-        return Module(asset=asset) if asset else None
+        return _module(asset) if asset else None
 
     @strawberry.field(description="One tool by name, or null.")
     async def tool(self, info: Info, name: str) -> Optional[Tool]:
         asset = await _application_named(info, name, tools=True)
-        return Tool(asset=asset) if asset else None
+        return _tool(asset) if asset else None
 
     @strawberry.field(description="One deployment by identifier, or null.")
     async def deployment(self, info: Info, identifier: str) -> Optional[Deployment]:
@@ -971,19 +1128,137 @@ class Query:
         return FederatedSession(asset=asset) if asset else None
 
 
+# -- mutations -----------------------------------------------------------------------------------
+
+@strawberry.enum(description="How `metadata` is written.")
+class MetadataFormat(Enum):
+    YAML = "yaml"
+    JSON = "json"
+
+
+@strawberry.enum(description="Who may read a module: everyone (PUBLIC), or the members of its VO and the "
+                             "platform administrators (VIRTUAL_ORGANISATION, PRIVATE).")
+class Visibility(Enum):
+    PUBLIC = "public"
+    VIRTUAL_ORGANISATION = "virtual-organisation"
+    PRIVATE = "private"  # catalog.VISIBILITIES, which the import checks
+
+
+
+@strawberry.type(description="A remark on a published document that did not stop it (an error would have).")
+class MetadataIssue:
+    field: str = strawberry.field(description="The field path as written in the document, e.g. links.source_code.")
+    rule: str = strawberry.field(description="The rule, short and stable: url, date, required, vocabulary ...")
+    message: str
+    value: Optional[JSON] = strawberry.field(description="The value at fault, shortened; null when missing.")
+
+
+@strawberry.type(description="What publishModule wrote.")
+class PublishModulePayload:
+    module: Optional[Application] = strawberry.field(description=(
+        "The module as the store holds it after the write (a Tool when its categories make it one)."))
+    created: bool = strawberry.field(description="True for a new module, false when it replaced one.")
+    warnings: list[MetadataIssue]
+
+
+@strawberry.type(description="What withdrawModule removed.")
+class WithdrawModulePayload:
+    name: str
+    iri: str
+    withdrawn: bool = strawberry.field(description="True: the module and its graph are gone.")
+
+
+_CODES = {400: "BAD_USER_INPUT", 401: "UNAUTHENTICATED", 403: "FORBIDDEN", 404: "NOT_FOUND", 413: "BAD_USER_INPUT",
+          422: "BAD_USER_INPUT"}
+_RULE = re.compile(r"(?s)(?P<reason>.*) \[(?P<rule>[^\[\]]+)\]")
+_MUTATION_ARGUMENTS = ("name", "vo", "visibility")
+
+
+def _problem_error(problem: Problem) -> GraphQLError:
+    """A Problem of api/publishing.py as a GraphQL error: its detail as the message; in extensions
+    the code, the HTTP status REST answers with, and the argument (or each field of the metadata)
+    at fault."""
+    extensions: dict[str, Any] = {"code": _CODES.get(problem.status, "BAD_REQUEST"), "status": problem.status}
+    if problem.invalid_params is not None:
+        extensions["argument"] = "metadata"
+        extensions["invalidParams"] = [_invalid_param(param) for param in problem.invalid_params]
+    elif problem.parameter in _MUTATION_ARGUMENTS:
+        extensions["argument"] = problem.parameter
+        extensions["value"] = jsonable(problem.value)
+    elif problem.status == 413:
+        extensions["argument"] = "metadata"
+    return GraphQLError(problem.detail, extensions=extensions)
+
+
+def _invalid_param(param: dict[str, Any]) -> dict[str, Any]:
+    """{name, rule, reason, value}: REST's invalid-params entry, with the rule apart."""
+    reason, rule = str(param.get("reason", "")), param.get("rule")
+    if rule is None and (match := _RULE.fullmatch(reason)):
+        reason, rule = match["reason"], match["rule"]
+    return {"name": param.get("name"), "rule": rule, "reason": reason, "value": jsonable(param.get("value"))}
+
+
+@strawberry.type(description="Publishing and withdrawing modules, with the rights and checks of REST's PUT and "
+                             "DELETE /v1/catalog/modules/{name}/metadata (api/publishing.py). POST only.")
+class Mutation:
+    @strawberry.mutation(description=(
+        "Publish module `name` from its ai4-metadata document, or replace it. The same checks as `ai4kg import` "
+        "(schema, mapping, SHACL): any error writes nothing and names each field in "
+        "extensions.invalidParams. Needs credentials; a member of a VO publishes for that VO (`vo` may be left "
+        "out by a member of one VO only); a module of another VO cannot be replaced."))
+    async def publish_module(self, info: Info, name: str, metadata: str,
+                             format: MetadataFormat = MetadataFormat.YAML, vo: Optional[str] = None,
+                             visibility: Visibility = Visibility.PUBLIC) -> Optional[PublishModulePayload]:
+        context = info.context
+        body = metadata.encode("utf-8", "surrogatepass")  # text the loader cannot decode is its error to report
+        try:
+            published = await anyio.to_thread.run_sync(
+                lambda: publish_module(context.graph, context.identity, name, body, format is MetadataFormat.JSON,
+                                       vo, visibility.value))
+        except Problem as problem:
+            raise _problem_error(problem) from None
+        context.forget()
+        asset = await context.assets.load(published.iri)
+        return PublishModulePayload(
+            module=_application(asset) if asset is not None else None, created=published.created,
+            warnings=[MetadataIssue(field=w["field"], rule=w["rule"], message=w["message"], value=jsonable(w["value"]))
+                      for w in published.warnings])
+
+    @strawberry.mutation(description=(
+        "Withdraw module `name`: its graph is removed. Needs credentials and membership of the module's VO; "
+        "a module you cannot see is NOT_FOUND."))
+    async def withdraw_module(self, info: Info, name: str) -> Optional[WithdrawModulePayload]:
+        context = info.context
+        try:
+            iri = await anyio.to_thread.run_sync(withdraw_module, context.graph, context.identity, name)
+        except Problem as problem:
+            raise _problem_error(problem) from None
+        context.forget()
+        return WithdrawModulePayload(name=name, iri=iri, withdrawn=True)
+
+
 class _Schema(strawberry.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         """Log what went wrong on our side; the client's mistakes are answered, not logged."""
         super().process_errors([error for error in errors if _unexpected(error)], execution_context)
 
 
+_LIMIT_RULES = [*QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
+                *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules]
+"""The depth and alias rules, built once: the validation cache is keyed by the rule classes, and
+strawberry's limiters build new ones for every instance."""
+CACHED_DOCUMENTS = 256
+"""Query texts whose parse and validation results are kept (least recently used go first)."""
+
 schema = _Schema(
     query=Query,
+    mutation=Mutation,
     types=[Module, Tool, Deployment, TrainingRun, FederatedSession, Dataset],
     extensions=[
-        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        lambda: AddValidationRules(_LIMIT_RULES),
+        lambda: ParserCache(maxsize=CACHED_DOCUMENTS),
+        lambda: ValidationCache(maxsize=CACHED_DOCUMENTS),
         lambda: MaskErrors(should_mask_error=_unexpected),
     ],
 )
@@ -1011,9 +1286,13 @@ class _Router(GraphQLRouter):
             response = await super().run(request, context, root_value)
         except HTTPException as exc:
             status = 415 if exc.reason == "Unsupported content type" else exc.status_code
-            headers = {"Allow": "GET, POST"} if status == 405 else {}
-            body = {"errors": [{"message": exc.reason if status != 415 else
-                                "send the request as application/json (POST) or as query parameters (GET)"}]}
+            allow = "GET, POST"
+            message = exc.reason if status != 415 else \
+                "send the request as application/json (POST) or as query parameters (GET)"
+            if isinstance(exc.__cause__, InvalidOperationTypeError):  # a mutation sent with GET
+                status, allow, message = 405, "POST", f"{exc.reason}: send mutations with POST"
+            headers = {"Allow": allow} if status == 405 else {}
+            body = {"errors": [{"message": message}]}
             return Response(json.dumps(body), status_code=status, media_type=f"{media}; charset=utf-8", headers=headers)
         response.headers["content-type"] = f"{media}; charset=utf-8"
         if media == GRAPHQL_RESPONSE and getattr(request.state, "graphql_request_error", False):
@@ -1032,7 +1311,7 @@ def router(graph: KnowledgeGraph) -> APIRouter:
     """The GraphQL endpoint at /graphql over `graph` (GET and POST; GraphiQL for browsers)."""
 
     async def context(connection: HTTPConnection) -> Context:  # a Request, or a WebSocket to be refused
-        return Context(graph, access.readers_of(connection))  # type: ignore[arg-type]
+        return Context(graph, access.readers_of(connection), identity_of(connection))  # type: ignore[arg-type]
 
     # No subscriptions: WebSocket upgrades are refused rather than offered protocols that serve nothing.
     # Left out of the OpenAPI document: GraphQL describes itself (introspection), over GraphQL-over-HTTP.

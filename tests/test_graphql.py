@@ -1,10 +1,12 @@
 """GraphQL at /graphql: modules and tools with AND / OR / NOT filters and keyset pages, the links
-between modules, deployments, runs and datasets, VO isolation, limits, GraphQL-over-HTTP, and
-injection attempts, through a real client (gql over HTTP to uvicorn on loopback)."""
+between modules, deployments, runs and datasets, VO isolation, limits, GraphQL-over-HTTP, the
+publishModule and withdrawModule mutations, and injection attempts, through a real client (gql over
+HTTP to uvicorn on loopback)."""
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import math
 import random
@@ -25,11 +27,14 @@ from gql.transport.httpx import HTTPXTransport
 
 from ai4kg.api import graphql
 from ai4kg.api.app import create_app
-from ai4kg.catalog import ImportOptions, import_files
+from ai4kg.catalog import VISIBILITIES, ImportOptions, import_files
 from ai4kg.config import Settings
 from ai4kg.credentials import KeyStore
 from ai4kg.demo import demo_files, load_demo_catalog
-from ai4kg.graph.store import AssetWrite, KnowledgeGraph
+from ai4kg.graph.store import AssetWrite, KnowledgeGraph, search_document
+
+from conftest import INVALID_MODULE_FILES
+from conftest import MODULES as MODULE_FILES
 
 ID = "https://w3id.org/ai4kg/id/"
 MODULES = ["birdsong-audio-classifier", "clinical-text-ner", "crop-yield-xgboost", "federated-anomaly-detector",
@@ -104,9 +109,9 @@ def client(app: FastAPI) -> TestClient:
     return TestClient(app)
 
 
-@pytest.fixture(scope="module")
-def url(app: FastAPI) -> Iterator[str]:
-    """The app served by uvicorn on a free loopback port."""
+@contextlib.contextmanager
+def serving(app: FastAPI) -> Iterator[str]:
+    """The app served by uvicorn on a free loopback port: the URL of its /graphql."""
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -115,9 +120,17 @@ def url(app: FastAPI) -> Iterator[str]:
         assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
         time.sleep(0.02)
     port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}/graphql"
-    server.should_exit = True
-    thread.join(5)
+    try:
+        yield f"http://127.0.0.1:{port}/graphql"
+    finally:
+        server.should_exit = True
+        thread.join(5)
+
+
+@pytest.fixture(scope="module")
+def url(app: FastAPI) -> Iterator[str]:
+    with serving(app) as address:
+        yield address
 
 
 def gql_client(url: str, authorization: str | None = None) -> Client:
@@ -437,8 +450,12 @@ def _clone(kg: KnowledgeGraph, template: list[ox.Quad], name: str) -> str:
     return iri
 
 
-def test_a_page_of_50_modules_with_deployments_costs_a_few_store_calls() -> None:
-    with KnowledgeGraph(Settings.in_memory()) as kg:
+def test_a_page_of_50_modules_with_deployments_reads_each_graph_once(store_url: str | None) -> None:
+    """Each asset graph is read once per request, together with the others of its level (the
+    deployments' `module` is the page's module, not read again); links take one SPARQL query per 20
+    assets. The embedded store reads graphs one by one (point reads, no query planning), a store
+    server gets one query per level (one round trip)."""
+    with KnowledgeGraph(Settings(data_dir=None, sparql_store_url=store_url)) as kg:
         load_demo_catalog(kg)
         template = kg.asset_quads(PLANKTON)
         for i in range(60):
@@ -461,12 +478,47 @@ def test_a_page_of_50_modules_with_deployments_costs_a_few_store_calls() -> None
                 edges = response.json()["data"]["modules"]["edges"]
                 assert len(edges) == first and all(len(e["node"]["deployments"]) == 2 for e in edges)
                 assert all(d["module"]["name"] == e["node"]["name"] for e in edges for d in e["node"]["deployments"])
-                counts[first] = (calls.count("filter"), calls.count("query") + calls.count("quads_for_pattern"))
+                counts[first] = (calls.count("filter"), calls.count("query"), calls.count("quads_for_pattern"))
         finally:
             kg.store, kg.index = store, index
-    # one index page; the modules' graphs, the links (one query per 20 modules), the deployments' graphs
-    assert counts[5] == (1, 3)
-    assert counts[50] == (1, 2 + math.ceil(50 / graphql.LINK_BATCH)), counts
+    links = {first: math.ceil(first / graphql.LINK_BATCH) for first in (5, 50)}
+    if store_url is None:  # index page; link queries; the modules' and the deployments' graphs, one read each
+        assert counts == {first: (1, links[first], first + 2 * first) for first in (5, 50)}, counts
+    else:  # index page; one query for the modules' graphs, the link queries, one for the deployments' graphs
+        assert counts == {first: (1, 2 + links[first], 0) for first in (5, 50)}, counts
+
+
+def test_both_ways_of_reading_graphs_keep_the_same_statements(graph: KnowledgeGraph) -> None:
+    """The embedded store's point reads keep what a store server's CONSTRUCT keeps: what each graph
+    says about its own asset and the asset's #fragment nodes, not what it says about others."""
+    names = ["module/plankton-image-classifier", "module/sst-forecaster", "deployment/dep-1", "module/none"]
+    wanted = {ID + name: ox.NamedNode(ID + name) for name in names}
+    stray = ox.Quad(ox.NamedNode(PLANKTON), ox.NamedNode("https://w3id.org/ai4kg/ns#title"), ox.Literal("forged"),
+                    ox.NamedNode(ID + "module/sst-forecaster"))  # one asset's graph speaking about another
+    graph.store.add(stray)
+    try:
+        def statements(found: dict[str, list[Any]]) -> dict[str, set[tuple[str, str, str]]]:
+            return {iri: {(t.subject.value, t.predicate.value, t.object.value) for t in found.get(iri, [])}
+                    for iri in wanted}
+
+        read, constructed = graphql._read_graphs(graph, wanted), graphql._construct_graphs(graph, wanted)
+        for part in (0, 1):  # the statements, and those the index entry is read from
+            assert statements({k: v[part] for k, v in read.items()}) == \
+                statements({k: v[part] for k, v in constructed.items()})
+        own = statements({k: v[0] for k, v in read.items()})
+        assert all(own[iri] for iri in list(wanted)[:3]) and not own[ID + "module/none"]
+        assert any("#" in s for s, _, _ in own[PLANKTON])  # fragment nodes come along
+        assert "forged" not in json.dumps(sorted(own[PLANKTON] | own[ID + names[1]]))
+        # the entry read from those statements is the search index's, as far as VO, visibility and sort keys go
+        every = {iri: ox.NamedNode(iri) for iri in [*graph.index.iris(), ID + "module/none"]}
+        for iri, (quads, entry) in graphql._read_graphs(graph, every).items():
+            full, lean = search_document(iri, quads), search_document(iri, entry)
+            assert (full is None) == (lean is None) == (iri == ID + "module/none")
+            if full is not None:
+                for key in ("kind", "vo", "visibility", "identifier", "title", "created", "updated"):
+                    assert getattr(full, key) == getattr(lean, key), (iri, key)
+    finally:
+        graph.store.remove(stray)
 
 
 # -- limits and errors ---------------------------------------------------------------------------
@@ -592,9 +644,11 @@ def test_browsers_get_graphiql_and_websockets_are_refused(client: TestClient) ->
         assert websocket.receive()["code"] == 4406  # no subscriptions to serve
 
 
-def test_schema_says_it_is_read_only(anonymous: Any) -> None:
-    schema = run(anonymous, "{ __schema { mutationType { name } queryType { description } } }")["__schema"]
-    assert schema["mutationType"] is None and "no mutations" in schema["queryType"]["description"]
+def test_schema_has_the_mutations_rest_has(anonymous: Any) -> None:
+    schema = run(anonymous, "{ __schema { mutationType { name fields { name } } } }")["__schema"]
+    assert schema["mutationType"]["name"] == "Mutation"
+    assert {f["name"] for f in schema["mutationType"]["fields"]} == {"publishModule", "withdrawModule"}
+    assert {v.value for v in graphql.Visibility} == set(VISIBILITIES)  # every visibility the import accepts
 
 
 # -- injection -----------------------------------------------------------------------------------
@@ -637,3 +691,230 @@ def test_injection_attempts_only_match_literally(anonymous: Any, client: TestCli
         response = client.post("/graphql", json={"query": query})
         assert response.json() == {"data": {"module": None, "modules": {"edges": []}}}, response.text
     assert _snapshot(graph) == before
+
+
+# -- mutations -----------------------------------------------------------------------------------
+
+PUBLISH = """mutation($name: String!, $metadata: String!, $format: MetadataFormat, $vo: String,
+                       $visibility: Visibility) {
+  publishModule(name: $name, metadata: $metadata, format: $format, vo: $vo, visibility: $visibility) {
+    created warnings { field rule message value }
+    module { __typename name iri title summary vo visibility metadata } } }"""
+WITHDRAW = "mutation($name: String!) { withdrawModule(name: $name) { name iri withdrawn } }"
+PUBLISHER_VO = "vo.publisher.eu"
+PLANTS = MODULE_FILES / "plants-classification__ai4-metadata.yml"
+
+
+def _document(path: Any, **changes: Any) -> str:
+    import yaml
+
+    document = yaml.safe_load(path.read_text())
+    document.update(changes)
+    return yaml.safe_dump(document)
+
+
+@pytest.fixture(scope="module")
+def writable() -> Iterator[dict[str, Any]]:
+    """A store of its own for the mutations (the demo catalog), served over HTTP, with API keys of a
+    member of PUBLISHER_VO, of another VO and of the platform administrator."""
+    with KnowledgeGraph(Settings.in_memory()) as kg:
+        load_demo_catalog(kg)
+        keys = KeyStore(None)
+        app = create_app(kg, keys)
+        secrets = {who: f"Bearer {keys.create(who, vos, admin=who == 'admin')[1]}" for who, vos in
+                   (("member", frozenset({PUBLISHER_VO})), ("outsider", frozenset({"vo.other.eu"})),
+                    ("admin", frozenset()))}
+        with serving(app) as address:
+            yield {"graph": kg, "client": TestClient(app), "url": address, **secrets}
+
+
+@contextlib.contextmanager
+def session_of(writable: dict[str, Any], who: str | None) -> Iterator[Any]:
+    with gql_client(writable["url"], writable[who] if who else None) as session:
+        yield session
+
+
+def _mutation_error(session: Any, query: str, **variables: Any) -> dict[str, Any]:
+    with pytest.raises(TransportQueryError) as raised:
+        run(session, query, **variables)
+    assert raised.value.data == {query.split("{", 2)[1].split("(")[0].strip(): None}  # nothing answered
+    [error] = raised.value.errors
+    return error
+
+
+def _rest_metadata(writable: dict[str, Any], name: str, who: str | None = None) -> Any:
+    headers = {"authorization": writable[who]} if who else {}
+    return writable["client"].get(f"/v1/catalog/modules/{name}/metadata", headers=headers)
+
+
+def test_a_member_publishes_and_replaces_a_module(writable: dict[str, Any]) -> None:
+    metadata = _document(PLANTS, title="Plants, published over GraphQL")
+    with session_of(writable, "member") as member, session_of(writable, None) as anonymous:
+        published = run(member, PUBLISH, name="plants-gql", metadata=metadata,
+                        visibility="VIRTUAL_ORGANISATION")["publishModule"]
+        module = published["module"]
+        assert published["created"] is True
+        assert module["__typename"] == "Module" and module["name"] == "plants-gql"
+        assert module["iri"] == ID + "module/plants-gql" and module["title"] == "Plants, published over GraphQL"
+        assert (module["vo"], module["visibility"]) == (PUBLISHER_VO, "virtual-organisation")  # the member's only VO
+        assert all(set(w) == {"field", "rule", "message", "value"} for w in published["warnings"])
+        # what the mutation answers is what the store now serves
+        assert module["metadata"] == _rest_metadata(writable, "plants-gql", "member").json()
+        assert run(anonymous, '{ module(name: "plants-gql") { name } }')["module"] is None  # VO only
+        assert _rest_metadata(writable, "plants-gql").status_code == 404
+        # re-published: replaced, not created; now public
+        again = run(member, PUBLISH, name="plants-gql", metadata=_document(PLANTS, title="Plants, replaced"),
+                    visibility="PUBLIC")["publishModule"]
+        assert again["created"] is False and again["module"]["title"] == "Plants, replaced"
+        assert again["module"]["visibility"] == "public"
+        assert run(anonymous, '{ module(name: "plants-gql") { title } }')["module"] == {"title": "Plants, replaced"}
+        assert "plants-gql" in names(anonymous, filter={"text": "replaced"})
+        # JSON (here a legacy V1 metadata.json), and a tool: the answer is a Tool
+        legacy = run(member, PUBLISH, name="plants-json", format="JSON",
+                     metadata=(MODULE_FILES / "plants-classification__metadata.json").read_text())["publishModule"]
+        assert legacy["created"] and "legacy-format" in [w["rule"] for w in legacy["warnings"]]
+        tool = run(member, PUBLISH, name="llm-gql", metadata=(MODULE_FILES / "ai4os-llm__ai4-metadata.yml").read_text())
+        assert tool["publishModule"]["module"]["__typename"] == "Tool"
+        for name in ("plants-gql", "plants-json", "llm-gql"):
+            assert run(member, WITHDRAW, name=name)["withdrawModule"]["withdrawn"] is True
+
+
+def test_anonymous_agents_cannot_publish_or_withdraw(writable: dict[str, Any]) -> None:
+    before = _snapshot(writable["graph"])
+    with session_of(writable, None) as anonymous:
+        for query, variables in ((PUBLISH, {"name": "plants-anon", "metadata": PLANTS.read_text()}),
+                                 (WITHDRAW, {"name": "plankton-image-classifier"})):
+            error = _mutation_error(anonymous, query, **variables)
+            assert error["extensions"]["code"] == "UNAUTHENTICATED" and error["extensions"]["status"] == 401
+            assert "sign in" in error["message"]
+    response = writable["client"].post("/graphql", json={"query": WITHDRAW, "variables": {"name": "sst-forecaster"}},
+                                       headers={"accept": graphql.GRAPHQL_RESPONSE})
+    assert response.status_code == 200 and response.json()["data"] == {"withdrawModule": None}  # a field error
+    assert _snapshot(writable["graph"]) == before
+
+
+def test_another_vos_module_can_be_neither_replaced_nor_withdrawn(writable: dict[str, Any]) -> None:
+    with session_of(writable, "member") as member, session_of(writable, "outsider") as outsider:
+        run(member, PUBLISH, name="plants-owned", metadata=PLANTS.read_text(), visibility="VIRTUAL_ORGANISATION")
+        before = _snapshot(writable["graph"])
+        error = _mutation_error(outsider, PUBLISH, name="plants-owned", metadata=_document(PLANTS, title="Taken"))
+        assert error["extensions"] == {"code": "FORBIDDEN", "status": 403, "argument": "name", "value": "plants-owned"}
+        # a module the outsider cannot see is not there for it (as in REST)
+        error = _mutation_error(outsider, WITHDRAW, name="plants-owned")
+        assert error["extensions"]["code"] == "NOT_FOUND" and error["extensions"]["status"] == 404
+        # publishing for a VO one is not a member of
+        error = _mutation_error(outsider, PUBLISH, name="plants-elsewhere", metadata=PLANTS.read_text(),
+                                vo=PUBLISHER_VO)
+        assert error["extensions"] == {"code": "FORBIDDEN", "status": 403, "argument": "vo", "value": PUBLISHER_VO}
+        assert _snapshot(writable["graph"]) == before
+        # made public, it is seen, and still not the outsider's to withdraw
+        run(member, PUBLISH, name="plants-owned", metadata=PLANTS.read_text())
+        error = _mutation_error(outsider, WITHDRAW, name="plants-owned")
+        assert error["extensions"]["code"] == "FORBIDDEN" and "another VO" in error["message"]
+        assert run(outsider, '{ module(name: "plants-owned") { vo } }')["module"] == {"vo": PUBLISHER_VO}
+        run(member, WITHDRAW, name="plants-owned")
+
+
+def test_invalid_metadata_names_each_field_and_writes_nothing(writable: dict[str, Any]) -> None:
+    with session_of(writable, "member") as member:
+        run(member, PUBLISH, name="plants-valid", metadata=_document(PLANTS, title="The valid one"))
+        before = _snapshot(writable["graph"])
+        bad = _document(PLANTS, title="Changed", dates={"created": "2024-13-01", "updated": "2024-01-01"},
+                        links={"source_code": "not a url"})
+        for name in ("plants-valid", "plants-new"):  # replacing or creating: nothing is written either way
+            error = _mutation_error(member, PUBLISH, name=name, metadata=bad)
+            extensions = error["extensions"]
+            assert (extensions["code"], extensions["status"], extensions["argument"]) == \
+                ("BAD_USER_INPUT", 422, "metadata")
+            assert "nothing was written" in error["message"]
+            params = {p["name"]: p for p in extensions["invalidParams"]}
+            assert set(params) == {"dates.created", "links.source_code"}, params
+            assert params["dates.created"]["value"] == "2024-13-01" and params["dates.created"]["rule"] == "format"
+            assert params["links.source_code"]["value"] == "not a url"
+            assert all(p["rule"] and p["reason"] and "[" not in p["reason"] for p in params.values()), params
+        # the real files that are invalid (each names its field), sent as written
+        for file, field in INVALID_MODULE_FILES.items():
+            error = _mutation_error(member, PUBLISH, name="plants-valid", metadata=(MODULE_FILES / file).read_text(),
+                                    format="JSON" if file.endswith(".json") else "YAML")
+            assert field in [p["name"] for p in error["extensions"]["invalidParams"]], (file, error)
+        # a visibility outside the enum never reaches the store; nor does a document over 1 MiB
+        with pytest.raises(TransportQueryError):
+            run(member, PUBLISH, name="plants-valid", metadata=PLANTS.read_text(), visibility="secret")
+        response = writable["client"].post("/graphql", headers={"authorization": writable["member"]}, json={
+            "query": PUBLISH, "variables": {"name": "plants-valid", "metadata": "a" * (1024 * 1024 + 1)}})
+        [error] = response.json()["errors"]
+        assert error["extensions"] == {"code": "BAD_USER_INPUT", "status": 413, "argument": "metadata"}, error
+        assert _snapshot(writable["graph"]) == before
+        assert run(member, '{ module(name: "plants-valid") { title } }')["module"] == {"title": "The valid one"}
+        run(member, WITHDRAW, name="plants-valid")
+
+
+def test_withdrawing_removes_the_module(writable: dict[str, Any]) -> None:
+    with session_of(writable, "member") as member:
+        run(member, PUBLISH, name="plants-gone", metadata=PLANTS.read_text())
+        assert _rest_metadata(writable, "plants-gone").status_code == 200
+        assert run(member, WITHDRAW, name="plants-gone")["withdrawModule"] == {
+            "name": "plants-gone", "iri": ID + "module/plants-gone", "withdrawn": True}
+        assert _rest_metadata(writable, "plants-gone").status_code == 404
+        assert _rest_metadata(writable, "plants-gone", "member").status_code == 404
+        assert run(member, '{ module(name: "plants-gone") { name } }')["module"] is None
+        assert "plants-gone" not in names(member, filter={"text": "plants"})
+        assert ID + "module/plants-gone" not in writable["graph"].index.iris()
+        error = _mutation_error(member, WITHDRAW, name="plants-gone")
+        assert error["extensions"]["code"] == "NOT_FOUND"
+
+
+def test_the_administrator_publishes_for_any_vo(writable: dict[str, Any]) -> None:
+    with session_of(writable, "admin") as admin, session_of(writable, "member") as member:
+        published = run(admin, PUBLISH, name="plants-admin", metadata=PLANTS.read_text(), vo=PUBLISHER_VO,
+                        visibility="PRIVATE")["publishModule"]
+        assert (published["module"]["vo"], published["module"]["visibility"]) == (PUBLISHER_VO, "private")
+        error = _mutation_error(admin, PUBLISH, name="plants-admin-2", metadata=PLANTS.read_text())
+        assert error["extensions"] == {"code": "BAD_USER_INPUT", "status": 400, "argument": "vo", "value": None}
+        assert run(member, WITHDRAW, name="plants-admin")["withdrawModule"]["withdrawn"] is True
+
+
+def test_mutations_only_over_post(writable: dict[str, Any]) -> None:
+    client, before = writable["client"], _snapshot(writable["graph"])
+    for accept in (graphql.GRAPHQL_RESPONSE, "application/json"):
+        for query, variables in ((WITHDRAW, {"name": "sst-forecaster"}),
+                                 (PUBLISH, {"name": "plants-get", "metadata": PLANTS.read_text()})):
+            response = client.get("/graphql", params={"query": query, "variables": json.dumps(variables)},
+                                  headers={"accept": accept, "authorization": writable["admin"]})
+            assert response.status_code == 405, response.text
+            assert response.headers["allow"] == "POST" and response.headers["content-type"].startswith(accept)
+            assert "data" not in response.json() and "POST" in response.json()["errors"][0]["message"]
+        # a query still goes over GET
+        assert client.get("/graphql", params={"query": "{ __typename }"}, headers={"accept": accept}).status_code == 200
+    assert _snapshot(writable["graph"]) == before
+
+
+def test_injection_attempts_in_mutation_arguments_change_nothing(writable: dict[str, Any]) -> None:
+    before = _snapshot(writable["graph"])
+    with session_of(writable, "member") as member, session_of(writable, "admin") as admin:
+        for evil in EVIL:
+            error = _mutation_error(member, PUBLISH, name=evil, metadata=PLANTS.read_text())
+            assert error["extensions"]["argument"] == "name" and error["extensions"]["value"] == evil
+            assert error["extensions"]["code"] == "BAD_USER_INPUT"
+            assert _mutation_error(member, WITHDRAW, name=evil)["extensions"]["code"] == "NOT_FOUND"
+            error = _mutation_error(member, PUBLISH, name="plants-evil", metadata=PLANTS.read_text(), vo=evil)
+            assert error["extensions"] == {"code": "FORBIDDEN", "status": 403, "argument": "vo", "value": evil}
+            error = _mutation_error(admin, PUBLISH, name="plants-evil", metadata=PLANTS.read_text(), vo=evil)
+            assert [p["name"] for p in error["extensions"]["invalidParams"]] == ["vo"]
+            # inline in the query text, as a client that escapes them would send them
+            inline = json.dumps(evil)
+            response = writable["client"].post("/graphql", headers={"authorization": writable["admin"]}, json={
+                "query": f"mutation {{ withdrawModule(name: {inline}) {{ iri }} }}"})
+            assert response.json()["data"] == {"withdrawModule": None}, response.text
+        # metadata that is no ai4-metadata document at all
+        for text in EVIL:
+            error = _mutation_error(member, PUBLISH, name="plants-evil", metadata=text)
+            assert error["extensions"]["status"] == 422 and error["extensions"]["invalidParams"], error
+    # a lone surrogate (JSON allows the escape; no UTF-8 encodes it) is the loader's to report
+    body = json.dumps({"query": PUBLISH, "variables": {"name": "plants-evil", "metadata": "?"}}).replace(
+        '"metadata": "?"', '"metadata": "\\udc80 title: x"')
+    response = writable["client"].post("/graphql", content=body, headers={
+        "authorization": writable["member"], "content-type": "application/json"})
+    [error] = response.json()["errors"]
+    assert error["extensions"]["invalidParams"][0]["rule"] == "encoding", error
+    assert _snapshot(writable["graph"]) == before
