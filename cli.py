@@ -17,11 +17,12 @@ from rich.table import Table
 from . import __version__
 from .catalog import VISIBILITIES, FileReport, ImportOptions, expand_paths, import_files, migrate_file, validate_files
 from .config import DEFAULT_VO, Settings
+from .graph.views import NATIVE, VIEWS, UnknownView, serialize, view_of
 from .graph.store import KnowledgeGraph, StoreLocked
 
 EXIT_OK, EXIT_INVALID, EXIT_UNREADABLE = 0, 1, 2
 _EXPORT_FORMATS = {"ttl": ox.RdfFormat.TURTLE, "trig": ox.RdfFormat.TRIG, "nq": ox.RdfFormat.N_QUADS,
-                   "jsonld": ox.RdfFormat.JSON_LD}
+                   "jsonld": ox.RdfFormat.JSON_LD, "rdfxml": ox.RdfFormat.RDF_XML, "nt": ox.RdfFormat.N_TRIPLES}
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False)
@@ -183,15 +184,33 @@ def query(ctx: click.Context, sparql: str, fmt: str) -> None:
 
 
 @main.command()
-@click.option("--format", "fmt", type=click.Choice(sorted(_EXPORT_FORMATS)), default="trig",
-              help="trig, nq, jsonld keep one named graph per asset; ttl merges all graphs into one.")
+@click.option("--format", "fmt", type=click.Choice(sorted(_EXPORT_FORMATS)), default=None,
+              help="trig, nq, jsonld keep one named graph per asset; ttl, nt, rdfxml merge all graphs into one. "
+                   "Default: trig, or ttl with --profile.")
+@click.option("--profile", "profile", default=None, metavar="VIEW",
+              help=f"The catalogue in a standard view instead of the raw store: {', '.join(v for v in VIEWS if v != NATIVE)} "
+                   "(or the view's profile IRI).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of stdout.")
-@click.option("--assets-only", is_flag=True, help="Leave out the ontology and vocabulary graphs.")
+@click.option("--assets-only", is_flag=True, help="Leave out the ontology, vocabulary and platform graphs.")
 @click.pass_context
-def export(ctx: click.Context, fmt: str, output: Path | None, assets_only: bool) -> None:
-    """Dump the whole store, one named graph per asset."""
-    with _open(ctx) as graph:
-        data = graph.export(_EXPORT_FORMATS[fmt], assets_only)
+def export(ctx: click.Context, fmt: str | None, output: Path | None, assets_only: bool, profile: str | None) -> None:
+    """Dump the whole store, one named graph per asset, or the catalogue in a standard view (--profile)."""
+    if profile is not None:
+        try:
+            view = view_of(profile)
+        except UnknownView as exc:
+            raise click.BadParameter(str(exc), param_hint="--profile") from None
+        if not view.catalog_queries:
+            raise click.BadParameter(f"the {view.name} view has no catalogue form", param_hint="--profile")
+        rdf_format = _EXPORT_FORMATS[fmt or "ttl"]
+        if rdf_format.supports_datasets:
+            raise click.BadParameter(f"a view is one graph: use ttl, nt, rdfxml or jsonld, not {fmt}",
+                                     param_hint="--format")
+        with _open(ctx) as graph:
+            data = serialize(view.catalog(graph), rdf_format)
+    else:
+        with _open(ctx) as graph:
+            data = graph.export(_EXPORT_FORMATS[fmt or "trig"], assets_only)
     if output:
         output.write_bytes(data)
     else:

@@ -39,6 +39,10 @@ class Settings:
     (AI4KG_SPARQL_STORE); the search index stays in data_dir."""
     admin_role: str = DEFAULT_ADMIN_ROLE
     """The role that makes a signed-in agent a platform administrator (AI4KG_ADMIN_ROLE)."""
+    catalog_file: Path | None = None
+    """Turtle describing this platform's catalogue (title, publisher, homepage...) for the
+    DCAT-AP and MLDCAT-AP views (AI4KG_CATALOG_FILE); None: the packaged
+    mappings/views/platform-catalog.ttl. Relative IRIs resolve against base_url."""
 
     def __post_init__(self) -> None:
         if not self.sparql_timeout > 0:
@@ -59,7 +63,8 @@ class Settings:
                    oidc_audience=os.environ.get("AI4KG_OIDC_AUDIENCE") or None,
                    oidc_jwks_url=os.environ.get("AI4KG_OIDC_JWKS_URL") or None,
                    sparql_store_url=os.environ.get("AI4KG_SPARQL_STORE") or None,
-                   admin_role=os.environ.get("AI4KG_ADMIN_ROLE") or DEFAULT_ADMIN_ROLE)
+                   admin_role=os.environ.get("AI4KG_ADMIN_ROLE") or DEFAULT_ADMIN_ROLE,
+                   catalog_file=Path(os.environ["AI4KG_CATALOG_FILE"]) if os.environ.get("AI4KG_CATALOG_FILE") else None)
 
     @classmethod
     def in_memory(cls, base_url: str = DEFAULT_BASE_URL) -> "Settings":

@@ -1,14 +1,19 @@
-"""Asset IRIs dereference: GET /id/{kind}/{name} returns the asset in the format the client accepts.
+"""Asset IRIs dereference: GET /id/{kind}/{name} returns the asset in the format the client accepts,
+and GET /id/catalog the platform's catalogue.
 
-An asset's IRI is {base URL}{kind}/{name}; with the default base https://w3id.org/ai4kg/id/ the
-w3id redirect sends https://w3id.org/ai4kg/id/* here. The `profile` parameter selects a view of the
-asset; `ai4kg` (the asset's own graph) is the only one until the standard views plug in through
-PROFILES.
+An asset's IRI is {base URL}{kind}/{name} and the catalogue's {base URL}catalog; with the default
+base https://w3id.org/ai4kg/id/ the w3id redirect sends https://w3id.org/ai4kg/id/* here.
+
+The view (graph/views.py) is chosen by the `profile` parameter (a view's name or profile IRI),
+else by an Accept-Profile header (W3C content negotiation by profile), else the default: the
+asset's own graph (`ai4kg`), or DCAT-AP for the catalogue. The answer names its view in
+Content-Profile and a Link rel="profile". Plain JSON (application/json) of an asset in the `ai4kg`
+view is its ai4-metadata document; of any other view it is JSON-LD.
 """
 
 import json
-from collections.abc import Callable
 
+import anyio.to_thread
 import pyoxigraph as ox
 from fastapi import APIRouter, Query, Request, Response
 
@@ -16,6 +21,7 @@ from ..catalog import document_of
 from ..graph.namespaces import asset_iri
 from ..graph.search import Readers
 from ..graph.store import KnowledgeGraph
+from ..graph.views import NATIVE, VIEWS, UnknownView, View, serialize, view_of
 from ..metadata.records import is_valid_identifier
 from .access import read_asset, readers_of, visible_quads
 from .problems import Problem
@@ -29,43 +35,82 @@ RDF_FORMATS = [
     ("application/n-triples", ox.RdfFormat.N_TRIPLES),
 ]
 JSON = "application/json"
-
-Profile = Callable[[KnowledgeGraph, str, list[ox.Quad]], list[ox.Triple]]
-PROFILES: dict[str, Profile] = {
-    "ai4kg": lambda graph, iri, quads: [ox.Triple(q.subject, q.predicate, q.object) for q in quads],
-}
-"""Views of an asset by profile name: a view gets the asset's quads and returns the triples to serve."""
+_PROFILE_HELP = f"the view: {', '.join(VIEWS)}, or a view's profile IRI (also read from Accept-Profile)"
 
 
 def router(graph: KnowledgeGraph) -> APIRouter:
     routes = APIRouter(tags=["assets"])
 
+    @routes.get("/id/catalog", summary="The platform's catalogue (DCAT-AP by default)",
+                responses={200: {"content": {media: {} for media, _ in RDF_FORMATS}}})
+    async def catalog(request: Request, profile: str | None = Query(None, description=_PROFILE_HELP)) -> Response:
+        view = _chosen_view(profile, request.headers.get("accept-profile"), VIEWS["dcat-ap"])
+        if not view.catalog_queries:
+            raise Problem(400, "No catalogue form", f"the {view.name} view describes single assets; the catalogue "
+                          f"has: {', '.join(v.name for v in VIEWS.values() if v.catalog_queries)}", "profile", profile)
+        media, rdf_format = negotiate(request.headers.get("accept", ""), [*RDF_FORMATS, (JSON, ox.RdfFormat.JSON_LD)],
+                                      "catalogue")
+        readers = readers_of(request)
+        triples = await anyio.to_thread.run_sync(lambda: view.catalog(graph, readers))
+        return Response(serialize(triples, rdf_format), media_type=media, headers=_headers(view, _catalog_iri(graph)))
+
     @routes.get("/id/{kind}/{name}", summary="An asset, in the format of the Accept header",
                 responses={200: {"content": {media: {} for media, _ in RDF_FORMATS}}})
     async def asset(request: Request, kind: str, name: str,
-                    profile: str = Query("ai4kg", description=f"view of the asset: {', '.join(PROFILES)}")) -> Response:
+                    profile: str | None = Query(None, description=_PROFILE_HELP)) -> Response:
         readers, accept = readers_of(request), request.headers.get("accept", "")
-        return await read_asset(graph, lambda: _asset(graph, kind, name, profile, readers, accept))
+        accept_profile = request.headers.get("accept-profile")
+        return await read_asset(graph, lambda: _asset(graph, kind, name, profile, accept_profile, readers, accept))
 
     return routes
+
+
+def _catalog_iri(graph: KnowledgeGraph) -> str:
+    return f"{graph.settings.base_url}catalog"
+
+
+def _chosen_view(profile: str | None, accept_profile: str | None, default: View) -> View:
+    """The `profile` parameter's view, else the first known one of Accept-Profile, else `default`."""
+    if profile is not None:
+        try:
+            return view_of(profile)
+        except UnknownView as exc:
+            raise Problem(400, "Unknown profile", str(exc), "profile", profile) from None
+    for token in (accept_profile or "").split(","):
+        try:
+            return view_of(token.split(";")[0])
+        except UnknownView:
+            continue
+    return default
+
+
+def _headers(view: View, iri: str) -> dict[str, str]:
+    return {"Vary": "Accept, Accept-Profile", "Content-Profile": f"<{view.profile}>",
+            "Link": f'<{iri}>; rel="canonical", <{view.profile}>; rel="profile"'}
 
 
 def _json(document: dict) -> bytes:
     return json.dumps(document, ensure_ascii=False, indent=2).encode("utf-8")
 
 
-def _asset(graph: KnowledgeGraph, kind: str, name: str, profile: str, readers: Readers, accept: str) -> Response:
+def _asset(graph: KnowledgeGraph, kind: str, name: str, profile: str | None, accept_profile: str | None,
+           readers: Readers, accept: str) -> Response:
     if kind not in _KINDS:
         raise Problem(404, "Not found", f"no asset kind {kind!r}; kinds: {', '.join(_KINDS)}", "kind", kind)
     iri = asset_iri(graph.settings.base_url, _KINDS[kind], name) if is_valid_identifier(name) else ""
     quads = visible_quads(graph, iri, readers) if iri else []
     if not quads:
         raise Problem(404, "Not found", f"no {kind} named {name!r}", "name", name)
-    if profile not in PROFILES:
-        raise Problem(400, "Unknown profile", f"profiles: {', '.join(PROFILES)}", "profile", profile)
-    media, rdf_format = negotiate(accept, [(JSON, None), *RDF_FORMATS], "asset")
-    headers = {"Vary": "Accept", "Link": f'<{iri}>; rel="canonical"'}
+    view = _chosen_view(profile, accept_profile, VIEWS[NATIVE])
+    if not view.describes(_KINDS[kind]):
+        raise Problem(400, "Profile not available", f"the {view.name} view does not describe a {kind}; views of a "
+                      f"{kind}: {', '.join(v.name for v in VIEWS.values() if v.describes(_KINDS[kind]))}",
+                      "profile", profile or accept_profile)
+    native_json = view.name == NATIVE
+    offers = [(JSON, None), *RDF_FORMATS] if native_json else [*RDF_FORMATS, (JSON, ox.RdfFormat.JSON_LD)]
+    media, rdf_format = negotiate(accept, offers, "asset")
+    headers = _headers(view, iri)
     if rdf_format is None:
         return Response(_json(document_of(quads)), media_type=JSON, headers=headers)
-    triples = PROFILES[profile](graph, iri, quads)
-    return Response(ox.serialize(triples, format=rdf_format), media_type=media, headers=headers)
+    triples = [ox.Triple(q.subject, q.predicate, q.object) for q in quads] if native_json else view.describe(graph, iri)
+    return Response(serialize(triples, rdf_format), media_type=media, headers=headers)

@@ -4,6 +4,8 @@ AI4KG = "https://w3id.org/ai4kg/ns#"
 VOCAB = "https://w3id.org/ai4kg/vocab/"
 ONTOLOGY_GRAPH = "https://w3id.org/ai4kg/ns"
 VOCABULARY_GRAPH = "https://w3id.org/ai4kg/vocab/"
+PLATFORM_GRAPH = "urn:ai4kg:platform"
+"""The platform's description of itself (its catalogue: title, publisher, homepage)."""
 RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
 SKOS = "http://www.w3.org/2004/02/skos/core#"
 

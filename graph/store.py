@@ -19,7 +19,7 @@ from typing import Any, Iterable, Iterator, Mapping
 import pyoxigraph as ox
 
 from ..config import Settings
-from .namespaces import AI4KG, ONTOLOGY_GRAPH, RDF_TYPE, VOCABULARY_GRAPH
+from .namespaces import AI4KG, ONTOLOGY_GRAPH, PLATFORM_GRAPH, RDF_TYPE, VOCABULARY_GRAPH
 from .datasets import ANY_GRAPH, graphs_written, has_dataset_clause
 from .remote import RemoteStore
 from .search import PUBLIC, Readers, SearchDocument, SearchHit, SearchIndex
@@ -33,8 +33,10 @@ _EVERY_ASSET = "urn:ai4kg:pending:every-asset"
 """A pending mark that stands for every asset: set while a SPARQL Update that may write any
 graph runs, so a crash in between re-indexes the whole store on the next open."""
 
-SYSTEM_GRAPHS = {ONTOLOGY_GRAPH: "ontology/ai4kg.ttl", VOCABULARY_GRAPH: "ontology/vocabularies.ttl"}
-"""Graphs the store keeps for itself (ontology, vocabularies), readable by everyone."""
+SYSTEM_GRAPHS = {ONTOLOGY_GRAPH: "ontology/ai4kg.ttl", VOCABULARY_GRAPH: "ontology/vocabularies.ttl",
+                 PLATFORM_GRAPH: "mappings/views/platform-catalog.ttl"}
+"""Graphs the store keeps for itself (ontology, vocabularies, the platform's catalogue), readable by
+everyone. They are rewritten from their files (the platform's: Settings.catalog_file) on open."""
 
 
 class _ReadWriteLock:
@@ -177,11 +179,16 @@ class KnowledgeGraph:
         self.close()
 
     def _load_system_graphs(self) -> None:
-        """Keep the ontology and vocabularies in their own graphs, so SPARQL users can join on labels."""
+        """Keep the ontology, vocabularies and the platform's catalogue in their own graphs, so SPARQL
+        users can join on labels and the views find the catalogue. Relative IRIs in the files
+        resolve against the base URL (the catalogue is `<catalog>`: {base}catalog)."""
         for graph, path in SYSTEM_GRAPHS.items():
-            data = resources.files("ai4kg").joinpath(path).read_bytes()
+            if graph == PLATFORM_GRAPH and self.settings.catalog_file is not None:
+                data = self.settings.catalog_file.read_bytes()
+            else:
+                data = resources.files("ai4kg").joinpath(path).read_bytes()
             wanted = {ox.Quad(t.subject, t.predicate, t.object, ox.NamedNode(graph))
-                      for t in ox.parse(input=data, format=ox.RdfFormat.TURTLE)}
+                      for t in ox.parse(input=data, format=ox.RdfFormat.TURTLE, base_iri=self.settings.base_url)}
             if set(self.store.quads_for_pattern(None, None, None, ox.NamedNode(graph))) != wanted:
                 self._replace_graph(graph, list(wanted))
 

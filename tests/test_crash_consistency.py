@@ -30,7 +30,7 @@ from click.testing import CliRunner
 from ai4kg.catalog import BATCH_SIZE, import_files
 from ai4kg.cli import main
 from ai4kg.config import DEFAULT_BASE_URL, Settings
-from ai4kg.graph.namespaces import ONTOLOGY_GRAPH, VOCABULARY_GRAPH
+from ai4kg.graph.store import SYSTEM_GRAPHS as STORE_SYSTEM_GRAPHS
 from ai4kg.graph.store import KnowledgeGraph
 from conftest import MODULES
 
@@ -40,7 +40,7 @@ STAGING_PREFIX = "urn:ai4kg:staging:"
 
 def staging_graphs(store: ox.Store) -> set[str]:
     return {g.value for g in store.named_graphs() if g.value.startswith(STAGING_PREFIX)}
-SYSTEM_GRAPHS = {ONTOLOGY_GRAPH, VOCABULARY_GRAPH}
+SYSTEM_GRAPHS = set(STORE_SYSTEM_GRAPHS)
 DELAYS = [0.1, 0.2, 0.05, 0.3, 0.0]
 """Seconds between seeing the second batch's write start and the kill, one per attempt. A kill is
 wanted after some but not all of the batch's graphs are committed (the batch takes ~0.5-1 s); one
