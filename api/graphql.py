@@ -25,9 +25,14 @@ as one CONSTRUCT over the same graphs); from a SPARQL server (AI4KG_SPARQL_STORE
 in one CONSTRUCT, one round trip, named by the protocol dataset. A page of 50 modules with their
 deployments takes one index page, the 50 module graphs, 3 link queries and the deployments'
 graphs; the deployments' `module` links are the page's modules, not read again. A listing reads its
-index page, its graphs and, when the query asks for their fields, the modules' ai4-metadata
-documents in one worker-thread hop; an application's fields are plain attributes to strawberry
-(its fast path), computed from the asset when read.
+index page in one worker-thread hop: the index rows (`SearchIndex.filter`) carry each asset's sort
+value, VO and visibility, enough for the cursors, the order of merged branches and the vo /
+visibility fields, and the index query has already left out what the reader may not see. Only when
+the query asks for fields of the ai4-metadata document are the page's graphs read (in the same hop,
+documents included), and then the visibility their statements give is checked once more on the way.
+An application's fields are plain attributes to strawberry, computed from the asset when read, and
+such plain fields (most of a page) are completed by a short way past graphql-core's per-field
+machinery (`_ExecutionContext`), with graphql-core's usual way for anything out of the ordinary.
 
 Filters compose with and / or / not over tags, tasks, libraries, categories and data types
 (`in`: at least one of, `all`: every one of), created / updated date ranges and free text. The
@@ -63,7 +68,9 @@ the module as re-read from the store after the write.
 from __future__ import annotations
 
 import datetime
+import functools
 import json
+import operator
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
@@ -78,7 +85,8 @@ import strawberry
 from cross_web import HTTPException
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from graphql import GraphQLError
+from graphql import (GraphQLError, GraphQLList, GraphQLNonNull, GraphQLObjectType, GraphQLString, Undefined,
+                     is_leaf_type)
 from starlette.requests import HTTPConnection
 from strawberry.dataloader import DataLoader
 from strawberry.extensions import (AddValidationRules, MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, ParserCache,
@@ -86,14 +94,15 @@ from strawberry.extensions import (AddValidationRules, MaskErrors, MaxAliasesLim
 from strawberry.fastapi import BaseContext, GraphQLRouter
 from strawberry.scalars import JSON
 from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types.execution import PreExecutionError
 from strawberry.types.nodes import SelectedField
 from strawberry.types.unset import UNSET
 
 from ..catalog import document_of
 from ..graph.namespaces import AI4KG, RDF_TYPE, VOCAB, asset_iri
-from ..graph.search import PUBLIC, FacetQuery, Readers, SearchDocument
-from ..graph.store import KnowledgeGraph, search_document
+from ..graph.search import PUBLIC, FacetQuery, IndexRow, Readers
+from ..graph.store import KnowledgeGraph
 from ..metadata import vocabulary
 from ..metadata.records import is_valid_identifier
 from . import access, cursors
@@ -161,9 +170,16 @@ class Asset:
     iri: str
     triples: list[Any]
     """ox.Quad or ox.Triple: what document_of and search_document read is subject, predicate, object."""
-    search: SearchDocument
-    """What the search index holds for it, as far as read here: kind, VO, visibility and sort keys
-    (search_document over the statements with _ENTRY_PREDICATES; text and facets are left empty)."""
+    vo: str
+    """The VO that owns it, as the search index has it (search_document's reading of its graph)."""
+    visibility: str
+    read: bool = True
+    """False for an application listed from its index row alone (`_indexed`): no statements read."""
+
+    def _statements(self) -> list[Any]:
+        if not self.read:  # a listing decided its graph was not needed (_reads_documents): a bug if reached
+            raise RuntimeError(f"{self.iri}: listed from the index, its graph was not read")
+        return self.triples
 
     @cached_property
     def classes(self) -> frozenset[str]:
@@ -178,7 +194,7 @@ class Asset:
 
     def objects(self, predicate: str) -> list[ox.NamedNode | ox.Literal | ox.BlankNode]:
         """The values of the asset's own statements with `predicate`, in a stable order."""
-        found = [t.object for t in self.triples if t.subject.value == self.iri and t.predicate.value == predicate]
+        found = [t.object for t in self._statements() if t.subject.value == self.iri and t.predicate.value == predicate]
         return sorted(found, key=lambda term: term.value)
 
     def text(self, name: str) -> str | None:
@@ -191,12 +207,33 @@ class Asset:
     @cached_property
     def document(self) -> dict[str, Any]:
         """The ai4-metadata document (2.x), as REST's metadata endpoint serves it."""
-        return document_of(self.triples, "v2")
+        return document_of(self._statements(), "v2")
 
 
-def _visible(document: SearchDocument | None, readers: Readers) -> bool:
+def _visible(owner: tuple[str, str] | None, readers: Readers) -> bool:
     """The rule of access.visible_quads and the index: public, or in one of the reader's VOs."""
-    return document is not None and (readers is None or document.visibility == PUBLIC or document.vo in readers)
+    return owner is not None and (readers is None or owner[1] == PUBLIC or owner[0] in readers)
+
+
+_VO, _VISIBILITY = AI4KG + "belongsToVO", AI4KG + "visibility"
+_ENTRY_PREDICATES = frozenset({RDF_TYPE, _VO, _VISIBILITY})
+"""What tells who may see an asset: whether it is one (an ai4kg type), its VO and its visibility."""
+_ENTRY_NODES = frozenset(ox.NamedNode(predicate) for predicate in _ENTRY_PREDICATES)
+
+
+def _owner(entry: Iterable[Any]) -> tuple[str, str] | None:
+    """(VO, visibility) from an asset's statements with _ENTRY_PREDICATES, read as search_document
+    reads them for the index (None when it has no ai4kg type: not an asset)."""
+    typed, vo, visibility = False, "", PUBLIC
+    for statement in entry:
+        predicate = statement.predicate.value
+        if predicate == RDF_TYPE:
+            typed = typed or statement.object.value.startswith(AI4KG)
+        elif predicate == _VO:
+            vo = statement.object.value.rsplit("/", 1)[-1]
+        elif predicate == _VISIBILITY:
+            visibility = statement.object.value.rsplit("/", 1)[-1]
+    return (vo, visibility) if typed else None
 
 
 _ASSET_TRIPLES = ('CONSTRUCT { ?s ?p ?o } WHERE { GRAPH ?g { ?s ?p ?o } '
@@ -211,10 +248,6 @@ def _embedded(graph: KnowledgeGraph) -> bool:
     return graph.settings.sparql_store_url is None
 
 
-_ENTRY_PREDICATES = frozenset({RDF_TYPE, AI4KG + "belongsToVO", AI4KG + "visibility", AI4KG + "identifier",
-                               AI4KG + "title", AI4KG + "created", AI4KG + "updated"})
-"""What an asset's index entry needs here: its kind, VO and visibility (who may see it) and sort keys."""
-
 Statements = tuple[list[Any], list[Any]]
 """An asset's own statements (ox.Quad or ox.Triple), and among them those with _ENTRY_PREDICATES."""
 
@@ -228,17 +261,17 @@ def _read_graphs(graph: KnowledgeGraph, wanted: dict[str, ox.NamedNode]) -> dict
     """Graph by graph (quads): from the embedded store a point read each, no query to plan, about
     twice as fast as the CONSTRUCT over the same graphs."""
     found: dict[str, Statements] = {}
-    for iri in wanted:
+    for iri, node in wanted.items():
         fragment = iri + "#"
         own: list[Any] = []
         entry: list[Any] = []
         for quad in graph.asset_quads(iri):
-            subject = quad.subject.value
-            if subject == iri:
+            subject = quad.subject
+            if subject == node:  # terms compared as terms: no string made for each
                 own.append(quad)
-                if quad.predicate.value in _ENTRY_PREDICATES:
+                if quad.predicate in _ENTRY_NODES:
                     entry.append(quad)
-            elif subject.startswith(fragment):
+            elif subject.value.startswith(fragment):
                 own.append(quad)
         found[iri] = (own, entry)
     return found
@@ -269,8 +302,8 @@ def _load_assets(graph: KnowledgeGraph, iris: list[str], readers: Readers) -> li
     found: list[Asset | None] = []
     for iri in iris:
         own, entry = statements.get(iri, ([], []))
-        document = search_document(iri, entry)
-        found.append(Asset(iri, own, document) if _visible(document, readers) else None)
+        owner = _owner(entry)
+        found.append(Asset(iri, own, *owner) if owner is not None and _visible(owner, readers) else None)
     return found
 
 
@@ -547,11 +580,11 @@ class _ApplicationFields:
 
     @property
     def vo(self) -> str:
-        return self.asset.search.vo
+        return self.asset.vo
 
     @property
     def visibility(self) -> str:
-        return self.asset.search.visibility
+        return self.asset.visibility
 
 
 class _Module(_ApplicationFields, Module):  # type: ignore[misc]  # a Module to strawberry
@@ -616,11 +649,11 @@ class Activity(Record):
 
     @strawberry.field
     def vo(self) -> str:
-        return self.asset.search.vo
+        return self.asset.vo
 
     @strawberry.field
     def visibility(self) -> str:
-        return self.asset.search.visibility
+        return self.asset.visibility
 
     @strawberry.field(description="Datasets the activity read (ai4kg:usedDataset), by IRI.")
     async def datasets(self, info: Info) -> list["Dataset"]:
@@ -712,11 +745,11 @@ class Dataset(Record):
 
     @strawberry.field
     def vo(self) -> str:
-        return self.asset.search.vo
+        return self.asset.vo
 
     @strawberry.field
     def visibility(self) -> str:
-        return self.asset.search.visibility
+        return self.asset.visibility
 
     @strawberry.field(description="Training runs that used this dataset (ai4kg:usedDataset), by IRI.")
     async def training_runs(self, info: Info) -> list[TrainingRun]:
@@ -968,11 +1001,11 @@ def _branch(conjunction: _Conjunction, base: FacetQuery, tools: bool) -> _Branch
 
 
 def _branch_page(graph: KnowledgeGraph, branch: _Branch, first: int,
-                 dated: dict[_Dates, frozenset[str]]) -> tuple[list[str], bool]:
-    """Up to `first` IRIs of one branch after its cursor, and whether it has more."""
+                 dated: dict[_Dates, frozenset[str]]) -> tuple[list[IndexRow], bool]:
+    """Up to `first` index rows of one branch after its cursor, and whether it has more."""
     if not branch.dates:
         page = graph.index.filter(replace(branch.query, limit=first))
-        return page.iris, page.next_after is not None
+        return page.rows, page.next_after is not None
 
     def keep(iri: str) -> bool:
         return all((iri in dated[replace(d, negated=False)]) != d.negated for d in branch.dates)
@@ -988,12 +1021,12 @@ def _branch_page(graph: KnowledgeGraph, branch: _Branch, first: int,
         entry, beyond = ((low, "") if low else None), (lambda value: high is not None and value > high)
     if entry and (query.after is None or (entry < query.after if query.descending else entry > query.after)):
         query = replace(query, after=entry)
-    found: list[str] = []
+    found: list[IndexRow] = []
     while True:
         page = graph.index.filter(query)
-        for iri in page.iris:
-            if keep(iri):
-                found.append(iri)
+        for row in page.rows:
+            if keep(row.iri):
+                found.append(row)
                 if len(found) > first:
                     return found[:first], True
         if page.next_after is None or beyond(page.next_after[0]):
@@ -1001,17 +1034,18 @@ def _branch_page(graph: KnowledgeGraph, branch: _Branch, first: int,
         query = replace(query, after=page.next_after)
 
 
-def _read_branches(graph: KnowledgeGraph, branches: list[_Branch], first: int) -> tuple[list[str], bool]:
-    """The IRIs every branch contributes to the page (up to `first` each), and whether any has more."""
+def _read_branches(graph: KnowledgeGraph, branches: list[_Branch], first: int) -> tuple[list[IndexRow], bool]:
+    """The index rows every branch contributes to the page (up to `first` each), and whether any has more."""
     ranges = {replace(d, negated=False) for branch in branches for d in branch.dates}
     dated = {key: _dated(graph, key.field, key.start, key.end) for key in ranges}
-    iris: dict[str, None] = {}
+    rows: dict[str, IndexRow] = {}
     more = False
     for branch in branches:
         found, has_more = _branch_page(graph, branch, first, dated)
-        iris.update(dict.fromkeys(found))
+        for row in found:
+            rows.setdefault(row.iri, row)
         more = more or has_more
-    return list(iris), more
+    return list(rows.values()), more
 
 
 def _decode_cursor(cursor: str, sort: str) -> tuple[str, str]:
@@ -1036,26 +1070,43 @@ async def _listing(info: Info, tools: bool, filter: ApplicationFilter | None, so
     graph, readers = context.graph, context.readers
     documents = _reads_documents(info)
 
-    def position(asset: Asset) -> tuple[str, str]:
-        return getattr(asset.search, key), asset.iri
-
-    def read() -> tuple[list[str], list[Asset | None], list[Asset], bool]:
-        """The page, in one worker-thread hop: the index rows, the assets' graphs and, when the
-        query asks for their fields, their ai4-metadata documents."""
-        iris, more = _read_branches(graph, branches, first)
-        loaded = _load_assets(graph, iris, readers)
-        assets = sorted((a for a in loaded if a is not None), key=position, reverse=descending)
-        if documents:
-            for asset in assets[:first]:
+    def read() -> tuple[list[IndexRow], list[Asset | None] | None, bool]:
+        """The page, in one worker-thread hop: the index rows and, only when the query asks for
+        fields of the ai4-metadata document, the assets' graphs and documents. The rows carry what
+        the cursors and the VO / visibility fields need, and the index has already left out what
+        the reader may not see."""
+        rows, more = _read_branches(graph, branches, first)
+        if len(branches) > 1:  # each branch comes in sort order; merged, they need sorting again
+            rows.sort(key=lambda row: (row.value, row.iri), reverse=descending)
+        more = more or len(rows) > first
+        rows = rows[:first]
+        if not documents:
+            return rows, None, more
+        # The graphs are read for their documents; the visibility their entry states is checked
+        # again on the way (free here), so a graph changed since the index row was read is left out.
+        loaded = _load_assets(graph, [row.iri for row in rows], readers)
+        for asset in loaded:
+            if asset is not None:
                 asset.document  # noqa: B018 - computed here rather than on the event loop
-        return iris, loaded, assets, more or len(assets) > first
+        return rows, loaded, more
 
-    iris, loaded, assets, more = await anyio.to_thread.run_sync(read)
-    context.assets.prime_many(dict(zip(iris, loaded)))  # links back to these assets are not read again
-    edges = [Edge(cursor=cursors.encode(sort_name, *position(a)), node=node(a)) for a in assets[:first]]
+    rows, loaded, more = await anyio.to_thread.run_sync(read)
+    if loaded is None:
+        assets: Iterable[tuple[IndexRow, Asset | None]] = ((row, _indexed(row)) for row in rows)
+    else:
+        context.assets.prime_many({row.iri: asset for row, asset in zip(rows, loaded)})  # links back: not read again
+        assets = zip(rows, loaded)
+    edges = [Edge(cursor=cursors.encode(sort_name, row.value, row.iri), node=node(asset))
+             for row, asset in assets if asset is not None]
     return Connection(edges=edges, page_info=PageInfo(
         has_next_page=more, has_previous_page=after is not None,
         start_cursor=edges[0].cursor if edges else None, end_cursor=edges[-1].cursor if edges else None))
+
+
+def _indexed(row: IndexRow) -> Asset:
+    """An application listed from its index row alone: its graph is not read (the query asks only
+    for name, IRI, VO, visibility or links, see _DOCUMENT_FREE)."""
+    return Asset(row.iri, [], row.vo, row.visibility, read=False)
 
 
 async def _application_named(info: Info, name: str, tools: bool) -> Asset | None:
@@ -1193,7 +1244,7 @@ def _problem_error(problem: Problem) -> GraphQLError:
 def _invalid_param(param: dict[str, Any]) -> dict[str, Any]:
     """{name, rule, reason, value}: REST's invalid-params entry, with the rule apart."""
     reason, rule = str(param.get("reason", "")), param.get("rule")
-    if rule is None and (match := _RULE.fullmatch(reason)):
+    if (match := _RULE.fullmatch(reason)) and rule in (None, match["rule"]):  # the rule, not in the reason too
         reason, rule = match["reason"], match["rule"]
     return {"name": param.get("name"), "rule": rule, "reason": reason, "value": jsonable(param.get("value"))}
 
@@ -1237,6 +1288,140 @@ class Mutation:
         return WithdrawModulePayload(name=name, iri=iri, withdrawn=True)
 
 
+_PlainFields = dict[str, tuple[Callable[[Any], Any], Any]]
+_USUAL = object()
+"""What a short-way completion answers when graphql-core's usual way must see to the field."""
+
+
+class _ExecutionContext(StrawberryGraphQLCoreExecutionContext):
+    """graphql-core's execution, with a short way for the bulk of an answer.
+
+    Most fields of a listing are "plain": strawberry reads them as an attribute or property of the
+    object (no resolver of its own, no arguments, no Info). An object whose selected fields are all
+    plain, and whose plain fields hold scalars, enums, lists or such objects again (a connection:
+    its edges, their cursors and nodes, the page info), is completed here in one recursive pass,
+    without the response paths, resolve infos and completion steps graphql-core spends on every
+    field (about 400 in a page of 50 modules, most of its time). Anything out of the ordinary (a
+    null where the schema says non-null, an exception, a value a scalar refuses, a list that is not
+    a list, an interface or union, field middleware, @defer) abandons the short way for that object,
+    and graphql-core completes it as ever (plain fields are side-effect free, so reading them again
+    changes nothing): answers, errors and their paths are exactly graphql-core's."""
+
+    _plain: dict[GraphQLObjectType, _PlainFields] = {}
+    """Per object type: its plain fields (how to read each, its GraphQL type). Built on first use."""
+
+    def _plain_of(self, parent_type: GraphQLObjectType) -> _PlainFields | None:
+        if self.middleware_manager is not None and self.middleware_manager.middlewares:
+            return None  # resolvers are wrapped: every field the usual way
+        plain = self._plain.get(parent_type)
+        if plain is None:
+            plain = self._plain[parent_type] = _plain_fields(parent_type)
+        return plain
+
+    def _plain_object(self, parent_type: GraphQLObjectType, grouped_field_set: Any, source: Any) -> Any:
+        """The object's answer when every selected field is plain, else _USUAL."""
+        plain = self._plain_of(parent_type)
+        if not plain:
+            return _USUAL
+        fields = []
+        for response_name, field_details_list in grouped_field_set.items():
+            found = plain.get(field_details_list[0].node.name.value)
+            if found is None:
+                return _USUAL
+            fields.append((response_name, field_details_list, found))
+        results: dict[str, Any] = {}
+        for response_name, field_details_list, (read, type_) in fields:
+            try:
+                value = read(source)
+            except Exception:  # noqa: BLE001 - the usual way reports it, located
+                return _USUAL
+            value = self._plain_value(type_, field_details_list, value)
+            if value is _USUAL:
+                return _USUAL
+            results[response_name] = value
+        return results
+
+    def _plain_value(self, type_: Any, field_details_list: Any, value: Any) -> Any:
+        """`value` completed as `type_`, or _USUAL."""
+        if isinstance(type_, GraphQLNonNull):
+            if value is None:
+                return _USUAL
+            type_ = type_.of_type
+        elif value is None:
+            return None
+        if isinstance(value, Exception) or self.is_awaitable(value):
+            return _USUAL
+        if type_ is GraphQLString and type(value) is str:  # what GraphQLString's serialiser returns
+            return value
+        if isinstance(type_, GraphQLList):
+            if not isinstance(value, (list, tuple)):
+                return _USUAL
+            completed = []
+            for item in value:
+                item = self._plain_value(type_.of_type, field_details_list, item)
+                if item is _USUAL:
+                    return _USUAL
+                completed.append(item)
+            return completed
+        if isinstance(type_, GraphQLObjectType):
+            if type_.is_type_of is not None and not type_.is_type_of(value, None):
+                return _USUAL
+            grouped_field_set, new_defer_usages, _ = self.collect_subfields(type_, field_details_list)
+            return _USUAL if new_defer_usages else self._plain_object(type_, grouped_field_set, value)
+        if is_leaf_type(type_):
+            try:
+                coerced = type_.coerce_output_value(value)
+            except Exception:  # noqa: BLE001 - the usual way reports it, located
+                return _USUAL
+            return _USUAL if coerced is None or coerced is Undefined else coerced
+        return _USUAL  # an interface or a union: the usual way resolves the type
+
+    def execute_fields(self, parent_type: GraphQLObjectType, source_value: Any, path: Any,
+                       grouped_field_set: Any, position_context: Any) -> Any:
+        if position_context is None:
+            results = self._plain_object(parent_type, grouped_field_set, source_value)
+            if results is not _USUAL:
+                return results
+        return super().execute_fields(parent_type, source_value, path, grouped_field_set, position_context)
+
+    def execute_field(self, parent_type: GraphQLObjectType, source: Any, field_details_list: Any, path: Any,
+                      position_context: Any) -> Any:
+        plain = self._plain_of(parent_type) if position_context is None else None
+        found = plain.get(field_details_list[0].node.name.value) if plain else None
+        if found is not None:  # a plain field of an object that has others
+            read, type_ = found
+            try:
+                value = self._plain_value(type_, field_details_list, read(source))
+            except Exception:  # noqa: BLE001 - the usual way reports it, located
+                value = _USUAL
+            if value is not _USUAL:
+                return value
+        return super().execute_field(parent_type, source, field_details_list, path, position_context)
+
+
+def _plain_fields(parent_type: GraphQLObjectType) -> _PlainFields:
+    """The fields of `parent_type` that strawberry resolves as plain attributes (no resolver, no
+    arguments), each with how to read it (operator.attrgetter when strawberry would read it with
+    getattr; else strawberry's own resolver, which needs no Info for these) and its GraphQL type."""
+    found: _PlainFields = {}
+    for name, definition in parent_type.fields.items():
+        resolve = definition.resolve
+        if resolve is None or not getattr(resolve, "_is_default", False) or definition.args:
+            continue
+        strawberry_field = (definition.extensions or {}).get("strawberry-definition")
+        if strawberry_field is not None and strawberry_field.default_resolver is getattr \
+                and strawberry_field.base_resolver is None:
+            read: Callable[[Any], Any] = operator.attrgetter(strawberry_field.python_name)
+        else:
+            read = functools.partial(_with_no_info, resolve)
+        found[name] = (read, definition.type)
+    return found
+
+
+def _with_no_info(resolve: Callable[..., Any], source: Any) -> Any:
+    return resolve(source, None)
+
+
 class _Schema(strawberry.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         """Log what went wrong on our side; the client's mistakes are answered, not logged."""
@@ -1254,6 +1439,7 @@ schema = _Schema(
     query=Query,
     mutation=Mutation,
     types=[Module, Tool, Deployment, TrainingRun, FederatedSession, Dataset],
+    execution_context_class=_ExecutionContext,
     extensions=[
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
         lambda: AddValidationRules(_LIMIT_RULES),

@@ -14,10 +14,11 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Optional
 
 import pyoxigraph as ox
 import pytest
+import strawberry
 import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -509,14 +510,19 @@ def test_both_ways_of_reading_graphs_keep_the_same_statements(graph: KnowledgeGr
         assert all(own[iri] for iri in list(wanted)[:3]) and not own[ID + "module/none"]
         assert any("#" in s for s, _, _ in own[PLANKTON])  # fragment nodes come along
         assert "forged" not in json.dumps(sorted(own[PLANKTON] | own[ID + names[1]]))
-        # the entry read from those statements is the search index's, as far as VO, visibility and sort keys go
+        # who may see an asset, read from those statements, is what the search index holds (VO, visibility;
+        # None for a graph that is no asset), on both ways of reading
         every = {iri: ox.NamedNode(iri) for iri in [*graph.index.iris(), ID + "module/none"]}
-        for iri, (quads, entry) in graphql._read_graphs(graph, every).items():
-            full, lean = search_document(iri, quads), search_document(iri, entry)
-            assert (full is None) == (lean is None) == (iri == ID + "module/none")
-            if full is not None:
-                for key in ("kind", "vo", "visibility", "identifier", "title", "created", "updated"):
-                    assert getattr(full, key) == getattr(lean, key), (iri, key)
+        for found in (graphql._read_graphs(graph, every), graphql._construct_graphs(graph, every)):
+            for iri in every:
+                quads, entry = found.get(iri, ([], []))
+                full, owner = search_document(iri, quads), graphql._owner(entry)
+                assert (full is None) == (owner is None) == (iri == ID + "module/none"), iri
+                if full is not None:
+                    assert owner == (full.vo, full.visibility), iri
+                    assert {(t.predicate.value, t.object.value) for t in entry} == \
+                        {(t.predicate.value, t.object.value) for t in quads if t.subject.value == iri
+                         and t.predicate.value in graphql._ENTRY_PREDICATES}, iri
     finally:
         graph.store.remove(stray)
 
@@ -918,3 +924,76 @@ def test_injection_attempts_in_mutation_arguments_change_nothing(writable: dict[
     [error] = response.json()["errors"]
     assert error["extensions"]["invalidParams"][0]["rule"] == "encoding", error
     assert _snapshot(writable["graph"]) == before
+
+
+
+# -- the short way for plain fields --------------------------------------------------------------
+
+@strawberry.type
+class ShortLeaf:
+    name: str
+    score: Optional[float]
+    tags: list[str]
+
+    @strawberry.field
+    def shout(self) -> str:
+        return self.name.upper()
+
+
+class _ShortLeaf(ShortLeaf):  # properties, as the Application fields are
+    def __init__(self, name: Any, fail: bool = False) -> None:
+        self._name, self._fail = name, fail
+        self.score, self.tags = None, ["a", "b"]
+
+    @property
+    def name(self) -> Any:  # type: ignore[override]
+        if self._fail:
+            raise ValueError("broken property")
+        return self._name
+
+
+@strawberry.type
+class ShortHolder:
+    leaves: list[ShortLeaf]
+    first: Optional[ShortLeaf]
+    count: int
+
+
+@strawberry.type
+class ShortRoot:
+    @strawberry.field
+    def holder(self) -> ShortHolder:
+        return ShortHolder(leaves=[_ShortLeaf("x"), _ShortLeaf("y")], first=_ShortLeaf("z"), count=2)
+
+    @strawberry.field
+    def broken(self) -> Optional[ShortHolder]:
+        return ShortHolder(leaves=[_ShortLeaf("x"), _ShortLeaf(None)], first=_ShortLeaf("q", fail=True), count=1)
+
+    @strawberry.field
+    def odd(self) -> ShortHolder:
+        return ShortHolder(leaves=[_ShortLeaf(3)], first=None, count="many")  # type: ignore[arg-type]
+
+
+def test_plain_fields_short_way_answers_as_graphql_core() -> None:
+    """_ExecutionContext completes plain fields (attributes, properties) past graphql-core's per-field
+    steps; every answer, error and error path is the one graphql-core's usual execution gives."""
+    from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+    queries = [
+        "{ holder { count leaves { name score tags __typename } first { name } } }",
+        "{ holder { a: count b: count leaves { ...L shout } } } fragment L on ShortLeaf { name tags }",
+        "{ holder { leaves { ... on ShortLeaf { name } } first { name shout } } }",
+        "{ broken { count leaves { name } } }",
+        "{ broken { first { name } count } }",
+        "{ odd { count leaves { name } first { name } } }",
+        "{ odd { leaves { name } } }",
+    ]
+    fast = strawberry.Schema(query=ShortRoot, execution_context_class=graphql._ExecutionContext)
+    usual = strawberry.Schema(query=ShortRoot, execution_context_class=StrawberryGraphQLCoreExecutionContext)
+    for query in queries:
+        got, wanted = fast.execute_sync(query), usual.execute_sync(query)
+        assert got.data == wanted.data, query
+        assert [(e.message, e.path) for e in got.errors or []] == \
+            [(e.message, e.path) for e in wanted.errors or []], query
+    assert all(fast.execute_sync(q).errors for q in queries[3:6])  # the error cases were errors indeed
+    assert fast.execute_sync(queries[6]).data == {"odd": {"leaves": [{"name": "3"}]}}  # coerced as String does

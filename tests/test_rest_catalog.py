@@ -174,7 +174,7 @@ def test_asset_iri_dereferences_by_content_negotiation(client: TestClient, accep
 def test_asset_errors(client: TestClient) -> None:
     assert client.get("/id/module/nothing-here").status_code == 404
     assert client.get("/id/widget/sst-forecaster").status_code == 404
-    response = client.get("/id/module/sst-forecaster", params={"profile": "mldcat-ap"})
+    response = client.get("/id/module/sst-forecaster", params={"profile": "no-such-view"})
     assert response.status_code == 400 and response.json()["invalid-params"][0]["name"] == "profile"
     assert client.get("/id/module/sst-forecaster", headers={"accept": "image/png"}).status_code == 406
 
@@ -188,3 +188,25 @@ def test_405_names_every_method_of_the_path(client: TestClient, method: str, url
     response = client.request(method, url)
     assert response.status_code == 405 and response.headers["allow"] == allow
     assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_invalid_metadata_params_name_their_rule() -> None:
+    """A rejected document's 422 gives each field's rule apart (GraphQL's invalidParams reads it), the
+    reason still ends with it in brackets, and the body stays a valid problem+json."""
+    from ai4kg.api.problems import ProblemDetail
+    from ai4kg.credentials import KeyStore
+
+    keys = KeyStore(None)
+    _, secret = keys.create("publisher", frozenset({"vo.any.eu"}))
+    body = b"metadata_version: 2.0.0\ntitle: x\nsummary: y\ndates:\n  created: 2024-13-01\n"
+    with KnowledgeGraph(Settings(data_dir=None)) as graph:
+        response = TestClient(create_app(graph, keys)).put(
+            "/v1/catalog/modules/rule-check/metadata", content=body,
+            headers={"content-type": "application/yaml", "authorization": f"Bearer {secret}"})
+        assert response.status_code == 422, response.text
+        assert graph.index.count() == 0  # nothing written
+    payload = response.json()
+    ProblemDetail.model_validate(payload)
+    params = payload["invalid-params"]
+    assert params and all(p["rule"] and p["reason"].endswith(f" [{p['rule']}]") for p in params), params
+    assert "dates.created" in {p["name"] for p in params}

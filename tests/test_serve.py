@@ -80,3 +80,24 @@ def test_demo_catalog_served_to_sparql_clients(server) -> None:  # type: ignore[
     stats = subprocess.run([sys.executable, "-c", "from ai4kg.cli import main; main()", "--data",
                             str(tmp_path / "data"), "stats"], capture_output=True, text=True)
     assert stats.returncode == 2 and "ai4kg serve" in stats.stderr and "Traceback" not in stats.stderr
+
+
+def test_serve_freezes_the_long_lived_objects_before_serving(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What is built before serving (the app, the store, the schema) is moved out of the collected
+    generations (gc.freeze) before uvicorn starts: full collections no longer walk it."""
+    import gc
+
+    import uvicorn
+    from click.testing import CliRunner
+
+    from ai4kg.cli import main
+
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: seen.update(options, app=app,
+                                                                           frozen=gc.get_freeze_count()))
+    try:
+        result = CliRunner().invoke(main, ["--data", str(tmp_path / "data"), "serve", "--port", "8123"])
+    finally:
+        gc.unfreeze()
+    assert result.exit_code == 0, result.output
+    assert seen["port"] == 8123 and seen["app"] is not None and seen["frozen"] > 10_000
