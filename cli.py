@@ -1,4 +1,4 @@
-"""The `ai4kg` command: validate, import, query, export, stats, migrate, search, serve."""
+"""The `ai4kg` command: validate, import, query, export, stats, migrate, search, fair, serve."""
 
 from __future__ import annotations
 
@@ -203,11 +203,15 @@ def export(ctx: click.Context, fmt: str | None, output: Path | None, assets_only
         if not view.catalog_queries:
             raise click.BadParameter(f"the {view.name} view has no catalogue form", param_hint="--profile")
         rdf_format = _EXPORT_FORMATS[fmt or "ttl"]
-        if rdf_format.supports_datasets:
+        if rdf_format in (ox.RdfFormat.TRIG, ox.RdfFormat.N_QUADS):
             raise click.BadParameter(f"a view is one graph: use ttl, nt, rdfxml or jsonld, not {fmt}",
                                      param_hint="--format")
         with _open(ctx) as graph:
-            data = serialize(view.catalog(graph), rdf_format)
+            triples = view.catalog(graph)
+        if rdf_format == ox.RdfFormat.JSON_LD and view.context is not None:  # compact, in the view's context
+            data = json.dumps(view.to_jsonld(triples), ensure_ascii=False, indent=2).encode("utf-8")
+        else:
+            data = serialize(triples, rdf_format)
     else:
         with _open(ctx) as graph:
             data = graph.export(_EXPORT_FORMATS[fmt or "trig"], assets_only)
@@ -268,6 +272,82 @@ def migrate(file: Path, output: Path | None, fmt: str) -> None:
         err.print(f"wrote {output}")
     else:
         click.echo(text, nl=False)
+
+
+@main.command()
+@click.argument("name", required=False)
+@click.option("--all", "whole_catalog", is_flag=True, help="The catalogue's report (the default without NAME).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
+@click.pass_context
+def fair(ctx: click.Context, name: str | None, whole_catalog: bool, as_json: bool) -> None:
+    """FAIR report of module NAME: which checks pass, and what to add to its metadata.
+
+    Without NAME (or with --all): every module, per check and per module, and whether the
+    catalogue conforms to DCAT-AP. Exit status: 0 every must-check passes, 1 some must-check
+    fails, 2 no such module.
+    """
+    from rich.markup import escape
+
+    from .graph.fair import PRINCIPLES, UnknownModule, catalog_fair_report, fair_report
+    from .graph.namespaces import asset_iri
+    from .metadata.records import is_valid_identifier
+
+    if name and whole_catalog:
+        raise click.UsageError("give NAME or --all, not both")
+    with _open(ctx) as graph:  # the command line is the platform itself: sees every module
+        if name:
+            iri = asset_iri(ctx.obj.base_url, "Module", name) if is_valid_identifier(name) else None
+            try:
+                if iri is None or not graph.contains(iri):
+                    raise UnknownModule(name)
+                report = fair_report(graph, iri)
+            except UnknownModule:
+                err.print(f"error: no module named {name!r}", markup=False)
+                sys.exit(EXIT_UNREADABLE)
+        else:
+            report = catalog_fair_report(graph)
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2, ensure_ascii=False))
+        sys.exit(EXIT_OK if report.must_passed else EXIT_INVALID)
+    marks = {"pass": "[green]pass[/]", "fail": "[red]FAIL[/]", "not applicable": "[dim]n/a[/]"}
+    if name:
+        table = Table("", "check", "FAIR", "level", "what", title=f"FAIR report of {report.name}", show_lines=True)
+        for outcome in report.checks:
+            check, what = outcome.check, outcome.check.title
+            if outcome.status == "fail":
+                reasons: dict[str, list[str]] = {}  # message -> the values at fault (placeholder links)
+                for finding in outcome.findings:
+                    reasons.setdefault(finding.message, []).extend([finding.value] if finding.value else [])
+                text = "; ".join(m + (": " + ", ".join(v) if v else "") for m, v in reasons.items())
+                what = f"{escape(check.title)}\n[red]{escape(text)}[/]\n→ {escape(check.advice)}"
+            else:
+                what = escape(what)
+            level = f"[bold]{check.level}[/]" if check.level == "must" else check.level
+            table.add_row(marks[outcome.status], check.id, check.principle, level, what)
+        out.print(table)
+        scores = "  ".join(f"{letter} {s.passed}/{s.applicable}" for letter, s in report.scores.items())
+        out.print(f"{scores}   ({', '.join(f'{k} {v}' for k, v in PRINCIPLES.items())})")
+        out.print(f"MLDCAT-AP 3.1.0: {'conforms' if report.conforms_to_mldcat_ap else 'does not conform'} "
+                  f"({len(report.mldcat_ap_violations)} official results)")
+    else:
+        table = Table("check", "FAIR", "level", "pass", "fail", "n/a", "title", title="FAIR checks over the catalogue")
+        for summary in report.checks:
+            table.add_row(summary.check.id, summary.check.principle, summary.check.level, str(summary.passed),
+                          f"[red]{summary.failed}[/]" if summary.failed else "0", str(summary.not_applicable),
+                          escape(summary.check.title))
+        out.print(table)
+        modules = Table("module", *PRINCIPLES, "must-checks failed", "MLDCAT-AP", title="Modules")
+        for module in report.modules:
+            modules.add_row(module.name, *(f"{s.passed}/{s.applicable}" for s in module.scores.values()),
+                            ", ".join(module.failed("must")) or "[green]none[/]",
+                            "conforms" if module.conforms_to_mldcat_ap else "no")
+        out.print(modules)
+        out.print(f"DCAT-AP 3.0.1 (catalogue): {'conforms' if report.conforms_to_dcat_ap else 'does not conform'}, "
+                  f"{len(report.dcat_ap_violations)} violations, "
+                  f"{sum(w['count'] for w in report.dcat_ap_warnings)} warnings (recommended properties missing)")
+    if not report.must_passed:
+        err.print("some must-checks fail: see the advice above", markup=False)
+    sys.exit(EXIT_OK if report.must_passed else EXIT_INVALID)
 
 
 @main.group()
@@ -333,6 +413,8 @@ def server_options() -> dict[str, str]:
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, demo: bool) -> None:
     """Serve the store over HTTP (SPARQL 1.1 query endpoint at /sparql)."""
+    import gc
+
     import uvicorn
 
     from .api.app import create_app
@@ -346,4 +428,11 @@ def serve(ctx: click.Context, host: str, port: int, demo: bool) -> None:
     options = server_options()
     err.print(f"ai4kg {__version__}: store {ctx.obj.data_dir}; SPARQL at http://{host}:{port}/sparql "
               f"(uvicorn with {options['http']} and {options['loop']})")
-    uvicorn.run(create_app(graph), host=host, port=port, log_level="info", **options)
+    app = create_app(graph)
+    # Everything built so far (modules, the app and its routes, the GraphQL schema, vocabularies, the
+    # ontology) lives as long as the process. Moved out of the collected generations, it is no longer
+    # walked by the full collections that request garbage keeps triggering: pauses of about 100 ms
+    # otherwise, which set the p99 of the larger answers (a GraphQL page of 50: 130 -> 36 ms).
+    gc.collect()
+    gc.freeze()
+    uvicorn.run(app, host=host, port=port, log_level="info", **options)

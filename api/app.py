@@ -9,7 +9,7 @@ from fastapi.responses import RedirectResponse
 from .. import __version__
 from ..graph.store import KnowledgeGraph
 from ..credentials import KeyStore
-from . import access, assets, auth, catalog, graphql, problems, sparql
+from . import access, assets, auth, catalog, fair, graphql, oai, problems, sparql
 
 
 def create_app(graph: KnowledgeGraph, keys: KeyStore | None = None) -> FastAPI:
@@ -20,8 +20,10 @@ def create_app(graph: KnowledgeGraph, keys: KeyStore | None = None) -> FastAPI:
     auth.install(app, auth.Authenticator(graph.settings, keys or KeyStore(graph.settings.data_dir)))
     app.include_router(sparql.router(graph))
     app.include_router(catalog.router(graph))
+    app.include_router(fair.router(graph))
     app.include_router(assets.router(graph))
     app.include_router(graphql.router(graph))
+    app.include_router(oai.router(graph))
 
     @app.get("/health", tags=["service"])
     async def health() -> dict:

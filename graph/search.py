@@ -16,12 +16,14 @@ bound parameters, whatever the catalog's size.
 from __future__ import annotations
 
 import re
+import secrets
 import sqlite3
 import threading
+import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field as dataclass_field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, NamedTuple
 
 SCHEMA_VERSION = 3
 """Bumped when the tables change; an index of another version is rebuilt from the store on open."""
@@ -90,6 +92,9 @@ class SearchDocument:
     visibility: str = PUBLIC
     """public: anyone may see it; anything else: only members of its VO."""
     """(field, value) pairs to filter on, e.g. ("tag", "deep learning"), ("task", "computer-vision")."""
+    digest: str = ""
+    """A digest of the asset's quads (store.content_digest; "" when not computed): the record log
+    gives an asset a new sequence number and datestamp only when it changes."""
 
 
 @dataclass(frozen=True)
@@ -116,10 +121,24 @@ class FacetQuery:
     """Keyset cursor: the (sort value, iri) of the last row of the previous page."""
 
 
+class IndexRow(NamedTuple):
+    """What the index holds about one listed asset, beside its IRI: enough to build its keyset cursor
+    and to know whom it is visible to, without reading its graph."""
+
+    iri: str
+    value: str
+    """The value of the listing's sort key (the cursor is (value, iri))."""
+    vo: str
+    visibility: str
+
+
 @dataclass(frozen=True)
 class FacetPage:
     iris: list[str]
     next_after: tuple[str, str] | None
+    rows: list[IndexRow] = dataclass_field(default_factory=list)
+    """The page's rows, in `iris` order: sort value, VO and visibility as the index holds them (the
+    query already kept only those its readers may see)."""
 
 
 @dataclass(frozen=True)
@@ -169,6 +188,7 @@ class SearchIndex:
                                    "DROP TABLE IF EXISTS facets; DROP TABLE IF EXISTS pending;")
         self._db.executescript(_SCHEMA)
         self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
+        self._open_record_log()
         # Writes (and, in memory, reads) are serialised on the one write connection.
         self._lock = threading.RLock()
         self._idle: list[sqlite3.Connection] = []
@@ -216,7 +236,9 @@ class SearchIndex:
 
     def apply(self, documents: Iterable[SearchDocument], removed: Iterable[str] = ()) -> None:
         """Replace the rows of `documents`, delete `removed`, and clear their pending marks."""
+        documents, removed = list(documents), list(removed)
         with self._transaction():
+            self._log_records(documents, removed)  # the record log changes in the same transaction
             for document in documents:
                 self._delete(document.iri)
                 cursor = self._db.execute(
@@ -260,7 +282,7 @@ class SearchIndex:
         if query.sort not in SORT_KEYS:
             raise ValueError(f"unknown sort key {query.sort!r}; one of {', '.join(SORT_KEYS)}")
         visible, visible_params = _visible(query.readers)
-        sql = [f"SELECT d.iri, d.{query.sort} FROM documents d WHERE d.kind = ? {visible}"]
+        sql = [f"SELECT d.iri, d.{query.sort}, d.vo, d.visibility FROM documents d WHERE d.kind = ? {visible}"]
         params: list[object] = [query.kind, *visible_params]
         has = "SELECT 1 FROM facets f WHERE f.rowid = d.rowid AND f.field = ? AND f.value"
         if query.text is not None:
@@ -291,10 +313,10 @@ class SearchIndex:
         direction = "DESC" if query.descending else "ASC"
         sql.append(f"ORDER BY d.{query.sort} {direction}, d.iri {direction} LIMIT ?")
         params.append(query.limit + 1)
-        rows = self._rows(" ".join(sql), params)
-        more = len(rows) > query.limit
-        rows = rows[: query.limit]
-        return FacetPage([iri for iri, _ in rows], (rows[-1][1], rows[-1][0]) if more else None)
+        found = self._rows(" ".join(sql), params)
+        more = len(found) > query.limit
+        rows = list(map(IndexRow._make, found[: query.limit]))
+        return FacetPage([row.iri for row in rows], (rows[-1].value, rows[-1].iri) if more else None, rows)
 
     def has_restricted(self) -> bool:
         """Whether any asset is not public (until one is, nothing needs hiding)."""
@@ -313,6 +335,169 @@ class SearchIndex:
     def iris(self) -> list[str]:
         return [row[0] for row in self._rows("SELECT iri FROM documents ORDER BY iri")]
 
+    # -- the record log (OAI-PMH, api/oai.py) ------------------------------------------------------
+    def _open_record_log(self) -> None:
+        """Create the record log's tables, or keep them: they have a version of their own, so an index
+        rebuild (another SCHEMA_VERSION) keeps every sequence number, datestamp and tombstone. A log
+        that is new beside an index that already holds assets is filled by a rebuild."""
+        db = self._db
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        version = None
+        if "record_log_meta" in tables:
+            row = db.execute("SELECT value FROM record_log_meta WHERE key = 'version'").fetchone()
+            version = row[0] if row else None
+        fresh = "record_log" not in tables or version != str(RECORD_LOG_VERSION)
+        if fresh:
+            db.executescript("DROP TABLE IF EXISTS record_sets; DROP TABLE IF EXISTS record_log; "
+                             "DROP TABLE IF EXISTS record_log_meta;")
+        db.executescript(_RECORD_LOG_SCHEMA)
+        if fresh:
+            db.executemany("INSERT OR REPLACE INTO record_log_meta(key, value) VALUES (?, ?)",
+                           [("version", str(RECORD_LOG_VERSION)), ("created", str(int(_clock()))),
+                            ("token_key", secrets.token_hex(32))])
+            if db.execute("SELECT EXISTS (SELECT 1 FROM documents)").fetchone()[0]:
+                self.needs_rebuild = True  # re-applying every document fills the log
+
+    def _log_records(self, documents: list[SearchDocument], removed: list[str]) -> None:
+        """Record log entries for an `apply` (inside its transaction): an asset that is new or changed
+        (its digest, kind, VO, visibility or sets differ) gets the next sequence number and a datestamp
+        that never goes backwards; a removed asset becomes a tombstone that keeps its kind, VO,
+        visibility and sets. Re-applying an unchanged document changes nothing."""
+        stamp: list[int] = []
+
+        def datestamp() -> int:
+            if not stamp:
+                last = self._db.execute("SELECT MAX(datestamp) FROM record_log").fetchone()[0] or 0
+                stamp.append(max(int(_clock()), last))
+            return stamp[0]
+
+        for document in documents:
+            specs = " ".join(set_specs(document))
+            row = self._db.execute("SELECT seq, deleted, kind, vo, visibility, digest, sets FROM record_log "
+                                   "WHERE iri = ?", (document.iri,)).fetchone()
+            if row is not None and document.digest and \
+                    row[1:] == (0, document.kind, document.vo, document.visibility, document.digest, specs):
+                continue
+            self._log_write(row[0] if row else None, document.iri, datestamp(), False, document.kind, document.vo,
+                            document.visibility, document.digest, specs)
+        for iri in removed:
+            row = self._db.execute("SELECT seq, deleted, kind, vo, visibility, sets FROM record_log WHERE iri = ?",
+                                   (iri,)).fetchone()
+            if row is None or row[1]:
+                continue
+            self._log_write(row[0], iri, datestamp(), True, row[2], row[3], row[4], "", row[5])
+
+    def _log_write(self, old_seq: int | None, iri: str, datestamp: int, deleted: bool, kind: str, vo: str,
+                   visibility: str, digest: str, specs: str) -> None:
+        if old_seq is not None:
+            self._db.execute("DELETE FROM record_sets WHERE seq = ?", (old_seq,))
+            self._db.execute("DELETE FROM record_log WHERE seq = ?", (old_seq,))
+        seq = self._db.execute(
+            "INSERT INTO record_log(iri, datestamp, deleted, kind, vo, visibility, digest, sets) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (iri, datestamp, int(deleted), kind, vo, visibility, digest, specs)
+        ).lastrowid
+        leaves = specs.split()
+        self._db.executemany("INSERT OR IGNORE INTO record_sets(spec, seq) VALUES (?, ?)",
+                             [(spec, seq) for spec in sorted({*leaves, *(s.split(":", 1)[0] for s in leaves)})])
+
+    def log_secret(self) -> bytes:
+        """A random key kept with the log (it survives restarts): signs OAI-PMH resumption tokens."""
+        return bytes.fromhex(self._rows("SELECT value FROM record_log_meta WHERE key = 'token_key'")[0][0])
+
+    def log_record(self, iri: str) -> LogRecord | None:
+        """The log entry of one asset (live or a tombstone), whoever may see it."""
+        rows = self._rows(f"SELECT {_LOG_COLUMNS} FROM record_log r WHERE r.iri = ?", (iri,))
+        return _log_record(rows[0]) if rows else None
+
+    def log_earliest(self) -> int:
+        """The earliest datestamp in the log (UTC seconds); when it is empty, when it was created."""
+        earliest = self._rows("SELECT MIN(datestamp) FROM record_log")[0][0]
+        if earliest is None:
+            earliest = int(self._rows("SELECT value FROM record_log_meta WHERE key = 'created'")[0][0])
+        return earliest
+
+    def log_position(self) -> tuple[int, int]:
+        """(the highest sequence number, the latest datestamp) given out so far; (0, 0) when empty."""
+        seq, stamp = self._rows("SELECT MAX(seq), MAX(datestamp) FROM record_log")[0]
+        return seq or 0, stamp or 0
+
+    def log_bounds(self, start: int | None, end: int | None) -> tuple[int, int | None] | None:
+        """Sequence numbers around the datestamps [start, end]: every entry stamped in the range has
+        low < seq (and seq <= high where high is not None); None when no entry is. An end before the
+        latest datestamp bounds the sequence for good (later entries get later stamps)."""
+        low, high = 0, None
+        if start is not None:
+            low = self._rows("SELECT MIN(seq) FROM record_log WHERE datestamp >= ?", (start,))[0][0]
+            if low is None:
+                return None
+            low -= 1
+        if end is not None and end < self.log_position()[1]:
+            high = self._rows("SELECT MAX(seq) FROM record_log WHERE datestamp <= ?", (end,))[0][0]
+            if high is None:
+                return None
+        return low, high
+
+    def _log_query(self, columns: str, readers: Readers, after: int, high: int | None, kinds: frozenset[str] | None,
+                   spec: str | None, start: int | None, end: int | None) -> tuple[str, list[object]]:
+        if spec is None:
+            sql, params = [f"SELECT {columns} FROM record_log r WHERE r.seq > ?"], [after]
+        else:
+            sql = [f"SELECT {columns} FROM record_sets s JOIN record_log r ON r.seq = s.seq "
+                   "WHERE s.spec = ? AND s.seq > ?"]
+            params = [spec, after]
+        key = "r.seq" if spec is None else "s.seq"
+        if high is not None:
+            sql.append(f"AND {key} <= ?")
+            params.append(high)
+        # unary + keeps the planner on the sequence number's range (datestamps only filter)
+        if start is not None:
+            sql.append("AND +r.datestamp >= ?")
+            params.append(start)
+        if end is not None:
+            sql.append("AND +r.datestamp <= ?")
+            params.append(end)
+        if kinds is not None:
+            sql.append(f"AND r.kind IN ({', '.join('?' * len(kinds))})")
+            params += sorted(kinds)
+        if readers is not None:
+            sql.append(f"AND (r.visibility = ? OR r.vo IN ({', '.join('?' * len(readers))}))")
+            params += [PUBLIC, *sorted(readers)]
+        return " ".join(sql), params
+
+    def log_page(self, readers: Readers, after: int, limit: int, *, high: int | None = None,
+                 kinds: frozenset[str] | None = None, spec: str | None = None, start: int | None = None,
+                 end: int | None = None) -> list[LogRecord]:
+        """Log entries after sequence number `after`, in sequence order, that `readers` may see (None:
+        all), of `kinds` (None: all), in set `spec` (or a set below it), stamped in [start, end]."""
+        sql, params = self._log_query(_LOG_COLUMNS, readers, after, high, kinds, spec, start, end)
+        order = "r.seq" if spec is None else "s.seq"
+        return [_log_record(row) for row in self._rows(f"{sql} ORDER BY {order} LIMIT ?", [*params, limit])]
+
+    def log_count(self, readers: Readers, after: int = 0, *, high: int | None = None,
+                  kinds: frozenset[str] | None = None, spec: str | None = None, start: int | None = None,
+                  end: int | None = None) -> int:
+        """How many entries `log_page` would list from `after` on, without a limit."""
+        sql, params = self._log_query("COUNT(*)", readers, after, high, kinds, spec, start, end)
+        return self._rows(sql, params)[0][0]
+
+    def log_sets(self, readers: Readers) -> list[str]:
+        """Every set spec with at least one entry `readers` may see, in order (one index probe per set)."""
+        specs: list[str] = []
+        previous = ""
+        visible, params = "", []
+        if readers is not None:
+            visible = f"AND (r.visibility = ? OR r.vo IN ({', '.join('?' * len(readers))}))"
+            params = [PUBLIC, *sorted(readers)]
+        while True:
+            row = self._rows("SELECT spec FROM record_sets WHERE spec > ? ORDER BY spec LIMIT 1", (previous,))
+            if not row:
+                return specs
+            previous = row[0][0]
+            if readers is None or self._rows(
+                    "SELECT EXISTS (SELECT 1 FROM record_sets s JOIN record_log r ON r.seq = s.seq "
+                    f"WHERE s.spec = ? {visible})", (previous, *params))[0][0]:
+                specs.append(previous)
+
     def _transaction(self) -> "_Transaction":
         return _Transaction(self._db, self._lock)
 
@@ -330,3 +515,79 @@ class _Transaction:
             self.db.execute("ROLLBACK" if exc_type else "COMMIT")
         finally:
             self.lock.release()
+
+
+# -- the record log (OAI-PMH) ----------------------------------------------------------------------
+RECORD_LOG_VERSION = 1
+"""The record log's own version. Index rebuilds (SCHEMA_VERSION) keep the log: its sequence numbers,
+datestamps and tombstones cannot be recomputed from the store. A log of another version is dropped
+and filled again from the store (its tombstones are then lost)."""
+
+_RECORD_LOG_SCHEMA = """
+CREATE TABLE IF NOT EXISTS record_log (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    iri TEXT NOT NULL UNIQUE,
+    datestamp INTEGER NOT NULL,
+    deleted INTEGER NOT NULL DEFAULT 0,
+    kind TEXT NOT NULL,
+    vo TEXT NOT NULL DEFAULT '',
+    visibility TEXT NOT NULL DEFAULT '',
+    digest TEXT NOT NULL DEFAULT '',
+    sets TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS record_log_by_datestamp ON record_log(datestamp, seq);
+CREATE TABLE IF NOT EXISTS record_sets (
+    spec TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (spec, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS record_sets_by_seq ON record_sets(seq);
+CREATE TABLE IF NOT EXISTS record_log_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+"""One row per asset IRI ever indexed: `seq` grows with every change (AUTOINCREMENT never reuses a
+number, even the highest one's after it moves on), `datestamp` is UTC seconds, `sets` the leaf set
+specs; record_sets holds each entry's sets and their parents, for selective harvesting by keyset."""
+
+_LOG_COLUMNS = "r.seq, r.iri, r.datestamp, r.deleted, r.kind, r.vo, r.visibility, r.sets"
+SET_FACETS = ("category", "task", "library", "dataType")
+"""Facets that make sets (besides the asset's kind and VO): set spec `<facet>:<value>`."""
+_SPEC_UNSAFE = re.compile(r"[^A-Za-z0-9\-_.!*'()]")
+
+
+def spec_part(value: str) -> str:
+    """A value as one part of an OAI-PMH set spec ([A-Za-z0-9-_.!~*'()]+): other characters as ~XX
+    (their UTF-8 bytes; `~` is the escape)."""
+    return _SPEC_UNSAFE.sub(lambda m: "".join(f"~{b:02X}" for b in m.group().encode()), value)
+
+
+def set_specs(document: SearchDocument) -> tuple[str, ...]:
+    """The leaf sets of an asset: `kind:<Kind>`, `vo:<vo>` and `<facet>:<value>` for SET_FACETS."""
+    specs = {f"kind:{spec_part(document.kind)}"}
+    if document.vo:
+        specs.add(f"vo:{spec_part(document.vo)}")
+    specs |= {f"{field}:{spec_part(value)}" for field, value in document.facets if field in SET_FACETS and value}
+    return tuple(sorted(specs))
+
+
+class LogRecord(NamedTuple):
+    """One entry of the record log: the asset as it was when it last changed (or was removed)."""
+
+    seq: int
+    iri: str
+    datestamp: int
+    """UTC seconds."""
+    deleted: bool
+    kind: str
+    vo: str
+    visibility: str
+    sets: tuple[str, ...]
+
+
+def _clock() -> float:
+    """UTC seconds now, for datestamps (tests replace it)."""
+    return time.time()
+
+
+def _log_record(row: tuple) -> LogRecord:
+    seq, iri, datestamp, deleted, kind, vo, visibility, sets = row
+    return LogRecord(seq, iri, datestamp, bool(deleted), kind, vo, visibility, tuple(sets.split()))

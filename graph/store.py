@@ -7,6 +7,8 @@ mix, and a crash leaves either. The search index follows the protocol described 
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import threading
 from contextlib import contextmanager
 import uuid
@@ -137,6 +139,23 @@ def search_document(iri: str, quads: Iterable[ox.Quad]) -> SearchDocument | None
                           one("identifier"), one("created"), one("updated"), tuple(sorted(facets)), vo, visibility)
 
 
+def content_digest(quads: Iterable[ox.Quad]) -> str:
+    """A digest of an asset's content (its triples, in any order; blank node labels ignored), so that
+    the record log can tell a real change from a write or re-index of the same content."""
+    def text(term: Any) -> str:
+        return "_:" if isinstance(term, ox.BlankNode) else str(term)
+
+    lines = sorted(f"{text(q.subject)} {q.predicate} {text(q.object)}" for q in quads)
+    return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()[:32]
+
+
+def indexed_document(iri: str, quads: Iterable[ox.Quad]) -> SearchDocument | None:
+    """`search_document` with the content digest: what writes and re-indexing hand to the index."""
+    quads = list(quads)
+    document = search_document(iri, quads)
+    return None if document is None else dataclasses.replace(document, digest=content_digest(quads))
+
+
 class KnowledgeGraph:
     """The store and search index of one data directory (or of memory)."""
 
@@ -217,7 +236,7 @@ class KnowledgeGraph:
         """Index entries of these assets from what the store holds now (removed where it holds none)."""
         documents, removed = [], []
         for iri in iris:
-            document = search_document(iri, self.asset_quads(iri))
+            document = indexed_document(iri, self.asset_quads(iri))
             (documents.append(document) if document else removed.append(iri))
         self.index.apply(documents, removed)
         return len(iris)
@@ -249,7 +268,7 @@ class KnowledgeGraph:
         self.index.mark_pending(w.iri for w in writes)
         for write in writes:
             self._replace_graph(write.iri, write.quads)
-        documents = [(w.iri, search_document(w.iri, w.quads)) for w in writes]
+        documents = [(w.iri, indexed_document(w.iri, w.quads)) for w in writes]
         self.index.apply([d for _, d in documents if d], [iri for iri, d in documents if d is None])
 
     def delete(self, iri: str) -> bool:

@@ -8,15 +8,24 @@ source lacks is left out, and the FAIR report names it.
 
 Like ckanext-dcat's profiles, a new vocabulary is one more `View` in VIEWS: its CONSTRUCT files,
 its profile IRI, and the asset kinds it describes. `ai4kg` is the asset's own graph, as stored.
+
+A view with a JSON-LD context (a `{"@context": ...}` file in mappings/views/) is served as compact
+JSON-LD in that context: one asset framed on the asset (its nodes nested under it, each once), a
+catalogue compacted. pyld does the JSON-LD processing, offline: the contexts are embedded in the
+output, and its document loader serves only the packaged context files, never the network.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
+from typing import Any
 
 import pyoxigraph as ox
+from pyld import jsonld
 
 from .search import Readers
 from .store import SYSTEM_GRAPHS, KnowledgeGraph
@@ -29,6 +38,15 @@ NATIVE = "ai4kg"
 def view_query(file: str) -> str:
     """A CONSTRUCT query from mappings/views/FILE."""
     return resources.files("ai4kg").joinpath(f"mappings/views/{file}").read_text("utf-8")
+
+
+@cache
+def view_context(file: str) -> dict[str, Any]:
+    """A JSON-LD context document (`{"@context": ...}`) from mappings/views/FILE."""
+    document = json.loads(view_query(file))
+    if not isinstance(document, dict) or not isinstance(document.get("@context"), dict):
+        raise ValueError(f"mappings/views/{file} is not a JSON-LD context document")
+    return document
 
 
 @dataclass(frozen=True)
@@ -44,19 +62,45 @@ class View:
     """CONSTRUCT files whose union describes the whole catalogue (?asset unbound)."""
     kinds: frozenset[str] = field(default_factory=frozenset)
     """Asset kinds (ai4kg classes) the per-asset form describes."""
+    context: str | None = None
+    """JSON-LD context file in mappings/views/ for compact JSON-LD; None: expanded JSON-LD (pyoxigraph's)."""
+    linked: bool = False
+    """Whether the per-asset CONSTRUCT also reads the graphs of the other assets the reader may see
+    (agents, datasets, activities linked with the asset); else only the asset's own graph."""
+    aliases: tuple[str, ...] = ()
+    """Other IRIs of the profile that select this view (e.g. the unversioned namespace)."""
 
     def describes(self, kind: str) -> bool:
         return self.name == NATIVE or (self.asset_query is not None and kind in self.kinds)
 
-    def describe(self, graph: KnowledgeGraph, iri: str) -> list[ox.Triple]:
-        """The view of one asset; the caller has checked that the reader may see it."""
+    def describe(self, graph: KnowledgeGraph, iri: str, readers: Readers = None) -> list[ox.Triple]:
+        """The view of one asset; the caller has checked that the reader may see it. A linked
+        view reads the other assets `readers` may see (None: every asset)."""
         if self.name == NATIVE:
             return [ox.Triple(q.subject, q.predicate, q.object) for q in graph.asset_quads(iri)]
         if self.asset_query is None:
             raise ValueError(f"the {self.name} view describes the catalogue only")
-        dataset = [ox.NamedNode(iri), *(ox.NamedNode(g) for g in SYSTEM_GRAPHS)]
-        return list(graph.query(view_query(self.asset_query), {"asset": ox.NamedNode(iri)},
-                                default_graph=dataset, named_graphs=dataset))
+        options: dict[str, list[ox.NamedNode]] = {}
+        if not self.linked:
+            dataset = [ox.NamedNode(iri), *(ox.NamedNode(g) for g in SYSTEM_GRAPHS)]
+            options = {"default_graph": dataset, "named_graphs": dataset}
+        elif readers is not None and graph.index.has_restricted():
+            visible = dict.fromkeys((iri, *graph.index.visible_iris(readers), *SYSTEM_GRAPHS))
+            dataset = [ox.NamedNode(g) for g in visible]
+            options = {"default_graph": dataset, "named_graphs": dataset}
+        return list(graph.query(view_query(self.asset_query), {"asset": ox.NamedNode(iri)}, **options))
+
+    def to_jsonld(self, triples: list[ox.Triple], root: str | None = None) -> dict[str, Any]:
+        """The triples as compact JSON-LD in the view's context: framed on `root` (its nodes
+        nested under it, each once) when every node hangs off it, else compacted (`@graph`)."""
+        if self.context is None:
+            raise ValueError(f"the {self.name} view has no JSON-LD context")
+        context = view_context(self.context)
+        nodes = _expanded(triples)
+        options = {"documentLoader": _packaged_document}
+        if root is not None and _all_reachable(triples, root):
+            return jsonld.frame(nodes, {**context, "@id": root}, options)
+        return jsonld.compact(nodes, context, options)
 
     def catalog(self, graph: KnowledgeGraph, readers: Readers = None) -> list[ox.Triple]:
         """The view of the whole catalogue as `readers` may see it (None: everything)."""
@@ -80,6 +124,16 @@ VIEWS: dict[str, View] = {view.name: view for view in (
     # One asset in DCAT-AP: the catalogue query with ?asset bound (the dataset and its catalogue).
     View("dcat-ap", "https://semiceu.github.io/DCAT-AP/releases/3.0.1/", "DCAT-AP 3.0.1",
          asset_query="dcat-ap-catalog.rq", catalog_queries=("dcat-ap-catalog.rq",), kinds=frozenset({"Module"})),
+    # The profile IRI is the version IRI that the FAIR4ML 0.1.0 vocabulary file declares.
+    View("fair4ml", "https://w3id.org/fair4ml/0.1.0", "FAIR4ML 0.1.0 (schema.org)", asset_query="fair4ml.rq",
+         catalog_queries=("fair4ml.rq",), kinds=frozenset({"Module"}), context="fair4ml.context.jsonld", linked=True,
+         aliases=("https://w3id.org/fair4ml", "https://w3id.org/fair4ml/", "https://w3id.org/fair4ml#")),
+    # A Croissant document describes one dataset: no catalogue form.
+    View("croissant", "http://mlcommons.org/croissant/1.1", "Croissant 1.1", asset_query="croissant.rq",
+         kinds=frozenset({"Dataset"}), context="croissant.context.jsonld", linked=True),
+    View("prov", "http://www.w3.org/ns/prov#", "PROV-O", asset_query="prov.rq", catalog_queries=("prov.rq",),
+         kinds=frozenset({"Module", "Tool", "Dataset"}), context="prov.context.jsonld", linked=True,
+         aliases=("http://www.w3.org/ns/prov", "http://www.w3.org/ns/prov-o", "https://www.w3.org/TR/prov-o/")),
 )}
 """Every view, by name."""
 
@@ -89,7 +143,8 @@ PREFIXES = {
     "dct": "http://purl.org/dc/terms/", "foaf": "http://xmlns.com/foaf/0.1/", "it6": "http://data.europa.eu/it6/",
     "prov": "http://www.w3.org/ns/prov#", "rdfs": "http://www.w3.org/2000/01/rdf-schema#",
     "schema": "http://schema.org/", "skos": "http://www.w3.org/2004/02/skos/core#",
-    "xsd": "http://www.w3.org/2001/XMLSchema#",
+    "xsd": "http://www.w3.org/2001/XMLSchema#", "fair4ml": "https://w3id.org/fair4ml#",
+    "sc": "https://schema.org/", "cr": "http://mlcommons.org/croissant/",
 }
 """Prefixes for readable Turtle and RDF/XML of the views."""
 
@@ -110,7 +165,73 @@ def view_of(token: str) -> View:
     """The view named `token`, or whose profile IRI it is (with or without angle brackets)."""
     token = token.strip().strip("<>")
     for view in VIEWS.values():
-        if token in (view.name, view.profile, view.profile.rstrip("/")):
+        if token in (view.name, view.profile, view.profile.rstrip("/"), *view.aliases):
             return view
     raise UnknownView(f"no view {token!r}; views: {', '.join(VIEWS)} (or their profile IRIs: "
                       f"{', '.join(v.profile for v in VIEWS.values())})")
+
+
+# -- JSON-LD -----------------------------------------------------------------------------------------
+_XSD = "http://www.w3.org/2001/XMLSchema#"
+_RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
+_INTEGER = re.compile(r"-?(0|[1-9][0-9]{0,14})")
+
+
+def _node_id(term: ox.NamedNode | ox.BlankNode) -> str:
+    return f"_:{term.value}" if isinstance(term, ox.BlankNode) else term.value
+
+
+def _value(term: Any) -> dict[str, Any]:
+    """An RDF term as an expanded JSON-LD value; integers and booleans in their canonical form as
+    JSON numbers and booleans (they turn back into the same literal)."""
+    if not isinstance(term, ox.Literal):
+        return {"@id": _node_id(term)}
+    if term.language:
+        return {"@value": term.value, "@language": term.language}
+    datatype = term.datatype.value
+    if datatype == _XSD + "string":
+        return {"@value": term.value}
+    if datatype == _XSD + "integer" and _INTEGER.fullmatch(term.value):
+        return {"@value": int(term.value)}
+    if datatype == _XSD + "boolean" and term.value in ("true", "false"):
+        return {"@value": term.value == "true"}
+    return {"@value": term.value, "@type": datatype}
+
+
+def _expanded(triples: list[ox.Triple]) -> list[dict[str, Any]]:
+    """Triples as expanded JSON-LD, one node object per subject (what JSON-LD's fromRdf gives)."""
+    nodes: dict[str, dict[str, Any]] = {}
+    for triple in triples:
+        node = nodes.setdefault(_node_id(triple.subject), {"@id": _node_id(triple.subject)})
+        if triple.predicate.value == _RDF_TYPE and not isinstance(triple.object, ox.Literal):
+            node.setdefault("@type", []).append(_node_id(triple.object))
+        else:
+            node.setdefault(triple.predicate.value, []).append(_value(triple.object))
+    return list(nodes.values())
+
+
+def _all_reachable(triples: list[ox.Triple], root: str) -> bool:
+    """Whether every subject can be reached from `root` by following objects (framing on the root
+    would leave the others out)."""
+    links: dict[str, list[str]] = {}
+    for triple in triples:
+        if not isinstance(triple.object, ox.Literal):
+            links.setdefault(_node_id(triple.subject), []).append(_node_id(triple.object))
+    seen, todo = {root}, [root]
+    while todo:
+        for target in links.get(todo.pop(), ()):
+            if target not in seen:
+                seen.add(target)
+                todo.append(target)
+    return all(_node_id(t.subject) in seen for t in triples)
+
+
+def _packaged_document(url: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """pyld's document loader: the packaged context files by name, and nothing from the network."""
+    if re.fullmatch(r"[a-z0-9-]+\.context\.jsonld", url):
+        try:
+            return {"contextUrl": None, "documentUrl": url, "document": view_context(url)}
+        except FileNotFoundError:
+            pass
+    raise jsonld.JsonLdError(f"ai4kg loads no JSON-LD document from {url!r}: its contexts are embedded",
+                             "jsonld.LoadDocumentError", code="loading document failed")

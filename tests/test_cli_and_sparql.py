@@ -35,6 +35,21 @@ def test_validate_exit_codes(tmp_path: Path) -> None:
     assert (error["field"], error["rule"], error["value"]) == ("metadata_version", "allowed-values", "1.0.1")
 
 
+def test_the_console_script_ignores_modules_beside_it(tmp_path: Path) -> None:
+    """A console script's directory comes first on sys.path; a package's bin/jsonpath.py there (as
+    jsonpath-rw installs one) must not hide the jsonpath module that morph-kgc imports."""
+    import subprocess
+    import sys
+
+    (tmp_path / "jsonpath.py").write_text("raise ImportError('the shadowing script was imported')\n")
+    script = tmp_path / "ai4kg"
+    script.write_text("import sys\nfrom ai4kg.__main__ import run\nsys.exit(run())\n")
+    result = subprocess.run([sys.executable, str(script), "validate", str(MODULES / "ai4os-yolo-torch__ai4-metadata.yml")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "valid: " in result.stderr
+
+
 def test_import_query_export_stats_search(tmp_path: Path) -> None:
     data = str(tmp_path / "store")
     result = run("--data", data, "import", str(YOLO), str(MODULES / "ai4os-demo-app__ai4-metadata.yml"))

@@ -259,7 +259,8 @@ DOCS = "SELECT ?s WHERE { ?s a <http://xmlns.com/foaf/0.1/Document> }"
 
 def test_dataset_from_protocol_wins_over_from_in_the_query(kasei: TestClient) -> None:
     from_c = f"SELECT ?s FROM <{C}> WHERE {{ ?s ?p ?o }}"
-    assert _values(kasei.get("/sparql", params={"query": DOCS}), "s") == {A, B, C}  # union of all graphs
+    # the union of all graphs: the W3C data, and the platform's homepage from its catalogue graph
+    assert _values(kasei.get("/sparql", params={"query": DOCS}), "s") == {A, B, C, "https://w3id.org/ai4kg/"}
     assert _values(kasei.get("/sparql", params={"query": from_c}), "s") == {C}  # FROM honoured
     assert _values(kasei.get("/sparql", params={"query": from_c, "default-graph-uri": A}), "s") == {A}
     # named-graph-uri alone is a whole dataset too: its default graph is empty

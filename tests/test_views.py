@@ -3,6 +3,7 @@ modules and the demo catalog; how a view is chosen (profile, Accept-Profile) and
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -163,5 +164,7 @@ def test_export_profile(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     triples = list(ox.parse(input=result.stdout_bytes, format=ox.RdfFormat.N_TRIPLES))
     assert any(t.object.value == "http://data.europa.eu/it6/MachineLearningModel" for t in triples)
+    compact = runner.invoke(main, [*data, "export", "--profile", "fair4ml", "--format", "jsonld"])
+    assert compact.exit_code == 0 and "@context" in json.loads(compact.stdout)  # compact, in the view's context
     assert runner.invoke(main, [*data, "export", "--profile", "nope"]).exit_code == 2
     assert runner.invoke(main, [*data, "export", "--profile", "dcat-ap", "--format", "trig"]).exit_code == 2
