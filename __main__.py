@@ -4,7 +4,7 @@ import os
 import sys
 
 
-def _without_script_directory() -> None:
+def without_script_directory() -> None:
     """Take the script's own directory off the import path.
 
     A console script starts with its directory (the environment's bin/) first on sys.path, and some
@@ -16,7 +16,7 @@ def _without_script_directory() -> None:
 
 
 def run() -> None:
-    _without_script_directory()
+    without_script_directory()
     from .cli import main
 
     main()

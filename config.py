@@ -57,8 +57,8 @@ class Settings:
         if not base.endswith(("/", "#")):
             base += "/"
         return cls(data_dir=Path(chosen), base_url=base,
-                   sparql_timeout=_number("AI4KG_SPARQL_TIMEOUT", float, DEFAULT_SPARQL_TIMEOUT),
-                   sparql_result_limit=_number("AI4KG_SPARQL_RESULT_LIMIT", int, DEFAULT_SPARQL_RESULT_LIMIT),
+                   sparql_timeout=positive_number("AI4KG_SPARQL_TIMEOUT", float, DEFAULT_SPARQL_TIMEOUT),
+                   sparql_result_limit=positive_number("AI4KG_SPARQL_RESULT_LIMIT", int, DEFAULT_SPARQL_RESULT_LIMIT),
                    oidc_issuer=os.environ.get("AI4KG_OIDC_ISSUER") or None,
                    oidc_audience=os.environ.get("AI4KG_OIDC_AUDIENCE") or None,
                    oidc_jwks_url=os.environ.get("AI4KG_OIDC_JWKS_URL") or None,
@@ -71,7 +71,7 @@ class Settings:
         return cls(data_dir=None, base_url=base_url)
 
 
-def _number(variable: str, kind: type[int] | type[float], default: int | float) -> int | float:
+def positive_number(variable: str, kind: type[int] | type[float], default: int | float) -> int | float:
     """A positive number from the environment, or the default when the variable is unset or empty."""
     text = os.environ.get(variable, "").strip()
     if not text:

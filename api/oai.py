@@ -41,6 +41,7 @@ import pyoxigraph as ox
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from ..config import positive_number
 from ..graph.namespaces import AI4KG, ONTOLOGY_GRAPH, PLATFORM_GRAPH, SKOS, VOCAB, VOCABULARY_GRAPH
 from ..graph.search import PUBLIC, SET_FACETS, LogRecord, Readers, SearchDocument
 from ..graph.store import KnowledgeGraph, search_document
@@ -79,12 +80,7 @@ class OaiSettings:
     @classmethod
     def from_env(cls) -> "OaiSettings":
         def number(name: str, default: int) -> int:
-            text = os.environ.get(name, "").strip()
-            if not text:
-                return default
-            if not text.isdigit() or int(text) < 1:
-                raise ValueError(f"{name}={text!r} is not valid: use a positive whole number")
-            return int(text)
+            return int(positive_number(name, int, default))
 
         return cls(repository_id=os.environ.get("AI4KG_OAI_REPOSITORY_ID") or None,
                    repository_name=os.environ.get("AI4KG_OAI_REPOSITORY_NAME") or None,

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from ai4kg.config import Settings
+from ai4kg.__main__ import without_script_directory
+
+# `uv run pytest` starts pytest's console script, whose directory (the environment's bin/) comes
+# first on sys.path, where jsonpath-rw (which mlcroissant needs) installs a jsonpath.py script that
+# hides the jsonpath module morph-kgc imports. The `ai4kg` command does the same before it starts.
+without_script_directory()
+
+from ai4kg.config import Settings  # noqa: E402
 from ai4kg.graph.store import KnowledgeGraph
 
 REPO = Path(__file__).resolve().parents[1]
