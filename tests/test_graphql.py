@@ -12,14 +12,12 @@ import math
 import random
 import re
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any, Optional
 
 import pyoxigraph as ox
 import pytest
 import strawberry
-import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from gql import Client, GraphQLRequest
@@ -34,6 +32,7 @@ from ai4kg.credentials import KeyStore
 from ai4kg.demo import demo_files, load_demo_catalog
 from ai4kg.graph.store import AssetWrite, KnowledgeGraph, search_document
 
+from conftest import serving as serving_app
 from conftest import INVALID_MODULE_FILES
 from conftest import MODULES as MODULE_FILES
 
@@ -111,21 +110,10 @@ def client(app: FastAPI) -> TestClient:
 
 
 @contextlib.contextmanager
-def serving(app: FastAPI) -> Iterator[str]:
-    """The app served by uvicorn on a free loopback port: the URL of its /graphql."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}/graphql"
-    finally:
-        server.should_exit = True
-        thread.join(5)
+def serving(app: Any) -> Iterator[str]:
+    """The app under uvicorn on a free loopback port: the URL of its /graphql."""
+    with serving_app(app) as base:
+        yield base + "/graphql"
 
 
 @pytest.fixture(scope="module")

@@ -13,12 +13,11 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 from urllib.parse import urlencode
 
 import pyoxigraph as ox
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from lxml import etree
 
@@ -31,6 +30,7 @@ from ai4kg.graph import search as search_module
 from ai4kg.graph.store import AssetWrite, KnowledgeGraph
 from ai4kg.graph.views import VIEWS
 
+from conftest import serving as serving_app
 from conftest import MODULES, SHARED, valid_module_files
 
 STANDARDS = SHARED / "standards" / "oai-pmh"
@@ -131,21 +131,10 @@ def replicated(template: list[ox.Quad], iri: str, name: str, title: str) -> Asse
 
 
 @contextlib.contextmanager
-def serving(app) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    """The app under uvicorn on a free loopback port: the URL of /oai."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}/oai"
-    finally:
-        server.should_exit = True
-        thread.join(5)
+def serving(app: Any) -> Iterator[str]:
+    """The app under uvicorn on a free loopback port: the URL of its /oai."""
+    with serving_app(app) as base:
+        yield base + "/oai"
 
 
 # -- a catalogue of the real modules (one private to a VO), on disk ----------------------------------------
