@@ -167,16 +167,18 @@ def rss_kib(pid: int, field_name: str = "VmRSS") -> int:
 
 
 class RssSampler:
-    """The peak VmRSS of a process, sampled every 20 ms while running."""
+    """The peak VmRSS of a process, and of its anonymous part (RssAnon: heap and stacks, not the
+    pages of files it maps, such as the store's), sampled every 20 ms while running."""
 
     def __init__(self, pid: int):
-        self.pid, self.peak, self.samples = pid, 0, 0
+        self.pid, self.peak, self.peak_anon, self.samples = pid, 0, 0, 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
             self.peak = max(self.peak, rss_kib(self.pid))
+            self.peak_anon = max(self.peak_anon, rss_kib(self.pid, "RssAnon"))
             self.samples += 1
             self._stop.wait(0.02)
 
@@ -229,6 +231,8 @@ class Step:
     rss_dcat_peak: int = 0
     rss_peak: int = 0
     rss_hwm: int = 0
+    rss_anon_peak: int = 0
+    """The largest RssAnon seen in any phase: memory the server allocated, not mapped file pages."""
     baseline_rest: int = 0
     baseline_peak: int = 0
     """A process that only opens the store and reads every asset graph once (no HTTP, no OAI-PMH)."""
@@ -271,6 +275,7 @@ def measure(data: Path, work: Path, step: Step, templates: list[tuple[str, str]]
             step.id_count = sum(1 for _ in ids.ListIdentifiers(metadataPrefix="oai_dc"))
             step.id_seconds = now() - start
         step.rss_ids_peak = sampler.peak
+        step.rss_anon_peak = max(step.rss_anon_peak, sampler.peak_anon)
         with RssSampler(process.pid) as sampler:
             start = now()
             for record in sickle.ListRecords(metadataPrefix="oai_dc"):
@@ -283,6 +288,7 @@ def measure(data: Path, work: Path, step: Step, templates: list[tuple[str, str]]
                         time.sleep(0.05)
             step.seconds = now() - start
         step.rss_records_peak = sampler.peak
+        step.rss_anon_peak = max(step.rss_anon_peak, sampler.peak_anon)
         step.pages = sickle.page_seconds
         token = sickle.first_response.xml.find(".//{http://www.openarchives.org/OAI/2.0/}resumptionToken")
         step.first_list_size = int(token.get("completeListSize"))
@@ -295,6 +301,7 @@ def measure(data: Path, work: Path, step: Step, templates: list[tuple[str, str]]
                     break
             step.dcat_seconds = now() - start
         step.rss_dcat_peak = sampler.peak
+        step.rss_anon_peak = max(step.rss_anon_peak, sampler.peak_anon)
         step.rss_peak = max(step.rss_ids_peak, step.rss_records_peak, step.rss_dcat_peak)
         step.rss_hwm = rss_kib(process.pid, "VmHWM")
         step.harvested = len(seen)
@@ -353,6 +360,9 @@ def report(steps: list[Step], sizes: Sizes, wall: float) -> str:
         [mib(s.rss_dcat_peak) for s in steps], f"{last.rss_dcat_peak / first.rss_dcat_peak:.2f}")
     row("**server peak RSS, whole run** (VmRSS sampled every 20 ms)", [f"**{mib(s.rss_peak)}**" for s in steps],
         f"**{last.rss_peak / first.rss_peak:.2f}**")
+    row("**server peak anonymous memory** (RssAnon: what it allocated; the rest of RSS is mapped file pages, "
+        "such as the store's files, which the kernel can drop)", [f"**{mib(s.rss_anon_peak)}**" for s in steps],
+        f"**{last.rss_anon_peak / first.rss_anon_peak:.2f}**")
     row("server VmHWM (whole process life, incl. startup)", [mib(s.rss_hwm) for s in steps],
         f"{last.rss_hwm / first.rss_hwm:.2f}")
     row("**server peak RSS minus the store's own read footprint** (the baseline's growth, next row)",
