@@ -13,7 +13,10 @@ for the kinds those views describe. Sets: `kind:<Kind>`, `vo:<vo>`, `category:`,
 What a harvester sees comes from the record log that the search index keeps in the same SQLite
 transaction as its own rows (graph/search.py): per asset a sequence number that grows with every
 change, a datestamp (UTC seconds, never going backwards), set memberships, and a tombstone when the
-asset is removed (deletedRecord: persistent). Lists run in sequence order and page by keyset:
+asset is removed (deletedRecord: persistent), and the record's Dublin Core fields, taken from the
+asset's quads when it was written (graph/store.py `dublin_core`), so GetRecord and ListRecords in
+oai_dc read SQLite only, never the store: a harvest's memory does not grow with the catalogue.
+(`dcat` and `mldcat_ap` records are views of the store.) Lists run in sequence order and page by keyset:
 the resumption token is the signed, stateless position (last sequence number, filters, cursor,
 list size, expiry), so it survives a restart, and a record added during a harvest gets a higher
 sequence number, so it comes at the end: nothing is lost or repeated. Readers see what
@@ -43,8 +46,8 @@ from fastapi.responses import Response
 
 from ..config import positive_number
 from ..graph.namespaces import AI4KG, ONTOLOGY_GRAPH, PLATFORM_GRAPH, SKOS, VOCAB, VOCABULARY_GRAPH
-from ..graph.search import PUBLIC, SET_FACETS, LogRecord, Readers, SearchDocument
-from ..graph.store import KnowledgeGraph, search_document
+from ..graph.search import PUBLIC, SET_FACETS, LogRecord, Readers
+from ..graph.store import KnowledgeGraph, dcmi_type, search_document
 from ..graph.views import VIEWS, serialize
 from .access import readers_of
 
@@ -96,7 +99,7 @@ class MetadataFormat:
     schema: str
     namespace: str
     view: str | None = None
-    """The graph view (graph/views.py) serialised as RDF/XML; None: Dublin Core built here."""
+    """The graph view (graph/views.py) serialised as RDF/XML; None: Dublin Core from the record log."""
 
     def kinds(self) -> frozenset[str] | None:
         """The asset kinds this format describes (None: every kind)."""
@@ -457,9 +460,9 @@ class Repository:
                       "</oai-identifier></description>"]
         return [*parts, "</Identify>"]
 
-    def _visible_record(self, identifier: str, readers: Readers) -> LogRecord:
+    def _visible_record(self, identifier: str, readers: Readers, metadata: bool = False) -> LogRecord:
         iri = self.iri_of(identifier)
-        record = self.graph.index.log_record(iri) if iri else None
+        record = self.graph.index.log_record(iri, metadata) if iri else None
         if record is None or not _may_see(readers, record.vo, record.visibility):
             raise OaiError("idDoesNotExist", f"no record {_shown(identifier, 200)} in this repository")
         return record
@@ -492,11 +495,11 @@ class Repository:
 
     def _GetRecord(self, arguments: dict[str, str], readers: Readers, base_url: str, now: float) -> list[str]:
         metadata_format = self._format(arguments["metadataPrefix"])
-        record = self._visible_record(arguments["identifier"], readers)
+        record = self._visible_record(arguments["identifier"], readers, metadata_format.view is None)
         if not metadata_format.describes(record.kind):
             raise OaiError("cannotDisseminateFormat",
                            f"{metadata_format.prefix} does not describe this record (a {record.kind})")
-        parts = self._record(record, metadata_format, readers)
+        parts = self._record(record, metadata_format, readers, self._creator_names([record]))
         if parts is None:  # changed visibility a moment ago: its log entry is being rewritten
             raise OaiError("idDoesNotExist", f"no record {_shown(arguments['identifier'], 200)} in this repository")
         return ["<GetRecord>", *parts, "</GetRecord>"]
@@ -530,17 +533,19 @@ class Repository:
             state = replace(state, total=index.log_count(
                 readers, state.after, **{**options, "high": state.first_max if state.high is None else state.high}))
         limit = self.settings.page_size
-        entries = index.log_page(readers, state.after, limit + 1, **options)
+        dublin_core = verb == "ListRecords" and metadata_format.view is None
+        entries = index.log_page(readers, state.after, limit + 1, metadata=dublin_core, **options)
         more, entries = len(entries) > limit, entries[:limit]
         if not entries:
             raise OaiError("noRecordsMatch", "no records match the request" if "resumptionToken" not in arguments
                            else "no records are left in this list")
         parts = [f"<{verb}>"]
+        names = self._creator_names(entries) if dublin_core else {}
         for record in entries:
             if verb == "ListIdentifiers":
                 parts.append(self._header(record))
             else:
-                parts += self._record(record, metadata_format, readers) or []
+                parts += self._record(record, metadata_format, readers, names) or []
         complete = state.total + (index.log_count(readers, state.first_max, **options) if state.high is None else 0)
         complete = max(complete, state.cursor + len(entries), 1)
         if more:
@@ -559,79 +564,61 @@ class Repository:
                 f"<datestamp>{datestamp(record.datestamp)}</datestamp>"
                 + "".join(element("setSpec", spec) for spec in record.sets) + "</header>")
 
-    def _record(self, record: LogRecord, metadata_format: MetadataFormat, readers: Readers) -> list[str] | None:
-        """A record element; None when the reader may not see what the store holds now."""
+    def _record(self, record: LogRecord, metadata_format: MetadataFormat, readers: Readers,
+                names: dict[str, str]) -> list[str] | None:
+        """A record element; None when the reader may not see what the store holds now (views only:
+        oai_dc comes from the log entry, which the caller already checked)."""
         if record.deleted:
             return ["<record>", self._header(record), "</record>"]
-        quads = self.graph.asset_quads(record.iri)
-        document = search_document(record.iri, quads)
-        if document is None:  # removed a moment ago: its tombstone is being written
-            return ["<record>", self._header(record, deleted=True), "</record>"]
-        if not _may_see(readers, document.vo, document.visibility):
-            return None
         if metadata_format.view is None:
-            payload = self._dublin_core(record.iri, quads, document)
+            payload = self._dublin_core(record, names)
         else:
+            quads = self.graph.asset_quads(record.iri)
+            document = search_document(record.iri, quads)
+            if document is None:  # removed a moment ago: its tombstone is being written
+                return ["<record>", self._header(record, deleted=True), "</record>"]
+            if not _may_see(readers, document.vo, document.visibility):
+                return None
             triples = VIEWS[metadata_format.view].describe(self.graph, record.iri)
             payload = _XML_ILLEGAL.sub("", _XML_DECLARATION.sub("", serialize(triples, ox.RdfFormat.RDF_XML).decode("utf-8")))
         return ["<record>", self._header(record), "<metadata>", payload, "</metadata>", "</record>"]
 
-    def _dublin_core(self, iri: str, quads: list[ox.Quad], document: SearchDocument) -> str:
-        values: dict[str, list[ox.Term]] = {}
-        for quad in quads:
-            if quad.subject.value == iri and quad.predicate.value.startswith(AI4KG):
-                values.setdefault(quad.predicate.value[len(AI4KG):], []).append(quad.object)
+    def _creator_names(self, records: list[LogRecord]) -> dict[str, str]:
+        """The names of the creators of these records, from their own log entries (one query)."""
+        creators = {iri for record in records if record.dublin_core
+                    for iri in json.loads(record.dublin_core).get("creator", ())}
+        return self.graph.index.log_names(creators) if creators else {}
 
-        def each(*names: str) -> list[str]:
-            return [term.value for name in names for term in values.get(name, [])]
+    def _dublin_core(self, record: LogRecord, names: dict[str, str]) -> str:
+        """The oai_dc record of a live log entry: its Dublin Core fields (graph/store.py `dublin_core`),
+        with what they name resolved here: concept labels and the publisher from the system graphs
+        (read once), creators by `names`."""
+        dc: dict[str, list[str]] = json.loads(record.dublin_core) if record.dublin_core else {}
 
-        def labelled(name: str) -> list[str]:  # concepts by label; "other" says nothing
-            return sorted(self._labels.get(v, v.rsplit("/", 1)[-1]) for v in each(name) if not v.endswith("/other"))
+        def each(*keys: str) -> list[str]:
+            return [value for key in keys for value in dc.get(key, ())]
+
+        def labelled(key: str) -> list[str]:  # concepts by label
+            return sorted(self._labels.get(v, v.rsplit("/", 1)[-1]) for v in each(key))
 
         fields: list[tuple[str, str]] = []
         fields += [("title", v) for v in each("title")]
-        fields += [("creator", self._agent_name(v)) for v in each("creator")]
-        fields += [("subject", v) for v in sorted(each("tag"))]
+        fields += [("creator", names.get(v, v)) for v in each("creator")]
+        fields += [("subject", v) for v in each("subject")]
         fields += [("subject", v) for v in labelled("task")]
-        fields += [("description", v) for v in each("summary", "description")]
+        fields += [("description", v) for v in each("description")]
         fields += [("publisher", self._platform["publisher"])] if "publisher" in self._platform else []
-        fields += [("date", v) for v in each("created", "updated", "startedAt", "endedAt")]
-        fields += [("type", _DCMI_TYPES.get(document.kind, "Software" if document.kind in _SOFTWARE else "Collection")),
-                   ("type", AI4KG + document.kind)]
-        fields += [("format", "application/vnd.oci.image.manifest.v1+json")] if each("dockerImage") else []
-        fields += [("identifier", iri)]
-        fields += [("identifier", _doi_url(v)) for v in each("doi")]
-        fields += [("identifier", v) for v in each("zenodoDoi") if _doi_url(v) not in {_doi_url(d) for d in each("doi")}]
-        fields += [("relation", v) for v in each("sourceCode", "documentation", "citation", "weights",
-                                                  "trainingDataset", "baseModel", "deploys", "trainedModule")]
-        fields += [("rights", v) for v in each("license", "licenseDocument")]
+        fields += [("date", v) for v in each("date")]
+        fields += [("type", dcmi_type(record.kind)), ("type", AI4KG + record.kind)]
+        fields += [("format", v) for v in each("format")]
+        fields += [("identifier", record.iri)]
+        fields += [("identifier", v) for v in each("identifier")]
+        fields += [("relation", v) for v in each("relation")]
+        fields += [("rights", v) for v in each("rights")]
         fields += [("coverage", f"data type: {v}") for v in labelled("dataType")]
         return (f'<oai_dc:dc xmlns:oai_dc="{OAI_DC}" xmlns:dc="{DC}" xmlns:xsi="{XSI}" '
                 f'xsi:schemaLocation="{OAI_DC} http://www.openarchives.org/OAI/2.0/oai_dc.xsd">'
                 + "".join(element(f"dc:{name}", value) for name, value in fields) + "</oai_dc:dc>")
-
-    def _agent_name(self, iri: str) -> str:
-        for quad in self.graph.asset_quads(iri):
-            if quad.subject.value == iri and quad.predicate.value in (AI4KG + "title", "http://xmlns.com/foaf/0.1/name"):
-                return quad.object.value
-        return iri
-
-
-_SOFTWARE = {"Module", "Tool", "Application"}
-_DCMI_TYPES = {"Dataset": "Dataset", "DriftReport": "Text", "Provider": "Service", "Datacenter": "Service",
-               "Deployment": "Event", "ModuleDeployment": "Event", "BatchTrainingDeployment": "Event",
-               "TryMeDeployment": "Event", "ToolDeployment": "Event", "TrainingRun": "Event",
-               "FederatedSession": "Event", "FederatedRound": "Event", "Build": "Event"}
-"""DCMI Type Vocabulary terms of the asset kinds (software for modules and tools)."""
-
-
-def _doi_url(doi: str) -> str:
-    doi = doi.strip()
-    for prefix in ("https://doi.org/", "http://doi.org/", "https://dx.doi.org/", "http://dx.doi.org/", "doi:"):
-        if doi.lower().startswith(prefix):
-            doi = doi[len(prefix):]
-            break
-    return "https://doi.org/" + doi
 
 
 def _may_see(readers: Readers, vo: str, visibility: str) -> bool:

@@ -15,6 +15,7 @@ bound parameters, whatever the catalog's size.
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import sqlite3
@@ -61,6 +62,10 @@ CREATE TABLE IF NOT EXISTS pending (iri TEXT PRIMARY KEY);
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 
+EVERY_ASSET = "urn:ai4kg:pending:every-asset"
+"""A pending mark that stands for every asset: the store re-indexes all of them on open (graph/store.py).
+Set with a change that needs it (an index rebuilt, a record log upgraded), in the same transaction."""
+
 
 SORT_KEYS = ("identifier", "title", "created", "updated")
 PUBLIC = "public"
@@ -95,6 +100,10 @@ class SearchDocument:
     digest: str = ""
     """A digest of the asset's quads (store.content_digest; "" when not computed): the record log
     gives an asset a new sequence number and datestamp only when it changes."""
+    dublin_core: str = ""
+    """The asset's Dublin Core fields as compact JSON (store.dublin_core; "" when not computed): the
+    record log keeps them, so OAI-PMH oai_dc records never read the store. They follow from the
+    quads the digest covers."""
 
 
 @dataclass(frozen=True)
@@ -182,10 +191,13 @@ class SearchIndex:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
         existing = self._db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'documents'").fetchone()[0]
         self.needs_rebuild = bool(existing) and version != SCHEMA_VERSION
-        """The index was written by another version: the caller refills it from the store."""
-        if self.needs_rebuild:
-            self._db.executescript("DROP TABLE IF EXISTS documents; DROP TABLE IF EXISTS documents_text; "
-                                   "DROP TABLE IF EXISTS facets; DROP TABLE IF EXISTS pending;")
+        """The index was written by another version (or the record log is new or upgraded): it is
+        refilled from the store on open, by the pending mark EVERY_ASSET committed with the change."""
+        if self.needs_rebuild:  # one transaction: the empty index comes with the mark that refills it
+            self._db.executescript(
+                "BEGIN IMMEDIATE; DROP TABLE IF EXISTS documents; DROP TABLE IF EXISTS documents_text; "
+                "DROP TABLE IF EXISTS facets; DROP TABLE IF EXISTS pending; " + _SCHEMA +
+                f"PRAGMA user_version = {SCHEMA_VERSION:d}; INSERT INTO pending(iri) VALUES ('{EVERY_ASSET}'); COMMIT;")
         self._db.executescript(_SCHEMA)
         self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
         self._open_record_log()
@@ -339,24 +351,54 @@ class SearchIndex:
     def _open_record_log(self) -> None:
         """Create the record log's tables, or keep them: they have a version of their own, so an index
         rebuild (another SCHEMA_VERSION) keeps every sequence number, datestamp and tombstone. A log
-        that is new beside an index that already holds assets is filled by a rebuild."""
+        of an older version is upgraded in place: its entries stay as they are and every asset is
+        marked pending in the same transaction, so the store re-indexes them on open, which fills
+        what the new version keeps (the Dublin Core fields of version 2) for every live record
+        without moving it; a crash in between leaves the mark, and the next open does it again. A
+        log that is new (or of an unknown version) beside an index that already holds assets is
+        filled the same way."""
         db = self._db
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         version = None
         if "record_log_meta" in tables:
             row = db.execute("SELECT value FROM record_log_meta WHERE key = 'version'").fetchone()
             version = row[0] if row else None
-        fresh = "record_log" not in tables or version != str(RECORD_LOG_VERSION)
-        if fresh:
-            db.executescript("DROP TABLE IF EXISTS record_sets; DROP TABLE IF EXISTS record_log; "
-                             "DROP TABLE IF EXISTS record_log_meta;")
-        db.executescript(_RECORD_LOG_SCHEMA)
-        if fresh:
-            db.executemany("INSERT OR REPLACE INTO record_log_meta(key, value) VALUES (?, ?)",
-                           [("version", str(RECORD_LOG_VERSION)), ("created", str(int(_clock()))),
-                            ("token_key", secrets.token_hex(32))])
-            if db.execute("SELECT EXISTS (SELECT 1 FROM documents)").fetchone()[0]:
-                self.needs_rebuild = True  # re-applying every document fills the log
+        current = str(RECORD_LOG_VERSION)
+        if "record_log" in tables and version == current:
+            db.executescript(_RECORD_LOG_SCHEMA)
+            return
+        upgrade = "record_log" in tables and version in _RECORD_LOG_UPGRADES
+        with self._transaction_on(db):
+            if not upgrade:
+                db.execute("DROP TABLE IF EXISTS record_metadata")
+                db.execute("DROP TABLE IF EXISTS record_sets")
+                db.execute("DROP TABLE IF EXISTS record_log")
+                db.execute("DROP TABLE IF EXISTS record_log_meta")
+            for statement in _RECORD_LOG_SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            if upgrade:
+                db.execute("UPDATE record_log_meta SET value = ? WHERE key = 'version'", (current,))
+            else:
+                db.executemany("INSERT OR REPLACE INTO record_log_meta(key, value) VALUES (?, ?)",
+                               [("version", current), ("created", str(int(_clock()))),
+                                ("token_key", secrets.token_hex(32))])
+            if db.execute("SELECT EXISTS (SELECT 1 FROM documents)").fetchone()[0] or upgrade:
+                # re-applying every document fills the log (or what its new version keeps)
+                db.execute("INSERT OR IGNORE INTO pending(iri) VALUES (?)", (EVERY_ASSET,))
+                self.needs_rebuild = True
+
+    @staticmethod
+    @contextmanager
+    def _transaction_on(db: sqlite3.Connection) -> Iterator[None]:
+        """A transaction on `db` before the lock exists (while opening)."""
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
 
     def _log_records(self, documents: list[SearchDocument], removed: list[str]) -> None:
         """Record log entries for an `apply` (inside its transaction): an asset that is new or changed
@@ -373,29 +415,41 @@ class SearchIndex:
 
         for document in documents:
             specs = " ".join(set_specs(document))
-            row = self._db.execute("SELECT seq, deleted, kind, vo, visibility, digest, sets FROM record_log "
-                                   "WHERE iri = ?", (document.iri,)).fetchone()
+            row = self._db.execute("SELECT r.seq, r.deleted, r.kind, r.vo, r.visibility, r.digest, r.sets, m.dc "
+                                   "FROM record_log r LEFT JOIN record_metadata m ON m.seq = r.seq "
+                                   "WHERE r.iri = ?", (document.iri,)).fetchone()
             if row is not None and document.digest and \
-                    row[1:] == (0, document.kind, document.vo, document.visibility, document.digest, specs):
+                    row[1:7] == (0, document.kind, document.vo, document.visibility, document.digest, specs):
+                if (row[7] or "") != document.dublin_core:  # the same content, fields kept by a newer version
+                    self._log_metadata(row[0], document.dublin_core)
                 continue
             self._log_write(row[0] if row else None, document.iri, datestamp(), False, document.kind, document.vo,
-                            document.visibility, document.digest, specs)
+                            document.visibility, document.digest, specs, document.dublin_core)
         for iri in removed:
             row = self._db.execute("SELECT seq, deleted, kind, vo, visibility, sets FROM record_log WHERE iri = ?",
                                    (iri,)).fetchone()
             if row is None or row[1]:
                 continue
-            self._log_write(row[0], iri, datestamp(), True, row[2], row[3], row[4], "", row[5])
+            self._log_write(row[0], iri, datestamp(), True, row[2], row[3], row[4], "", row[5], "")
+
+    def _log_metadata(self, seq: int, dublin_core: str) -> None:
+        if dublin_core:
+            self._db.execute("INSERT OR REPLACE INTO record_metadata(seq, dc) VALUES (?, ?)", (seq, dublin_core))
+        else:
+            self._db.execute("DELETE FROM record_metadata WHERE seq = ?", (seq,))
 
     def _log_write(self, old_seq: int | None, iri: str, datestamp: int, deleted: bool, kind: str, vo: str,
-                   visibility: str, digest: str, specs: str) -> None:
+                   visibility: str, digest: str, specs: str, dublin_core: str) -> None:
         if old_seq is not None:
             self._db.execute("DELETE FROM record_sets WHERE seq = ?", (old_seq,))
+            self._db.execute("DELETE FROM record_metadata WHERE seq = ?", (old_seq,))
             self._db.execute("DELETE FROM record_log WHERE seq = ?", (old_seq,))
         seq = self._db.execute(
             "INSERT INTO record_log(iri, datestamp, deleted, kind, vo, visibility, digest, sets) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (iri, datestamp, int(deleted), kind, vo, visibility, digest, specs)
         ).lastrowid
+        if dublin_core and not deleted:
+            self._log_metadata(seq, dublin_core)
         leaves = specs.split()
         self._db.executemany("INSERT OR IGNORE INTO record_sets(spec, seq) VALUES (?, ?)",
                              [(spec, seq) for spec in sorted({*leaves, *(s.split(":", 1)[0] for s in leaves)})])
@@ -404,10 +458,28 @@ class SearchIndex:
         """A random key kept with the log (it survives restarts): signs OAI-PMH resumption tokens."""
         return bytes.fromhex(self._rows("SELECT value FROM record_log_meta WHERE key = 'token_key'")[0][0])
 
-    def log_record(self, iri: str) -> LogRecord | None:
-        """The log entry of one asset (live or a tombstone), whoever may see it."""
-        rows = self._rows(f"SELECT {_LOG_COLUMNS} FROM record_log r WHERE r.iri = ?", (iri,))
+    def log_record(self, iri: str, metadata: bool = False) -> LogRecord | None:
+        """The log entry of one asset (live or a tombstone), whoever may see it; `metadata`: with its
+        Dublin Core fields."""
+        columns, join = _log_columns(metadata)
+        rows = self._rows(f"SELECT {columns} FROM record_log r {join} WHERE r.iri = ?", (iri,))
         return _log_record(rows[0]) if rows else None
+
+    def log_names(self, iris: Iterable[str]) -> dict[str, str]:
+        """What live assets are called when they are another asset's creator (the first title, else
+        foaf:name, from their Dublin Core fields), for those of `iris` that have a name."""
+        iris = sorted(set(iris))
+        names: dict[str, str] = {}
+        for at in range(0, len(iris), 500):
+            chunk = iris[at:at + 500]
+            for iri, dc in self._rows(
+                    "SELECT r.iri, m.dc FROM record_log r JOIN record_metadata m ON m.seq = r.seq "
+                    f"WHERE r.iri IN ({', '.join('?' * len(chunk))}) AND r.deleted = 0", chunk):
+                fields = json.loads(dc)
+                name = (fields.get("title") or fields.get("name") or [None])[0]
+                if name is not None:
+                    names[iri] = name
+        return names
 
     def log_earliest(self) -> int:
         """The earliest datestamp in the log (UTC seconds); when it is empty, when it was created."""
@@ -438,11 +510,11 @@ class SearchIndex:
         return low, high
 
     def _log_query(self, columns: str, readers: Readers, after: int, high: int | None, kinds: frozenset[str] | None,
-                   spec: str | None, start: int | None, end: int | None) -> tuple[str, list[object]]:
+                   spec: str | None, start: int | None, end: int | None, join: str = "") -> tuple[str, list[object]]:
         if spec is None:
-            sql, params = [f"SELECT {columns} FROM record_log r WHERE r.seq > ?"], [after]
+            sql, params = [f"SELECT {columns} FROM record_log r {join} WHERE r.seq > ?"], [after]
         else:
-            sql = [f"SELECT {columns} FROM record_sets s JOIN record_log r ON r.seq = s.seq "
+            sql = [f"SELECT {columns} FROM record_sets s JOIN record_log r ON r.seq = s.seq {join} "
                    "WHERE s.spec = ? AND s.seq > ?"]
             params = [spec, after]
         key = "r.seq" if spec is None else "s.seq"
@@ -466,10 +538,12 @@ class SearchIndex:
 
     def log_page(self, readers: Readers, after: int, limit: int, *, high: int | None = None,
                  kinds: frozenset[str] | None = None, spec: str | None = None, start: int | None = None,
-                 end: int | None = None) -> list[LogRecord]:
+                 end: int | None = None, metadata: bool = False) -> list[LogRecord]:
         """Log entries after sequence number `after`, in sequence order, that `readers` may see (None:
-        all), of `kinds` (None: all), in set `spec` (or a set below it), stamped in [start, end]."""
-        sql, params = self._log_query(_LOG_COLUMNS, readers, after, high, kinds, spec, start, end)
+        all), of `kinds` (None: all), in set `spec` (or a set below it), stamped in [start, end];
+        `metadata`: with their Dublin Core fields."""
+        columns, join = _log_columns(metadata)
+        sql, params = self._log_query(columns, readers, after, high, kinds, spec, start, end, join)
         order = "r.seq" if spec is None else "s.seq"
         return [_log_record(row) for row in self._rows(f"{sql} ORDER BY {order} LIMIT ?", [*params, limit])]
 
@@ -518,10 +592,15 @@ class _Transaction:
 
 
 # -- the record log (OAI-PMH) ----------------------------------------------------------------------
-RECORD_LOG_VERSION = 1
+RECORD_LOG_VERSION = 2
 """The record log's own version. Index rebuilds (SCHEMA_VERSION) keep the log: its sequence numbers,
-datestamps and tombstones cannot be recomputed from the store. A log of another version is dropped
-and filled again from the store (its tombstones are then lost)."""
+datestamps and tombstones cannot be recomputed from the store. A log of an older version (in
+_RECORD_LOG_UPGRADES) is upgraded in place, keeping all of them (see `_open_record_log`); one of an
+unknown version is dropped and filled again from the store (its tombstones are then lost).
+2: record_metadata, the Dublin Core fields of live records."""
+
+_RECORD_LOG_UPGRADES = {"1"}
+"""Versions whose tables the current one extends (new tables only): kept, and refilled on open."""
 
 _RECORD_LOG_SCHEMA = """
 CREATE TABLE IF NOT EXISTS record_log (
@@ -543,12 +622,23 @@ CREATE TABLE IF NOT EXISTS record_sets (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS record_sets_by_seq ON record_sets(seq);
 CREATE TABLE IF NOT EXISTS record_log_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS record_metadata (seq INTEGER PRIMARY KEY, dc TEXT NOT NULL);
 """
 """One row per asset IRI ever indexed: `seq` grows with every change (AUTOINCREMENT never reuses a
 number, even the highest one's after it moves on), `datestamp` is UTC seconds, `sets` the leaf set
-specs; record_sets holds each entry's sets and their parents, for selective harvesting by keyset."""
+specs; record_sets holds each entry's sets and their parents, for selective harvesting by keyset.
+record_metadata holds a live entry's Dublin Core fields (SearchDocument.dublin_core) under its
+sequence number, beside the log rather than in it, so that scans and counts of the log stay small;
+a tombstone has none."""
 
 _LOG_COLUMNS = "r.seq, r.iri, r.datestamp, r.deleted, r.kind, r.vo, r.visibility, r.sets"
+
+
+def _log_columns(metadata: bool) -> tuple[str, str]:
+    """The columns of a LogRecord, and the join they need (with the Dublin Core fields or not)."""
+    if metadata:
+        return _LOG_COLUMNS + ", m.dc", "LEFT JOIN record_metadata m ON m.seq = r.seq"
+    return _LOG_COLUMNS + ", NULL", ""
 SET_FACETS = ("category", "task", "library", "dataType")
 """Facets that make sets (besides the asset's kind and VO): set spec `<facet>:<value>`."""
 _SPEC_UNSAFE = re.compile(r"[^A-Za-z0-9\-_.!*'()]")
@@ -581,6 +671,8 @@ class LogRecord(NamedTuple):
     vo: str
     visibility: str
     sets: tuple[str, ...]
+    dublin_core: str = ""
+    """The Dublin Core fields (compact JSON, store.dublin_core) when asked for and kept; else ""."""
 
 
 def _clock() -> float:
@@ -589,5 +681,5 @@ def _clock() -> float:
 
 
 def _log_record(row: tuple) -> LogRecord:
-    seq, iri, datestamp, deleted, kind, vo, visibility, sets = row
-    return LogRecord(seq, iri, datestamp, bool(deleted), kind, vo, visibility, tuple(sets.split()))
+    seq, iri, datestamp, deleted, kind, vo, visibility, sets, dublin_core = row
+    return LogRecord(seq, iri, datestamp, bool(deleted), kind, vo, visibility, tuple(sets.split()), dublin_core or "")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import threading
 from contextlib import contextmanager
 import uuid
@@ -24,14 +25,14 @@ from ..config import Settings
 from .namespaces import AI4KG, ONTOLOGY_GRAPH, PLATFORM_GRAPH, RDF_TYPE, VOCABULARY_GRAPH
 from .datasets import ANY_GRAPH, graphs_written, has_dataset_clause
 from .remote import RemoteStore
-from .search import PUBLIC, Readers, SearchDocument, SearchHit, SearchIndex
+from .search import EVERY_ASSET, PUBLIC, Readers, SearchDocument, SearchHit, SearchIndex
 
 _STAGING_PREFIX = "urn:ai4kg:staging:"
 """New content is written to a fresh scratch graph, then moved over the asset's graph. A fresh name
 per write matters: reusing one graph piles RocksDB delete tombstones under one key range, and
 every later MOVE walks them (writes got 20x slower over a 10,000-module import; bench/staging.py)."""
 
-_EVERY_ASSET = "urn:ai4kg:pending:every-asset"
+_EVERY_ASSET = EVERY_ASSET
 """A pending mark that stands for every asset: set while a SPARQL Update that may write any
 graph runs, so a crash in between re-indexes the whole store on the next open."""
 
@@ -149,11 +150,83 @@ def content_digest(quads: Iterable[ox.Quad]) -> str:
     return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()[:32]
 
 
+# -- Dublin Core (the OAI-PMH oai_dc records of api/oai.py) -------------------------------------------
+FOAF_NAME = "http://xmlns.com/foaf/0.1/name"
+_DC_DATES = ("created", "updated", "startedAt", "endedAt")
+_DC_RELATIONS = ("sourceCode", "documentation", "citation", "weights", "trainingDataset", "baseModel", "deploys",
+                 "trainedModule")
+_SOFTWARE = {"Module", "Tool", "Application"}
+_DCMI_TYPES = {"Dataset": "Dataset", "DriftReport": "Text", "Provider": "Service", "Datacenter": "Service",
+               "Deployment": "Event", "ModuleDeployment": "Event", "BatchTrainingDeployment": "Event",
+               "TryMeDeployment": "Event", "ToolDeployment": "Event", "TrainingRun": "Event",
+               "FederatedSession": "Event", "FederatedRound": "Event", "Build": "Event"}
+"""DCMI Type Vocabulary terms of the asset kinds (software for modules and tools)."""
+
+
+def dcmi_type(kind: str) -> str:
+    """The DCMI Type Vocabulary term of an asset kind."""
+    return _DCMI_TYPES.get(kind, "Software" if kind in _SOFTWARE else "Collection")
+
+
+def doi_url(doi: str) -> str:
+    """A DOI (bare, doi:..., or any doi.org URL) as its https://doi.org/ URL."""
+    doi = doi.strip()
+    for prefix in ("https://doi.org/", "http://doi.org/", "https://dx.doi.org/", "http://dx.doi.org/", "doi:"):
+        if doi.lower().startswith(prefix):
+            doi = doi[len(prefix):]
+            break
+    return "https://doi.org/" + doi
+
+
+def dublin_core(iri: str, quads: Iterable[ox.Quad]) -> dict[str, list[str]]:
+    """The Dublin Core fields of an asset that its own quads give (the record log keeps them, so an
+    oai_dc record is built without reading the store): element name -> values, in the order they
+    are written, empty ones left out. What depends on other graphs is kept as IRIs, resolved when
+    the record is written out (api/oai.py): `creator` (agents, named from their own log entries),
+    `task` and `dataType` (concepts, by their vocabulary labels; "other" says nothing). `name`:
+    what the asset is called when it is another asset's creator, where it has no title (foaf:name).
+    The identifier and type that follow from the IRI and kind are not repeated here."""
+    values: dict[str, list[str]] = {}
+    names: list[str] = []
+    for quad in quads:
+        if quad.subject.value != iri:
+            continue
+        predicate = quad.predicate.value
+        if predicate.startswith(AI4KG):
+            values.setdefault(predicate[len(AI4KG):], []).append(quad.object.value)
+        elif predicate == FOAF_NAME:
+            names.append(quad.object.value)
+
+    def each(*names: str) -> list[str]:  # sorted per property: the same quads in any order give the same fields
+        return [value for name in names for value in sorted(values.get(name, []))]
+
+    dois = [doi_url(v) for v in each("doi")]
+    fields = {
+        "title": each("title"),
+        "creator": each("creator"),
+        "subject": each("tag"),
+        "task": [v for v in each("task") if not v.endswith("/other")],
+        "description": each("summary", "description"),
+        "date": each(*_DC_DATES),
+        "format": ["application/vnd.oci.image.manifest.v1+json"] if values.get("dockerImage") else [],
+        "identifier": dois + [v for v in each("zenodoDoi") if doi_url(v) not in set(dois)],
+        "relation": each(*_DC_RELATIONS),
+        "rights": each("license", "licenseDocument"),
+        "dataType": [v for v in each("dataType") if not v.endswith("/other")],
+        "name": [] if values.get("title") else sorted(names)[:1],
+    }
+    return {name: found for name, found in fields.items() if found}
+
+
 def indexed_document(iri: str, quads: Iterable[ox.Quad]) -> SearchDocument | None:
-    """`search_document` with the content digest: what writes and re-indexing hand to the index."""
+    """`search_document` with the content digest and the Dublin Core fields (compact JSON): what
+    writes and re-indexing hand to the index (its record log keeps both)."""
     quads = list(quads)
     document = search_document(iri, quads)
-    return None if document is None else dataclasses.replace(document, digest=content_digest(quads))
+    if document is None:
+        return None
+    fields = json.dumps(dublin_core(iri, quads), ensure_ascii=False, separators=(",", ":"))
+    return dataclasses.replace(document, digest=content_digest(quads), dublin_core=fields)
 
 
 class KnowledgeGraph:
@@ -181,8 +254,8 @@ class KnowledgeGraph:
         # Readers in this process never see scratch content beside the asset's current graph.
         self._scratch_lock = _ReadWriteLock()
         self._load_system_graphs()
-        if self.index.needs_rebuild:
-            self.reindex()
+        # An index rebuilt (another version) or a record log upgraded on open holds the pending mark
+        # of every asset, committed with the change: it is refilled here, and again after a crash.
         self._recover_index()
 
     # -- lifecycle ---------------------------------------------------------------------------

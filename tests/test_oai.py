@@ -111,6 +111,19 @@ def harvest(call: Harvester, verb: str, method: str = "GET", **params: str) -> t
         root = call(method, verb=verb, resumptionToken=token.text)
 
 
+def all_records(call: Harvester, **params: str) -> list[bytes]:
+    """Every record element of a ListRecords (following resumption tokens), serialised."""
+    records: list[bytes] = []
+    root = call(verb="ListRecords", **params)
+    while True:
+        assert error(root) is None, etree.tostring(root)
+        records += [etree.tostring(r) for r in root.iterfind("o:ListRecords/o:record", NS)]
+        token = root.find("o:ListRecords/o:resumptionToken", NS)
+        if token is None or not token.text:
+            return records
+        root = call(verb="ListRecords", resumptionToken=token.text)
+
+
 def replicated(template: list[ox.Quad], iri: str, name: str, title: str) -> AssetWrite:
     """A copy of a module's quads as another module (identifier, title and IRIs replaced)."""
     old_iri = next(q.graph_name.value for q in template)
@@ -622,6 +635,90 @@ def test_a_crash_before_the_index_commit_is_recovered_into_the_log(tmp_path: Pat
         after = graph.index.log_page(None, 0, 100)
         assert after[:-1] == before[1:] and after[-1].iri == first.iri and after[-1].seq > before[-1].seq
         assert graph.index.pending() == []
+
+
+def test_oai_dc_records_come_from_the_log_alone(call: Harvester, graph: KnowledgeGraph,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """GetRecord and ListRecords in oai_dc read SQLite only (the record log's Dublin Core fields): with
+    every store read refused, a whole harvest still comes out, the same as before."""
+    before = call(verb="GetRecord", identifier=YOLO, metadataPrefix="oai_dc")  # labels and publisher: read once
+    records_before = all_records(call, metadataPrefix="oai_dc")
+
+    class NoStore:
+        def __getattr__(self, name: str) -> Any:
+            raise AssertionError(f"an oai_dc record read the store ({name})")
+
+    monkeypatch.setattr(graph, "store", NoStore())
+    after = call(verb="GetRecord", identifier=YOLO, metadataPrefix="oai_dc")
+    assert etree.tostring(after.find(".//o:record", NS)) == etree.tostring(before.find(".//o:record", NS))
+    assert all_records(call, metadataPrefix="oai_dc") == records_before and len(records_before) > 2 * PAGE
+    root = call(verb="ListRecords", metadataPrefix="oai_dc")
+    assert len(root.findall(".//oai_dc:dc", NS)) == PAGE and all(d.findtext("dc:title", namespaces=NS)
+                                                                 for d in root.iterfind(".//oai_dc:dc", NS))
+    with pytest.raises(AssertionError, match="read the store"):  # the RDF views do read it
+        call(verb="GetRecord", identifier=YOLO, metadataPrefix="dcat")
+
+
+def test_creators_are_named_from_their_own_log_entries(tmp_path: Path, schema) -> None:  # type: ignore[no-untyped-def]
+    ai4kg, rdf_type = "https://w3id.org/ai4kg/ns#", ox.NamedNode("http://www.w3.org/1999/02/22-rdf-syntax-ns#type")
+    public = ox.NamedNode("https://w3id.org/ai4kg/vocab/visibility/public")
+
+    def asset(iri: str, kind: str, *statements: tuple[str, ox.NamedNode | ox.Literal]) -> AssetWrite:
+        g = ox.NamedNode(iri)
+        quads = [ox.Quad(g, rdf_type, ox.NamedNode(ai4kg + kind), g),
+                 ox.Quad(g, ox.NamedNode(ai4kg + "visibility"), public, g)]
+        return AssetWrite(iri, quads + [ox.Quad(g, ox.NamedNode(p if ":" in p else ai4kg + p), o, g)
+                                        for p, o in statements])
+
+    person, team, gone = BASE + "person/jane", BASE + "person/team", BASE + "person/gone"
+    module = BASE + "module/made-by-jane"
+    with KnowledgeGraph(Settings(data_dir=tmp_path / "d")) as graph:
+        graph.write([asset(person, "Person", ("title", ox.Literal("Jane Doe"))),
+                     asset(team, "Person", ("http://xmlns.com/foaf/0.1/name", ox.Literal("The team"))),
+                     asset(gone, "Person", ("title", ox.Literal("Gone"))),
+                     asset(module, "Module", ("title", ox.Literal("Made by Jane")), ("creator", ox.NamedNode(person)),
+                           ("creator", ox.NamedNode(team)), ("creator", ox.NamedNode(gone)),
+                           ("creator", ox.NamedNode(BASE + "person/unknown")))])
+        graph.delete(gone)
+        call = Harvester(TestClient(create_app(graph)), schema)
+
+        def creators() -> list[str]:
+            root = call(verb="GetRecord", identifier="oai:w3id.org:module/made-by-jane", metadataPrefix="oai_dc")
+            return sorted(e.text for e in root.iterfind(".//dc:creator", NS))
+
+        assert creators() == sorted(["Jane Doe", "The team", gone, BASE + "person/unknown"])
+        seq = graph.index.log_record(module).seq
+        graph.write([asset(person, "Person", ("title", ox.Literal("Jane Roe")))])
+        assert "Jane Roe" in creators() and graph.index.log_record(module).seq == seq  # the module did not change
+        listed = call(verb="ListRecords", metadataPrefix="oai_dc", set="kind:Module")
+        assert "Jane Roe" in [e.text for e in listed.iterfind(".//dc:creator", NS)]
+
+
+def test_a_log_of_version_1_is_upgraded_in_place(tmp_path: Path, schema, keys) -> None:  # type: ignore[no-untyped-def]
+    """A record log without the Dublin Core fields (version 1) keeps every sequence number, datestamp
+    and tombstone; the fields of live records are filled from the store on open, also after a crash
+    half-way (the pending mark is committed with the upgrade)."""
+    settings = Settings(data_dir=tmp_path / "d")
+    database = tmp_path / "d" / "search.sqlite"
+    with KnowledgeGraph(settings) as graph:
+        import_files(graph, v2_files()[:5])
+        graph.delete(graph.index.iris()[0])
+        log = graph.index.log_page(None, 0, 100)
+        assert sum(r.deleted for r in log) == 1
+        call = Harvester(TestClient(create_app(graph, keys[0])), schema)
+        before = all_records(call, metadataPrefix="oai_dc")
+        assert b"<dc:title>" in before[0] and b'status="deleted"' in before[-1]
+    with sqlite3.connect(database) as db:  # what version 1 had
+        db.executescript("DROP TABLE record_metadata; UPDATE record_log_meta SET value = '1' WHERE key = 'version';")
+    # the upgrade commits, then the process dies before the store re-indexes
+    index = search_module.SearchIndex(database)
+    assert index.pending() == [search_module.EVERY_ASSET] and index.log_page(None, 0, 100) == log
+    index.close()
+    with KnowledgeGraph(settings) as graph:
+        assert graph.index.log_page(None, 0, 100) == log and graph.index.pending() == []
+        assert all(r.dublin_core for r in graph.index.log_page(None, 0, 100, metadata=True) if not r.deleted)
+        call = Harvester(TestClient(create_app(graph, keys[0])), schema)
+        assert all_records(call, metadataPrefix="oai_dc") == before
 
 
 def test_tokens_survive_a_restart(tmp_path: Path, schema, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
