@@ -31,7 +31,8 @@ from .access import read_asset, readers_of, visible_quads
 from .problems import Problem
 from .negotiation import negotiate
 
-_KINDS = {"module": "Module", "tool": "Tool", "dataset": "Dataset"}
+_KINDS = {kind.lower(): kind for kind in ("Module", "Tool", "Dataset", "TrainingRun", "Deployment", "ModuleDeployment",
+                                          "TryMeDeployment", "ToolDeployment", "BatchTrainingDeployment")}
 _DOCUMENT_KINDS = {"Module", "Tool"}
 """Kinds whose plain JSON in the `ai4kg` view is their ai4-metadata document."""
 RDF_FORMATS = [

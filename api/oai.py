@@ -579,7 +579,7 @@ class Repository:
                 return ["<record>", self._header(record, deleted=True), "</record>"]
             if not _may_see(readers, document.vo, document.visibility):
                 return None
-            triples = VIEWS[metadata_format.view].describe(self.graph, record.iri)
+            triples = VIEWS[metadata_format.view].describe(self.graph, record.iri, readers)
             payload = _XML_ILLEGAL.sub("", _XML_DECLARATION.sub("", serialize(triples, ox.RdfFormat.RDF_XML).decode("utf-8")))
         return ["<record>", self._header(record), "<metadata>", payload, "</metadata>", "</record>"]
 

@@ -402,7 +402,7 @@ def test_croissant_over_http(client: TestClient, tmp_path: Path) -> None:
 @pytest.mark.parametrize("url, profile", [
     ("/id/module/sst-forecaster", "croissant"),           # Croissant describes datasets
     ("/id/dataset/coastal-sst", "fair4ml"),               # FAIR4ML describes models
-    ("/id/dataset/coastal-sst", "mldcat-ap"),
+    ("/id/dataset/coastal-sst", "dcat-ap"),
     ("/id/catalog", "croissant"),                         # one Croissant document is one dataset
 ])
 def test_a_profile_that_does_not_describe_the_kind_is_a_400_naming_it(client: TestClient, url: str,
