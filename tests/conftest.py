@@ -48,6 +48,17 @@ def graph() -> KnowledgeGraph:
         yield kg
 
 
+@pytest.fixture(scope="module")
+def real() -> KnowledgeGraph:
+    """An in-memory store holding every valid real module of ../shared/ai4eosc/modules."""
+    from ai4kg.catalog import import_files
+
+    with KnowledgeGraph(Settings.in_memory()) as graph:
+        reports = import_files(graph, valid_module_files())
+        assert {r.status for r in reports} <= {"imported", "skipped"}
+        yield graph
+
+
 @pytest.fixture
 def disk_settings(tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path / "data")

@@ -41,14 +41,6 @@ MISSING_IN_SOURCES = {DCAT.version, IT6.hasFile, IT6.trainedOn, DCT["format"], D
 
 
 @pytest.fixture(scope="module")
-def real() -> KnowledgeGraph:
-    with KnowledgeGraph(Settings.in_memory()) as graph:
-        reports = import_files(graph, valid_module_files())
-        assert {r.status for r in reports} <= {"imported", "skipped"}
-        yield graph
-
-
-@pytest.fixture(scope="module")
 def mldcat_shapes() -> rdflib.Graph:
     return rdflib.Graph().parse(STANDARDS / "mldcat-ap" / "3.1.0" / "shacl" / "mldcat-ap-SHACL.ttl")
 

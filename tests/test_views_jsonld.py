@@ -119,14 +119,6 @@ def _import_finetuned(graph: KnowledgeGraph, tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def real() -> KnowledgeGraph:
-    with KnowledgeGraph(Settings.in_memory()) as graph:
-        reports = import_files(graph, valid_module_files())
-        assert {r.status for r in reports} <= {"imported", "skipped"}
-        yield graph
-
-
-@pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> KnowledgeGraph:
     with KnowledgeGraph(Settings.in_memory()) as graph:
         load_demo_catalog(graph)
