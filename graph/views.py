@@ -309,12 +309,12 @@ def _all_reachable(triples: list[ox.Triple], root: str) -> bool:
     for triple in triples:
         if not isinstance(triple.object, ox.Literal):
             links.setdefault(_node_id(triple.subject), []).append(_node_id(triple.object))
-    seen, todo = {root}, [root]
-    while todo:
-        for target in links.get(todo.pop(), ()):
+    seen, frontier = {root}, [root]
+    while frontier:
+        for target in links.get(frontier.pop(), ()):
             if target not in seen:
                 seen.add(target)
-                todo.append(target)
+                frontier.append(target)
     return all(_node_id(t.subject) in seen for t in triples)
 
 
