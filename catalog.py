@@ -276,11 +276,21 @@ def import_files(graph: KnowledgeGraph, paths: list[Source], options: ImportOpti
             writes.append(AssetWrite(report.iri or "", prepared.quads))
             report.status = "imported"
         graph.write(writes)
+        _refresh_provenance(graph, [w.iri for w in writes])
         for prepared in batch:
             reports.append(prepared.report)
             if on_file:
                 on_file(prepared.report)
     return reports
+
+
+def _refresh_provenance(graph: KnowledgeGraph, iris: list[str]) -> None:
+    """The provenance graphs of a module follow its catalogue entry (VO, visibility, the run and
+    job its metadata names): map its stored fragments again when it changes."""
+    if any(graph.fragments.of_application(iri) for iri in iris):
+        from .provenance.ingest import Provenance  # the provenance write path imports this module's peers
+
+        Provenance(graph).refresh_applications(iris)
 
 
 def _holds_v2(graph: KnowledgeGraph, iri: str, pending: list[AssetWrite]) -> bool:

@@ -22,6 +22,7 @@ from typing import Any, Iterable, Iterator, Mapping
 import pyoxigraph as ox
 
 from ..config import Settings
+from ..provenance.fragments import FragmentStore
 from .namespaces import AI4KG, ONTOLOGY_GRAPH, PLATFORM_GRAPH, RDF_TYPE, VOCABULARY_GRAPH
 from .datasets import ANY_GRAPH, graphs_written, has_dataset_clause
 from .remote import RemoteStore
@@ -251,16 +252,23 @@ class KnowledgeGraph:
                 ) from None
             raise
         self.index = SearchIndex(search_path)
+        self.fragments = FragmentStore(settings.data_dir)
+        """Provenance fragments, kept verbatim (provenance/fragments.py)."""
         # Readers in this process never see scratch content beside the asset's current graph.
         self._scratch_lock = _ReadWriteLock()
         self._load_system_graphs()
         # An index rebuilt (another version) or a record log upgraded on open holds the pending mark
         # of every asset, committed with the change: it is refilled here, and again after a crash.
         self._recover_index()
+        if self.fragments.unmapped():  # a crash between storing a fragment and writing its graph
+            from ..provenance.ingest import recover
+
+            recover(self)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def close(self) -> None:
         self.index.close()
+        self.fragments.close()
         self.store.flush()
         del self.store
 

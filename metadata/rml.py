@@ -67,7 +67,7 @@ class RmlMapping:
 
     def __init__(self, path: Path):
         self.path = path
-        config = load_config_from_argument(f"[CONFIGURATION]\nnumber_of_processes=1\nlogging_level=WARNING\n"
+        config = load_config_from_argument(f"[CONFIGURATION]\nnumber_of_processes=1\nlogging_level=WARNING\noutput_format=N-QUADS\n"
                                            f"[Mapping]\nmappings={path}\n")
         rml_df, fnml_df, http_api_df = retrieve_mappings(config)
         config.set("CONFIGURATION", "http_api_df", http_api_df.to_csv())
@@ -81,15 +81,17 @@ class RmlMapping:
         return {rule.source for rule in self.rules}
 
     def materialize(self, records: Records) -> list[ox.Quad]:
-        """The quads the mapping makes of the records, each in the named graph of its asset."""
+        """The quads the mapping makes of the records: in the graph its graph maps name, else in
+        the named graph of the subject's asset (`owner_of`)."""
         data = {source: records.get(source, []) for source in self.sources}
         lines: set[str] = set()
         for group in self._groups:
             lines |= _materialize_mapping_group_to_set(group, self._rml_df, self._fnml_df, self._config, data)
         if not lines:
             return []
-        triples = ox.parse(input=(" .\n".join(sorted(lines)) + " .\n").encode("utf-8"), format=ox.RdfFormat.N_TRIPLES)
-        return [ox.Quad(t.subject, t.predicate, t.object, ox.NamedNode(owner_of(t.subject.value))) for t in triples]
+        quads = ox.parse(input=(" .\n".join(sorted(lines)) + " .\n").encode("utf-8"), format=ox.RdfFormat.N_QUADS)
+        return [q if isinstance(q.graph_name, ox.NamedNode) else
+                ox.Quad(q.subject, q.predicate, q.object, ox.NamedNode(owner_of(q.subject.value))) for q in quads]
 
     def field_of(self, records: Records, node: str, predicate: str) -> tuple[str, dict[str, Any]] | None:
         """The record key (a document field path) that made `predicate` on `node`, with its record."""
@@ -190,6 +192,7 @@ def _read_rules(path: Path) -> list[TriplesMapRule]:
 
 
 def mapping_path(name: str) -> Path:
+    """mappings/NAME.rml.ttl (NAME may name a folder: provenance/provenance)."""
     return Path(str(resources.files("ai4kg").joinpath(f"mappings/{name}.rml.ttl")))
 
 

@@ -33,7 +33,11 @@ def load_schema(generation: Generation) -> dict[str, Any]:
 
 @cache
 def _validator(generation: Generation) -> jsonschema.protocols.Validator:
-    schema = load_schema(generation)
+    return validator_of(load_schema(generation))
+
+
+def validator_of(schema: dict[str, Any]) -> jsonschema.protocols.Validator:
+    """A validator of the schema's own draft that checks formats (dates, date-times)."""
     cls = jsonschema.validators.validator_for(schema)
     return cls(schema, format_checker=cls.FORMAT_CHECKER)
 
@@ -52,7 +56,8 @@ def _message(error: jsonschema.ValidationError) -> tuple[str, str]:
     if error.validator in ("pattern", "format"):
         what = schema.get("description", f"a value matching {error.validator_value}")
         if error.validator == "format":
-            what = {"date": "a real calendar date YYYY-MM-DD"}.get(str(error.validator_value), what)
+            what = {"date": "a real calendar date YYYY-MM-DD",
+                    "date-time": "an RFC 3339 date and time, e.g. 2025-05-09T08:37:26Z"}.get(str(error.validator_value), what)
         return "format", f"must be {what}"
     if error.validator == "type":
         return "type", f"must be of type {error.validator_value}, not {type(error.instance).__name__}"
@@ -72,16 +77,27 @@ def _message(error: jsonschema.ValidationError) -> tuple[str, str]:
 
 def check_document(document: dict[str, Any], generation: Generation) -> list[Issue]:
     """All schema issues of the document, errors and warnings, in document order."""
+    issues = schema_issues(_validator(generation), document, f"ai4-metadata {_label(generation)}")
+    if generation == "v1":
+        issues.append(Issue("", "legacy-format",
+                            "legacy V1 metadata (metadata.json); `ai4kg migrate FILE` writes the ai4-metadata 2.x form",
+                            None, "warning"))
+    return sorted(issues, key=lambda i: (i.severity != "error", i.field))
+
+
+def schema_issues(validator: jsonschema.protocols.Validator, document: Any, format_name: str,
+                  prefix: tuple[Any, ...] = ()) -> list[Issue]:
+    """Every issue the validator finds, named by field path (under `prefix`): errors, and a warning
+    per key that a closed object of the schema does not know (`format_name` says whose field it is not)."""
     issues: list[Issue] = []
-    for error in _validator(generation).iter_errors(document):
-        path = list(error.absolute_path)
+    for error in validator.iter_errors(document):
+        path = [*prefix, *error.absolute_path]
         if error.validator == "additionalProperties":
             known = set(error.schema.get("properties", {})) if isinstance(error.schema, dict) else set()
             for key in error.instance:
                 if key not in known:
                     issues.append(Issue(format_path([*path, key]), "unknown-key",
-                                        f"'{key}' is not a field of ai4-metadata {_label(generation)}",
-                                        None, "warning"))
+                                        f"'{key}' is not a field of {format_name}", None, "warning"))
             continue
         if error.validator == "required":
             missing = error.message.split("'")[1] if "'" in error.message else ""
@@ -90,13 +106,8 @@ def check_document(document: dict[str, Any], generation: Generation) -> list[Iss
             continue
         rule, message = _message(error)
         issues.append(Issue(format_path(path), rule, message, error.instance))
-    if generation == "v1":
-        issues.append(Issue("", "legacy-format",
-                            "legacy V1 metadata (metadata.json); `ai4kg migrate FILE` writes the ai4-metadata 2.x form",
-                            None, "warning"))
     # One message per field and rule: a date can break both its pattern and its calendar check.
-    unique = list({(i.field, i.rule, i.severity): i for i in issues}.values())
-    return sorted(unique, key=lambda i: (i.severity != "error", i.field))
+    return list({(i.field, i.rule, i.severity): i for i in issues}.values())
 
 
 def _label(generation: Generation) -> str:

@@ -1,0 +1,1 @@
+"""Thin adapters between the graph and the components the platform drives or reads (MLflow today)."""
