@@ -19,6 +19,8 @@ DEFAULT_SPARQL_TIMEOUT = 30.0
 """Seconds a query at /sparql may take before the client gets 503 (AI4KG_SPARQL_TIMEOUT)."""
 DEFAULT_SPARQL_RESULT_LIMIT = 10_000
 """Solutions or triples one query at /sparql may return (AI4KG_SPARQL_RESULT_LIMIT)."""
+DEFAULT_MLFLOW_SYNC_INTERVAL = 300.0
+"""Seconds between two pulls from the MLflow tracking server while `ai4kg serve` runs (AI4KG_MLFLOW_SYNC_INTERVAL)."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,11 @@ class Settings:
     """Turtle describing this platform's catalogue (title, publisher, homepage...) for the
     DCAT-AP and MLDCAT-AP views (AI4KG_CATALOG_FILE); None: the packaged
     mappings/views/platform-catalog.ttl. Relative IRIs resolve against base_url."""
+    mlflow_url: str | None = None
+    """An MLflow tracking server whose runs are pulled as provenance (AI4KG_MLFLOW_URL); None: no sync."""
+    mlflow_token: str | None = None
+    """A bearer token for that server (AI4KG_MLFLOW_TOKEN)."""
+    mlflow_sync_interval: float = DEFAULT_MLFLOW_SYNC_INTERVAL
 
     def __post_init__(self) -> None:
         if not self.sparql_timeout > 0:
@@ -64,7 +71,10 @@ class Settings:
                    oidc_jwks_url=os.environ.get("AI4KG_OIDC_JWKS_URL") or None,
                    sparql_store_url=os.environ.get("AI4KG_SPARQL_STORE") or None,
                    admin_role=os.environ.get("AI4KG_ADMIN_ROLE") or DEFAULT_ADMIN_ROLE,
-                   catalog_file=Path(os.environ["AI4KG_CATALOG_FILE"]) if os.environ.get("AI4KG_CATALOG_FILE") else None)
+                   catalog_file=Path(os.environ["AI4KG_CATALOG_FILE"]) if os.environ.get("AI4KG_CATALOG_FILE") else None,
+                   mlflow_url=os.environ.get("AI4KG_MLFLOW_URL") or None,
+                   mlflow_token=os.environ.get("AI4KG_MLFLOW_TOKEN") or None,
+                   mlflow_sync_interval=positive_number("AI4KG_MLFLOW_SYNC_INTERVAL", float, DEFAULT_MLFLOW_SYNC_INTERVAL))
 
     @classmethod
     def in_memory(cls, base_url: str = DEFAULT_BASE_URL) -> "Settings":

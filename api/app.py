@@ -9,7 +9,7 @@ from fastapi.responses import RedirectResponse
 from .. import __version__
 from ..graph.store import KnowledgeGraph
 from ..credentials import KeyStore
-from . import access, assets, auth, catalog, fair, graphql, oai, problems, sparql
+from . import access, assets, auth, catalog, fair, graphql, oai, problems, provenance, sparql
 
 
 def create_app(graph: KnowledgeGraph, keys: KeyStore | None = None) -> FastAPI:
@@ -24,6 +24,7 @@ def create_app(graph: KnowledgeGraph, keys: KeyStore | None = None) -> FastAPI:
     app.include_router(assets.router(graph))
     app.include_router(graphql.router(graph))
     app.include_router(oai.router(graph))
+    app.include_router(provenance.router(graph))
 
     @app.get("/health", tags=["service"])
     async def health() -> dict:

@@ -31,8 +31,9 @@ from .access import read_asset, readers_of, visible_quads
 from .problems import Problem
 from .negotiation import negotiate
 
-_KINDS = {kind.lower(): kind for kind in ("Module", "Tool", "Dataset", "TrainingRun", "Deployment", "ModuleDeployment",
-                                          "TryMeDeployment", "ToolDeployment", "BatchTrainingDeployment")}
+KINDS = {kind.lower(): kind for kind in ("Module", "Tool", "Dataset", "TrainingRun", "Deployment", "ModuleDeployment",
+                                         "TryMeDeployment", "ToolDeployment", "BatchTrainingDeployment", "Build")}
+"""Asset kinds by the name in their IRI (and in /id/{kind}/{name}, /v1/provenance/{kind}/{name})."""
 _DOCUMENT_KINDS = {"Module", "Tool"}
 """Kinds whose plain JSON in the `ai4kg` view is their ai4-metadata document."""
 RDF_FORMATS = [
@@ -85,7 +86,7 @@ def router(graph: KnowledgeGraph) -> APIRouter:
             return _asset(graph, kind, name, profile, accept_profile, readers, accept)
 
         try:
-            native = _chosen_view(profile, accept_profile, VIEWS[NATIVE], _KINDS.get(kind)).name == NATIVE
+            native = _chosen_view(profile, accept_profile, VIEWS[NATIVE], KINDS.get(kind)).name == NATIVE
         except Problem:
             native = True  # the error is raised by `work`, after the checks that come first
         if native:
@@ -136,19 +137,19 @@ def _body(view: View, triples: list[ox.Triple], rdf_format: ox.RdfFormat, root: 
 
 def _asset(graph: KnowledgeGraph, kind: str, name: str, profile: str | None, accept_profile: str | None,
            readers: Readers, accept: str) -> Response:
-    if kind not in _KINDS:
-        raise Problem(404, "Not found", f"no asset kind {kind!r}; kinds: {', '.join(_KINDS)}", "kind", kind)
-    iri = asset_iri(graph.settings.base_url, _KINDS[kind], name) if is_valid_identifier(name) else ""
+    if kind not in KINDS:
+        raise Problem(404, "Not found", f"no asset kind {kind!r}; kinds: {', '.join(KINDS)}", "kind", kind)
+    iri = asset_iri(graph.settings.base_url, KINDS[kind], name) if is_valid_identifier(name) else ""
     quads = visible_quads(graph, iri, readers) if iri else []
     if not quads:
         raise Problem(404, "Not found", f"no {kind} named {name!r}", "name", name)
-    view = _chosen_view(profile, accept_profile, VIEWS[NATIVE], _KINDS[kind])
-    if not view.describes(_KINDS[kind]):
+    view = _chosen_view(profile, accept_profile, VIEWS[NATIVE], KINDS[kind])
+    if not view.describes(KINDS[kind]):
         raise Problem(400, "Profile not available", f"the {view.name} view does not describe a {kind}; views of a "
-                      f"{kind}: {', '.join(v.name for v in VIEWS.values() if v.describes(_KINDS[kind]))}",
+                      f"{kind}: {', '.join(v.name for v in VIEWS.values() if v.describes(KINDS[kind]))}",
                       "profile", profile)
     native = view.name == NATIVE
-    native_json = native and _KINDS[kind] in _DOCUMENT_KINDS
+    native_json = native and KINDS[kind] in _DOCUMENT_KINDS
     offers = [(JSON, None), *RDF_FORMATS] if native_json else [*RDF_FORMATS, (JSON, ox.RdfFormat.JSON_LD)]
     media, rdf_format = negotiate(accept, offers, "asset")
     headers = _headers(view, iri)

@@ -341,6 +341,18 @@ class SearchIndex:
         visible, params = _visible(readers)
         return [row[0] for row in self._rows(f"SELECT d.iri FROM documents d WHERE 1 = 1 {visible}", params)]
 
+    def hidden_among(self, iris: Iterable[str], readers: Readers) -> set[str]:
+        """The assets among `iris` that `readers` may not see (IRIs that are no asset are not hidden)."""
+        iris = list(dict.fromkeys(iris))
+        if readers is None or not iris:
+            return set()
+        hidden: set[str] = set()
+        for start in range(0, len(iris), 500):
+            chunk = iris[start:start + 500]
+            rows = self._rows(f"SELECT iri, vo, visibility FROM documents WHERE iri IN ({', '.join('?' * len(chunk))})", chunk)
+            hidden |= {iri for iri, vo, visibility in rows if visibility != PUBLIC and vo not in readers}
+        return hidden
+
     def count(self) -> int:
         return self._rows("SELECT COUNT(*) FROM documents")[0][0]
 

@@ -361,8 +361,10 @@ def nomad_records(fragment: dict[str, Any], application: Application, iris: Iris
     owner = fragment.get("owner")
     people = [{"person@iri": iris.person(owner)}] if owner else []
     image = fragment.get("docker_image")
-    references = [{"image@iri": iris.entity("image", image), "activity@iri": deployment, "docker_image": image}] \
-        if image else []
+    # An image pinned by digest is the very entity a CI build delivered; a tag is only a name.
+    pinned = re.search(r"@(sha256:[0-9a-f]{64})$", image or "")
+    references = [{"image@iri": iris.entity("image", pinned.group(1) if pinned else image), "activity@iri": deployment,
+                   "docker_image": image}] if image else []
     activity = _activity(iris, application, "nomad", deployment, identifier_of(job), platform,
                          **{"class@iri": AI4KG + "ModuleDeployment", "title": fragment.get("title") or job,
                             "status": fragment["status"], "job_ID": job, "docker_image": image,

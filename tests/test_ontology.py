@@ -31,7 +31,7 @@ ONTOLOGY = _graph("ontology/ai4kg.ttl")
 
 def test_every_term_used_by_mappings_and_shapes_is_declared() -> None:
     used = _graph("mappings/ai4-metadata-v1.rml.ttl", "mappings/ai4-metadata-v2.rml.ttl", "shapes/module.ttl",
-                  "shapes/platform.ttl")
+                  "shapes/platform.ttl", "shapes/provenance.ttl", "mappings/provenance/provenance.rml.ttl")
     terms = {str(t) for triple in used for t in triple if str(t).startswith(AI4KG)}
     declared = {str(s) for s in ONTOLOGY.subjects(RDF.type, None) if str(s).startswith(AI4KG)}
     assert terms - declared == set()

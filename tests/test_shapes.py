@@ -10,6 +10,7 @@ from rdflib.namespace import RDF, SH
 from ai4kg.graph.validation import shapes_graph, validate
 
 PREFIXES = """@prefix ai4kg: <https://w3id.org/ai4kg/ns#> . @prefix xsd: <http://www.w3.org/2001/XMLSchema#> .
+@prefix prov: <http://www.w3.org/ns/prov#> .
 @prefix v: <https://w3id.org/ai4kg/vocab/> . @prefix : <https://w3id.org/ai4kg/id/x/> .
 """
 MODULE = """:m a ai4kg:Module ; ai4kg:identifier "m" ; ai4kg:title "T" ; ai4kg:summary "S" ; ai4kg:description "D" ;
@@ -58,6 +59,12 @@ EXAMPLES: dict[str, tuple[str, str]] = {
     "AgentShape": (':a a ai4kg:Person ; ai4kg:identifier "a" ; ai4kg:name "Ada" .', ':a a ai4kg:Person ; ai4kg:identifier "a" .'),
     "SecretReferenceShape": (':k a ai4kg:SecretReference ; ai4kg:identifier "k" ; ai4kg:secretPath "vo/deployments/token" .',
                              ':k a ai4kg:SecretReference ; ai4kg:identifier "k" ; ai4kg:secretPath "s3cr3t value!" .'),
+    "ProvActivityShape": (':a a prov:Activity ; prov:startedAtTime "2024-01-01T10:00:00Z"^^xsd:dateTime ; prov:endedAtTime "2024-01-01T11:00:00Z"^^xsd:dateTime .',
+                          ':a a prov:Activity ; prov:startedAtTime "2024-01-01T12:00:00Z"^^xsd:dateTime ; prov:endedAtTime "2024-01-01T11:00:00Z"^^xsd:dateTime .'),
+    "ProvEntityShape": (':e a prov:Entity ; prov:generatedAtTime "2024-01-01T10:00:00Z"^^xsd:dateTime .',
+                        ':e a prov:Entity ; prov:generatedAtTime "2024-01-01"^^xsd:date .'),
+    "SourceCommitShape": (':c a ai4kg:SourceCommit ; ai4kg:identifier "f2e8b76d90a7" .', ':c a ai4kg:SourceCommit ; ai4kg:identifier "HEAD" .'),
+    "ModelWeightsShape": (':w a ai4kg:ModelWeights ; prov:wasGeneratedBy :r .', ':w a ai4kg:ModelWeights .'),
 }
 
 
