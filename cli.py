@@ -1,4 +1,4 @@
-"""The `ai4kg` command: validate, import, query, export, stats, migrate, search, fair, serve."""
+"""The `ai4kg` command: validate, import, query, export, stats, migrate, search, fair, provenance, apikey, serve."""
 
 from __future__ import annotations
 
@@ -351,6 +351,169 @@ def fair(ctx: click.Context, name: str | None, whole_catalog: bool, as_json: boo
 
 
 @main.group()
+def provenance() -> None:
+    """Provenance fragments (CI builds, MLflow runs, jobs) and the PROV-O graphs mapped from them."""
+
+
+BUNDLE_PARTS = ("jenkins", "github-actions", "mlflow", "nomad")
+"""Keys of a bundle of fragments (the upstream provenance service's input: one object with the
+module's metadata under `details` and one fragment per component)."""
+
+
+def _fragments_of(path: Path) -> tuple[list[tuple[Any, str]], bytes | None]:
+    """The fragments a file holds (one fragment, a list, or a bundle), and a bundle's module metadata."""
+    try:
+        document = json.loads(path.read_bytes())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        err.print(f"error: {path}: not a JSON file ({exc})", markup=False)
+        sys.exit(EXIT_UNREADABLE)
+    source = f"file:{path.name}"
+    if isinstance(document, list):
+        return [(fragment, source) for fragment in document], None
+    if isinstance(document, dict) and any(part in document for part in BUNDLE_PARTS):
+        details = document.get("details")
+        return ([(document[part], source) for part in BUNDLE_PARTS if part in document],
+                json.dumps(details).encode() if isinstance(details, dict) else None)
+    return [(document, source)], None
+
+
+def _print_outcome(outcome: Any) -> None:
+    colour = {"created": "green", "updated": "green", "remapped": "green", "unchanged": "dim",
+              "invalid": "red", "forbidden": "red"}.get(outcome.status, "yellow")
+    err.print(f"[{colour}]{outcome.status}[/]: {outcome.key or '(fragment)'}"
+              + (f" -> {outcome.activity}" if outcome.activity and outcome.status != "invalid" else ""))
+    for issue in outcome.issues:
+        err.print(f"  {issue}", markup=False)
+
+
+@provenance.command("ingest")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--vo", default=DEFAULT_VO, show_default=True, help="VO of a bundle's module metadata, if it is new.")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcomes as JSON on stdout.")
+@click.pass_context
+def provenance_ingest(ctx: click.Context, files: tuple[Path, ...], vo: str, as_json: bool) -> None:
+    """Record fragments from JSON files: a fragment, a list of them, or a bundle (`details`: the
+    module's metadata, imported first unless the catalogue has it; `jenkins`, `mlflow`, `nomad` ...).
+
+    Exits with 1 if a fragment is invalid (nothing written for it), 2 for an unreadable file."""
+    from .catalog import InlineFile
+    from .provenance.ingest import Provenance
+
+    with _open(ctx) as graph:
+        recorder = Provenance(graph)
+        outcomes = []
+        for path in files:
+            fragments, details = _fragments_of(path)
+            if details is not None:
+                name = json.loads(details).get("id")
+                if not recorder.application(name if isinstance(name, str) else None):
+                    options = ImportOptions(identifier=name if isinstance(name, str) else None, vo=vo)
+                    [report] = import_files(graph, [InlineFile(f"{path.stem}.details.json", details)], options)
+                    _print_report(report)
+            outcomes += recorder.ingest(fragments)
+        for outcome in outcomes:
+            _print_outcome(outcome)
+    if as_json:
+        click.echo(json.dumps([o.as_dict() for o in outcomes], indent=2, ensure_ascii=False))
+    sys.exit(EXIT_INVALID if any(o.status in ("invalid", "forbidden") for o in outcomes) else EXIT_OK)
+
+
+@provenance.command("remap")
+@click.pass_context
+def provenance_remap(ctx: click.Context) -> None:
+    """Derive every provenance graph again from the stored fragments (after a mapping changed)."""
+    from .provenance.ingest import BATCH_SIZE, Provenance
+
+    with _open(ctx) as graph:
+        recorder = Provenance(graph)
+        total, outcomes = graph.fragments.count(), []
+        with _progress(total) as progress:
+            task = progress.add_task("remapping", total=total)
+            for batch in graph.fragments.all(BATCH_SIZE):
+                outcomes += recorder.remap(batch)
+                progress.advance(task, len(batch))
+    for outcome in outcomes:
+        if outcome.status != "remapped":
+            _print_outcome(outcome)
+    remapped = sum(o.status == "remapped" for o in outcomes)
+    err.print(f"{remapped} of {len(outcomes)} fragments remapped")
+    sys.exit(EXIT_OK if remapped == len(outcomes) else EXIT_INVALID)
+
+
+@provenance.command("sync-mlflow")
+@click.argument("url", required=False, envvar="AI4KG_MLFLOW_URL")
+@click.option("--token", envvar="AI4KG_MLFLOW_TOKEN", help="Bearer token for the server [env AI4KG_MLFLOW_TOKEN].")
+@click.pass_context
+def provenance_sync_mlflow(ctx: click.Context, url: str | None, token: str | None) -> None:
+    """Pull every run from an MLflow tracking server [URL or env AI4KG_MLFLOW_URL]."""
+    from .adapters.mlflow import MlflowUnavailable, sync
+
+    if not url:
+        raise click.UsageError("give the tracking server's URL (or set AI4KG_MLFLOW_URL)")
+    with _open(ctx) as graph:
+        try:
+            report = sync(graph, url, token)
+        except MlflowUnavailable as exc:
+            err.print(f"error: {exc}", markup=False)
+            sys.exit(EXIT_UNREADABLE)
+    for outcome in report.outcomes:
+        if outcome.status in ("invalid", "forbidden"):
+            _print_outcome(outcome)
+    summary = report.as_dict()
+    err.print(", ".join(f"{summary[k]} {k}" for k in ("created", "updated", "unchanged", "skipped", "invalid")))
+    sys.exit(EXIT_INVALID if report.invalid else EXIT_OK)
+
+
+@provenance.command("show")
+@click.argument("asset", metavar="KIND/NAME")
+@click.option("--format", "fmt", type=click.Choice(["turtle", "jsonld", "prov-json", "graph"]), default="turtle",
+              show_default=True)
+@click.pass_context
+def provenance_show(ctx: click.Context, asset: str, fmt: str) -> None:
+    """An asset's provenance, e.g. `module/ai4os-demo-app`: PROV-O (Turtle, JSON-LD), PROV-JSON or nodes and edges."""
+    from .api.assets import KINDS
+    from .graph.namespaces import asset_iri
+    from .provenance.documents import provenance_triples, to_jsonld, to_prov_json
+
+    kind, _, name = asset.partition("/")
+    if kind not in KINDS or not name:
+        raise click.BadParameter(f"give KIND/NAME with KIND one of {', '.join(KINDS)}", param_hint="KIND/NAME")
+    with _open(ctx) as graph:
+        iri = asset_iri(graph.settings.base_url, KINDS[kind], name)
+        if not graph.contains(iri):
+            err.print(f"error: no {kind} named {name!r}", markup=False)
+            sys.exit(EXIT_UNREADABLE)
+        triples, walk = provenance_triples(graph, iri)
+    if fmt == "turtle":
+        click.echo(serialize(triples, ox.RdfFormat.TURTLE).decode("utf-8"))
+    else:
+        document = {"jsonld": lambda: to_jsonld(triples, iri), "prov-json": lambda: to_prov_json(triples),
+                    "graph": walk.as_dict}[fmt]()
+        click.echo(json.dumps(document, indent=2, ensure_ascii=False))
+
+
+@provenance.command("lineage")
+@click.argument("iri")
+@click.option("--direction", type=click.Choice(["upstream", "downstream"]), default="upstream", show_default=True)
+@click.option("--depth", type=click.IntRange(1, 10), default=5, show_default=True)
+@click.pass_context
+def provenance_lineage(ctx: click.Context, iri: str, direction: str, depth: int) -> None:
+    """What IRI came from (upstream) or what came from it (downstream), as nodes and edges."""
+    from .provenance.lineage import lineage
+
+    with _open(ctx) as graph:
+        walk = lineage(graph, iri, direction, depth)  # type: ignore[arg-type]
+    table = Table("depth", "kind", "types", "label", "iri")
+    for node in walk.nodes:
+        table.add_row(str(node.depth), node.kind, " ".join(node.types), node.label or "", node.iri)
+    out.print(table)
+    for edge in walk.edges:
+        out.print(f"{edge.subject} [bold]{edge.relation.rsplit('#', 1)[-1]}[/] {edge.object}", soft_wrap=True)
+    if walk.truncated:
+        err.print("the walk stopped at its node limit: narrow it with --depth", markup=False)
+
+
+@main.group()
 def apikey() -> None:
     """API keys for machine clients: create, list, revoke (kept in the data directory)."""
 
@@ -429,10 +592,21 @@ def serve(ctx: click.Context, host: str, port: int, demo: bool) -> None:
     err.print(f"ai4kg {__version__}: store {ctx.obj.data_dir}; SPARQL at http://{host}:{port}/sparql "
               f"(uvicorn with {options['http']} and {options['loop']})")
     app = create_app(graph)
+    periodic = None
+    if ctx.obj.mlflow_url:  # pull MLflow runs as provenance while serving
+        from .adapters.mlflow import PeriodicSync
+
+        periodic = PeriodicSync(graph, ctx.obj.mlflow_url, ctx.obj.mlflow_sync_interval, ctx.obj.mlflow_token)
+        periodic.start()
+        err.print(f"MLflow runs from {ctx.obj.mlflow_url} every {ctx.obj.mlflow_sync_interval:g} s")
     # Everything built so far (modules, the app and its routes, the GraphQL schema, vocabularies, the
     # ontology) lives as long as the process. Moved out of the collected generations, it is no longer
     # walked by the full collections that request garbage keeps triggering: pauses of about 100 ms
     # otherwise, which set the p99 of the larger answers (a GraphQL page of 50: 130 -> 36 ms).
     gc.collect()
     gc.freeze()
-    uvicorn.run(app, host=host, port=port, log_level="info", **options)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="info", **options)
+    finally:
+        if periodic is not None:
+            periodic.stop()

@@ -3,6 +3,7 @@
     modules(filter, sort, first, after) / tools(...)   Relay connections, keyset cursors
     module(name) / tool(name)                          one application, or null
     deployment / trainingRun / dataset / federatedSession(identifier)
+    lineage(iri, direction, depth)                     provenance: what a node came from, or what came from it
     mutation publishModule(name, metadata, format, vo, visibility) / withdrawModule(name)
 
 Types: Module and Tool (both `Application`), Deployment, TrainingRun, Dataset and FederatedSession,
@@ -1132,6 +1133,58 @@ async def _identified(info: Info, identifier: str, wanted: str) -> Asset | None:
     return found[0] if found else None
 
 
+@strawberry.enum(description="Which way a lineage walk goes.")
+class LineageDirection(Enum):
+    UPSTREAM = "upstream"
+    """What the node came from: what generated it, what it derives from, what it used."""
+    DOWNSTREAM = "downstream"
+    """What came from the node."""
+
+
+@strawberry.type(description="A node a lineage walk reached: an entity, an activity or an agent.")
+class LineageNode:
+    iri: str
+    kind: str = strawberry.field(description="Entity, Activity or Agent (PROV-O)")
+    types: list[str] = strawberry.field(description="Its PROV-O and ai4kg classes, e.g. Build, ContainerImage")
+    label: Optional[str]
+    depth: int = strawberry.field(description="Steps from the node the walk started from")
+
+
+@strawberry.type(description="A PROV statement the walk crossed: source relation target.")
+class LineageEdge:
+    source: str
+    relation: str = strawberry.field(description="The PROV-O relation, e.g. wasGeneratedBy, used, wasDerivedFrom")
+    target: str
+
+
+@strawberry.type(description="The lineage of a node, over the provenance graphs the reader may see.")
+class Lineage:
+    root: str
+    direction: LineageDirection
+    depth: int
+    truncated: bool = strawberry.field(description="True when the walk stopped at its node limit")
+    nodes: list[LineageNode]
+    edges: list[LineageEdge]
+
+
+async def _lineage(info: Info, iri: str, direction: LineageDirection, depth: int) -> Optional[Lineage]:
+    from ..provenance.lineage import MAX_DEPTH, HiddenRoot, lineage
+
+    if not 1 <= depth <= MAX_DEPTH:
+        raise InputError(f"depth must be between 1 and {MAX_DEPTH}", "depth", depth)
+    context = info.context
+    try:
+        walk = await anyio.to_thread.run_sync(lineage, context.graph, iri, direction.value, depth, context.readers)
+    except HiddenRoot:
+        return None
+    except ValueError as exc:
+        raise InputError(str(exc), "iri", iri) from None
+    return Lineage(root=walk.root, direction=direction, depth=walk.depth, truncated=walk.truncated,
+                   nodes=[LineageNode(iri=n.iri, kind=n.kind, types=n.types, label=n.label, depth=n.depth)
+                          for n in walk.nodes],
+                   edges=[LineageEdge(**e.as_dict()) for e in walk.edges])
+
+
 _FIRST = strawberry.argument(description=f"Page size, 1 to {MAX_FIRST}.")
 _AFTER = strawberry.argument(description="The endCursor of the previous page.")
 
@@ -1172,6 +1225,13 @@ class Query:
     async def dataset(self, info: Info, identifier: str) -> Optional[Dataset]:
         asset = await _identified(info, identifier, "Dataset")
         return Dataset(asset=asset) if asset else None
+
+    @strawberry.field(description="The lineage of a node (an asset, a commit, an image, weights ...): what it came "
+                      "from (UPSTREAM) or what came from it (DOWNSTREAM), `depth` steps at most; null for an asset "
+                      "the reader may not see.")
+    async def lineage(self, info: Info, iri: str, direction: LineageDirection = LineageDirection.UPSTREAM,
+                      depth: int = 5) -> Optional[Lineage]:
+        return await _lineage(info, iri, direction, depth)
 
     @strawberry.field(description="One federated-learning session by identifier, or null.")
     async def federated_session(self, info: Info, identifier: str) -> Optional[FederatedSession]:

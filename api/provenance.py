@@ -24,12 +24,12 @@ from fastapi.responses import JSONResponse
 
 from ..graph.namespaces import asset_iri
 from ..graph.search import Readers
-from ..graph.store import KnowledgeGraph, search_document
+from ..graph.store import KnowledgeGraph
 from ..graph.views import serialize
 from ..metadata.records import is_valid_identifier
 from ..provenance.documents import provenance_triples, to_jsonld, to_prov_json
 from ..provenance.ingest import Gate, Outcome, Provenance
-from ..provenance.lineage import DEFAULT_DEPTH, MAX_DEPTH, lineage
+from ..provenance.lineage import DEFAULT_DEPTH, MAX_DEPTH, HiddenRoot, lineage, may_start_from
 from ..provenance.records import Application
 from .access import readers_of
 from .assets import KINDS
@@ -65,15 +65,6 @@ def _problem_of(outcome: Outcome) -> Problem:
     return problem
 
 
-def _visible_root(graph: KnowledgeGraph, iri: str, readers: Readers) -> bool:
-    """Whether the reader may start from `iri`: an asset they may see, or a node that is no asset
-    (a commit, an image, weights): the walk then reads only graphs they may see."""
-    document = search_document(iri, graph.asset_quads(iri))
-    if document is None:
-        return True
-    return readers is None or document.visibility == "public" or document.vo in readers
-
-
 def router(graph: KnowledgeGraph) -> APIRouter:
     routes = APIRouter(prefix="/v1/provenance", tags=["provenance"])
     provenance = Provenance(graph)
@@ -89,7 +80,7 @@ def router(graph: KnowledgeGraph) -> APIRouter:
         another provenance fragment. Needs a bearer token or API key of a member of the module's VO.
         Posting the same build again changes nothing (`unchanged`); a newer state of it replaces its
         graph (`updated`). Errors name the field, the rule and the value, and write nothing."""
-        identity = writer(identity_of(request))
+        identity = writer(identity_of(request), "record provenance")
         github_event = request.headers.get("x-github-event")
         if github_event is not None and github_event != "workflow_run":
             return JSONResponse({"status": "ignored", "detail": f"GitHub event {github_event!r} carries no build"},
@@ -113,7 +104,7 @@ def router(graph: KnowledgeGraph) -> APIRouter:
                                             502: {"description": "The tracking server did not answer"}})
     async def mlflow_sync(request: Request) -> dict[str, Any]:
         """Pull every run from the configured MLflow tracking server (AI4KG_MLFLOW_URL) now."""
-        identity = writer(identity_of(request))
+        identity = writer(identity_of(request), "start a sync")
         if not identity.admin:
             raise Problem(403, "Forbidden", "only a platform administrator may start an MLflow sync")
         url = graph.settings.mlflow_url
@@ -139,11 +130,12 @@ def router(graph: KnowledgeGraph) -> APIRouter:
         readers = readers_of(request)
 
         def work() -> dict[str, Any]:
-            if not iri.startswith(("http://", "https://", "urn:")) or any(c in iri for c in ' <>"{}|\\^`'):
-                raise Problem(400, "Invalid IRI", "iri must be an absolute IRI", "iri", iri)
-            if not _visible_root(graph, iri, readers):
-                raise Problem(404, "Not found", f"no asset {iri}", "iri", iri)
-            return lineage(graph, iri, direction, depth, readers).as_dict()
+            try:
+                return lineage(graph, iri, direction, depth, readers).as_dict()
+            except HiddenRoot:
+                raise Problem(404, "Not found", f"no asset {iri}", "iri", iri) from None
+            except ValueError as exc:
+                raise Problem(400, "Invalid IRI", str(exc), "iri", iri) from None
         return await anyio.to_thread.run_sync(work)
 
     @routes.get("/{kind}/{name}", responses={404: {"description": "No such asset"}, 406: {"description": "No acceptable format"}})
@@ -162,8 +154,7 @@ def router(graph: KnowledgeGraph) -> APIRouter:
         chosen = format or negotiate(request.headers.get("accept", ""), offers, "provenance")[1]
 
         def work() -> Response:
-            document = search_document(iri, graph.asset_quads(iri)) if iri else None
-            if document is None or not (readers is None or document.visibility == "public" or document.vo in readers):
+            if not iri or not graph.contains(iri) or not may_start_from(graph, iri, readers):
                 raise Problem(404, "Not found", f"no {kind} named {name!r}", "name", name)
             triples, walk = provenance_triples(graph, iri, readers)
             if chosen == "graph":

@@ -31,10 +31,10 @@ class Published:
     warnings: list[dict[str, Any]] = field(default_factory=list)
 
 
-def writer(identity: Identity | None) -> Identity:
-    """The signed-in agent, or 401."""
+def writer(identity: Identity | None, action: str = "publish") -> Identity:
+    """The signed-in agent, or 401 (saying what signing in is needed for)."""
     if identity is None:
-        raise Problem(401, "Unauthorized", "sign in (a bearer token or an API key) to publish", "Authorization",
+        raise Problem(401, "Unauthorized", f"sign in (a bearer token or an API key) to {action}", "Authorization",
                       headers={"WWW-Authenticate": "Bearer"})
     return identity
 

@@ -17,7 +17,7 @@ import pyoxigraph as ox
 
 from ..graph.search import Readers
 from ..graph.store import KnowledgeGraph
-from ..graph.views import VIEWS
+from ..graph.views import VIEWS, serialize
 from .lineage import MAX_DEPTH, PROV, Lineage, lineage
 
 _AGENT_LINKS = {PROV + "wasAssociatedWith", PROV + "wasAttributedTo", PROV + "actedOnBehalfOf"}
@@ -47,12 +47,16 @@ def provenance_triples(graph: KnowledgeGraph, iri: str, readers: Readers = None,
 
 
 def to_prov_json(triples: list[ox.Triple]) -> dict[str, Any]:
-    """PROV-JSON (W3C member submission) of the triples, written by the `prov` package."""
+    """PROV-JSON (W3C member submission) of the triples, written by the `prov` package; only the
+    prefixes in use are declared (rdflib's graph brings dozens of well-known ones)."""
     from prov.model import ProvDocument
 
-    turtle = ox.serialize(triples, format=ox.RdfFormat.TURTLE).decode("utf-8")
-    document = ProvDocument.deserialize(content=turtle, format="rdf", rdf_format="turtle")
-    return json.loads(document.serialize(format="json"))
+    turtle = serialize(triples, ox.RdfFormat.TURTLE).decode("utf-8")  # with prefixes, so prov names them
+    document = json.loads(ProvDocument.deserialize(content=turtle, format="rdf", rdf_format="turtle").serialize(format="json"))
+    body = json.dumps({key: value for key, value in document.items() if key != "prefix"})
+    document["prefix"] = {prefix: namespace for prefix, namespace in document.get("prefix", {}).items()
+                          if f'"{prefix}:' in body}
+    return document
 
 
 def to_jsonld(triples: list[ox.Triple], root: str) -> dict[str, Any]:

@@ -17,7 +17,8 @@ import pyoxigraph as ox
 
 from ..graph.namespaces import AI4KG
 from ..graph.search import Readers
-from ..graph.store import KnowledgeGraph
+from ..graph.search import PUBLIC
+from ..graph.store import KnowledgeGraph, search_document
 
 Direction = Literal["upstream", "downstream"]
 PROV = "http://www.w3.org/ns/prov#"
@@ -79,9 +80,30 @@ class Lineage:
                 "nodes": [n.as_dict() for n in self.nodes], "edges": [e.as_dict() for e in self.edges]}
 
 
+class HiddenRoot(LookupError):
+    """The walk was to start from an asset the reader may not see (reported as no such asset)."""
+
+
+def may_start_from(graph: KnowledgeGraph, iri: str, readers: Readers) -> bool:
+    """Whether the reader may start a walk from `iri`: an asset they may see, or a node that is no
+    asset (a commit, an image, weights), since the walk then reads only graphs they may see."""
+    document = search_document(iri, graph.asset_quads(iri))
+    return document is None or readers is None or document.visibility == PUBLIC or document.vo in readers
+
+
+def check_iri(iri: str) -> None:
+    """An absolute IRI (what a walk may start from), else ValueError."""
+    if not iri.startswith(("http://", "https://", "urn:")) or any(c in iri for c in ' <>"{}|\\^`'):
+        raise ValueError(f"not an absolute IRI: {iri!r}")
+
+
 def lineage(graph: KnowledgeGraph, iri: str, direction: Direction = "upstream", depth: int = DEFAULT_DEPTH,
             readers: Readers = None, limit: int = MAX_NODES) -> Lineage:
-    """Walk the lineage of `iri` breadth first, `depth` steps at most (1..MAX_DEPTH)."""
+    """Walk the lineage of `iri` breadth first, `depth` steps at most (1..MAX_DEPTH). Raises
+    ValueError for a bad argument, HiddenRoot for an asset the reader may not see."""
+    check_iri(iri)
+    if not may_start_from(graph, iri, readers):
+        raise HiddenRoot(iri)
     if direction not in ("upstream", "downstream"):
         raise ValueError(f"direction must be upstream or downstream, not {direction!r}")
     if not 1 <= depth <= MAX_DEPTH:
