@@ -28,8 +28,8 @@ from ..graph.validation import validate
 from ..metadata.issues import Issue
 from ..metadata.rml import RmlMapping, mapping_path
 from .fragments import FragmentStore, StoredFragment, canonical, digest_of, now
-from .records import (BUILDERS, Application, FragmentError, Iris, Mapped, Origin, application_field,
-                      application_name, check, fragment_key, origin_of)
+from .records import (BUILDERS, FIELD, Application, FragmentError, Iris, Mapped, Origin, application_field,
+                      application_name, check, fragment_key, origin_of, value_at)
 
 BATCH_SIZE = 200
 """Fragments mapped and validated together: morph-kgc and pyshacl cost a fixed amount per call."""
@@ -259,11 +259,16 @@ class Provenance:
 
 
 def _issue_of(violation: Any, item: _Prepared) -> Issue:
-    """A SHACL violation on a fragment's graph, named by the record key behind the triple."""
+    """A SHACL violation on a fragment's graph, named by the fragment field behind the triple, with
+    the value as the fragment gives it."""
     found = provenance_mapping().field_of(item.mapped.records, violation.focus, violation.path or "") \
         if item.mapped and violation.path else None
-    name = found[0] if found else (violation.path or violation.focus)
-    return Issue(name, violation.rule, violation.message, violation.value)
+    if found is None:
+        return Issue(violation.path or violation.focus, violation.rule, violation.message, violation.value)
+    key, record = found
+    field = record.get(FIELD + key, key)
+    value = value_at(item.stored.fragment, field) if item.stored else None  # type: ignore[union-attr]
+    return Issue(field, violation.rule, violation.message, value if value is not None else violation.value)
 
 
 def recover(graph: KnowledgeGraph) -> None:

@@ -237,6 +237,7 @@ def jenkins_records(fragment: dict[str, Any], application: Application, iris: Ir
         end = _time(stage.get("endTime"), f"trace.stages[{number}].endTime", warnings, from_millis)
         stages.append({"stage@iri": f"{build}#stage-{stage['id']}", "activity@iri": build, "name": stage["name"],
                        "started": start, "ended": end, "engine@iri": iris.agent("jenkins"),
+                       **_fields(started=f"trace.stages[{number}].startTime", ended=f"trace.stages[{number}].endTime"),
                        "_start": stage.get("startTime")})
         starts += [stage["startTime"]] if start else []
         ends += [stage["endTime"]] if end else []
@@ -277,7 +278,8 @@ def jenkins_records(fragment: dict[str, Any], application: Application, iris: Ir
     activity = _activity(iris, application, "jenkins", build, identifier, platform,
                          **{"class@iri": AI4KG + "Build", "title": fragment.get("fullLabel") or fragment["uniqueId"],
                             "status": trace["status"], "started": started, "ended": ended,
-                            "builtFrom@iri": application.iri})
+                            "builtFrom@iri": application.iri,
+                            **_fields(started="trace.startTime", ended="trace.endTime")})
     return Mapped("jenkins", fragment_key("jenkins", fragment), build,
                   _clean({"activities": [activity], "stages": stages, "commits": commits, "images": images,
                           "people": people}, build), warnings)
@@ -309,7 +311,8 @@ def github_records(fragment: dict[str, Any], application: Application, iris: Iri
                             "ended": _time(run.get("updated_at"), "workflow_run.updated_at", warnings, from_text)
                             if finished else None,
                             "builtFrom@iri": application.iri,
-                            "user@iri": people[0]["person@iri"] if actor else None})
+                            "user@iri": people[0]["person@iri"] if actor else None,
+                            **_fields(started="workflow_run.run_started_at", ended="workflow_run.updated_at")})
     return Mapped("github-actions", fragment_key("github-actions", fragment), build,
                   _clean({"activities": [activity], "commits": commits, "people": people}, build), warnings)
 
@@ -347,7 +350,8 @@ def mlflow_records(fragment: dict[str, Any], application: Application, iris: Iri
                             "started": _time(info.get("start_time"), "run.info.start_time", warnings, from_millis),
                             "ended": ended, "trainedModule@iri": application.iri, "run.info.run_id": run_id,
                             "user@iri": people[0]["person@iri"] if people else None,
-                            "informant@iri": asset_iri(iris.base, "ModuleDeployment", job) if job else None})
+                            "informant@iri": asset_iri(iris.base, "ModuleDeployment", job) if job else None,
+                            **_fields(started="run.info.start_time", ended="run.info.end_time")})
     return Mapped("mlflow", fragment_key("mlflow", fragment), activity_iri,
                   _clean({"activities": [activity], "weights": weights, "datasets": datasets, "people": people},
                          activity_iri),
@@ -371,13 +375,34 @@ def nomad_records(fragment: dict[str, Any], application: Application, iris: Iris
                             "started": _time(fragment.get("alloc_start"), "alloc_start", warnings, from_text),
                             "ended": _time(fragment.get("alloc_end"), "alloc_end", warnings, from_text),
                             "deploys@iri": application.iri, "application@iri": application.iri,
-                            "user@iri": people[0]["person@iri"] if people else None})
+                            "user@iri": people[0]["person@iri"] if people else None,
+                            **_fields(started="alloc_start", ended="alloc_end")})
     return Mapped("nomad", fragment_key("nomad", fragment), deployment,
                   _clean({"activities": [activity], "image_references": references, "people": people}, deployment), warnings)
 
 
 BUILDERS: dict[Origin, Callable[[dict[str, Any], Application, Iris, str], Mapped]] = {
     "jenkins": jenkins_records, "github-actions": github_records, "mlflow": mlflow_records, "nomad": nomad_records}
+
+
+FIELD = "@field."
+"""Record keys `@field.KEY` hold the fragment field that record key KEY was made from, so that a
+SHACL violation on its triple names the field as the sender wrote it (the mapping never reads them)."""
+
+
+def _fields(**paths: str) -> dict[str, str]:
+    return {FIELD + key: path for key, path in paths.items()}
+
+
+def value_at(fragment: Any, path: str) -> Any:
+    """The value at a field path (`trace.stages[2].startTime`) of a fragment; None if there is none."""
+    value = fragment
+    for name, index in re.findall(r"([^.\[\]]+)|\[(\d+)\]", path):
+        if index:
+            value = value[int(index)] if isinstance(value, list) and int(index) < len(value) else None
+        else:
+            value = value.get(name) if isinstance(value, dict) else None
+    return value
 
 
 def _absolute(uri: Any) -> str | None:
