@@ -456,8 +456,8 @@ def provenance_sync_mlflow(ctx: click.Context, url: str | None, token: str | Non
         except MlflowUnavailable as exc:
             err.print(f"error: {exc}", markup=False)
             sys.exit(EXIT_UNREADABLE)
-    for outcome in report.outcomes:
-        if outcome.status in ("invalid", "forbidden"):
+    for outcome in report.outcomes:  # runs of experiments that name no module are counted, not listed
+        if outcome.status in ("invalid", "forbidden") and not any(i.rule == "unknown-module" for i in outcome.errors):
             _print_outcome(outcome)
     summary = report.as_dict()
     err.print(", ".join(f"{summary[k]} {k}" for k in ("created", "updated", "unchanged", "skipped", "invalid")))

@@ -3,7 +3,7 @@
     POST /v1/provenance/events            a CI build webhook (Jenkins fragment, GitHub Actions
                                           workflow_run) or any provenance fragment; signed-in
                                           member of the module's VO; idempotent
-    POST /v1/provenance/mlflow/sync       pull runs from the configured MLflow server (administrator)
+    POST /v1/provenance/mlflow-sync       pull runs from the configured MLflow server (administrator)
     GET  /v1/provenance/{kind}/{name}     an asset's provenance: PROV-O (Turtle, JSON-LD), PROV-JSON,
                                           or nodes and edges for a viewer
     GET  /v1/provenance/lineage?iri=...   lineage upstream or downstream, bounded depth
@@ -29,7 +29,7 @@ from ..graph.views import serialize
 from ..metadata.records import is_valid_identifier
 from ..provenance.documents import provenance_triples, to_jsonld, to_prov_json
 from ..provenance.ingest import Gate, Outcome, Provenance
-from ..provenance.lineage import DEFAULT_DEPTH, MAX_DEPTH, HiddenRoot, lineage, may_start_from
+from ..provenance.lineage import DEFAULT_DEPTH, IRI_PATTERN, MAX_DEPTH, HiddenRoot, lineage, may_start_from
 from ..provenance.records import Application
 from .access import readers_of
 from .assets import KINDS
@@ -99,7 +99,7 @@ def router(graph: KnowledgeGraph) -> APIRouter:
         return JSONResponse(outcome.as_dict(), status_code=201 if outcome.status == "created" else 200,
                             headers={"Location": outcome.activity or ""})
 
-    @routes.post("/mlflow/sync", responses={403: {"description": "Not a platform administrator"},
+    @routes.post("/mlflow-sync", responses={403: {"description": "Not a platform administrator"},
                                             409: {"description": "No MLflow tracking server is configured"},
                                             502: {"description": "The tracking server did not answer"}})
     async def mlflow_sync(request: Request) -> dict[str, Any]:
@@ -120,7 +120,8 @@ def router(graph: KnowledgeGraph) -> APIRouter:
 
     @routes.get("/lineage", responses={404: {"description": "No such asset"}})
     async def get_lineage(request: Request,
-                          iri: str = Query(description="The node to start from: an asset, a commit, an image, weights ..."),
+                          iri: str = Query(description="The node to start from: an asset, a commit, an image, weights ...",
+                                           min_length=1, max_length=2000, pattern=IRI_PATTERN),
                           direction: Literal["upstream", "downstream"] = Query(
                               "upstream", description="upstream: what it came from; downstream: what came from it"),
                           depth: int = Query(DEFAULT_DEPTH, ge=1, le=MAX_DEPTH, description="Steps at most")) -> dict[str, Any]:

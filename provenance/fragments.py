@@ -73,6 +73,9 @@ class FragmentStore:
         self._db.execute("PRAGMA journal_mode=WAL" if data_dir else "PRAGMA journal_mode=MEMORY")
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
+        self.writing = threading.RLock()
+        """Held by a provenance write from reading the stored digests to clearing the marks, so two
+        writers of the same fragment (a webhook and a sync) cannot both report it new."""
 
     def close(self) -> None:
         with self._lock:

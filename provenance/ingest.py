@@ -131,6 +131,10 @@ class Provenance:
         return outcomes
 
     def _ingest_batch(self, batch: list[tuple[Any, str]], gate: Gate | None) -> list[Outcome]:
+        with self.fragments.writing:
+            return self._ingest_locked(batch, gate)
+
+    def _ingest_locked(self, batch: list[tuple[Any, str]], gate: Gate | None) -> list[Outcome]:
         prepared = [self._prepare(fragment, source, gate) for fragment, source in batch]
         # The same event twice in one batch: the last one counts, the earlier ones are unchanged.
         last = {p.outcome.key: p for p in prepared if p.mapped}
@@ -229,7 +233,8 @@ class Provenance:
         chunk: list[_Prepared] = []
 
         def flush() -> None:
-            self._map_and_commit([p for p in chunk if p.mapped])
+            with self.fragments.writing:
+                self._map_and_commit([p for p in chunk if p.mapped])
             outcomes.extend(p.outcome for p in chunk)
             chunk.clear()
 

@@ -334,7 +334,7 @@ def mlflow_records(fragment: dict[str, Any], application: Application, iris: Iri
     datasets = []
     for number, entry in enumerate((run.get("inputs") or {}).get("dataset_inputs") or []):
         dataset = entry["dataset"]
-        datasets.append({"dataset@iri": iris.entity("dataset", f"mlflow-{dataset['digest']}"),
+        datasets.append({"dataset@iri": iris.entity("dataset", f"mlflow-{_name_of(dataset['digest'])}"),
                          "activity@iri": activity_iri, "dataset.name": dataset["name"],
                          "dataset.digest": dataset["digest"]})
     weights = []
@@ -350,7 +350,7 @@ def mlflow_records(fragment: dict[str, Any], application: Application, iris: Iri
                             "started": _time(info.get("start_time"), "run.info.start_time", warnings, from_millis),
                             "ended": ended, "trainedModule@iri": application.iri, "run.info.run_id": run_id,
                             "user@iri": people[0]["person@iri"] if people else None,
-                            "informant@iri": asset_iri(iris.base, "ModuleDeployment", job) if job else None,
+                            "informant@iri": asset_iri(iris.base, "Deployment", job) if job else None,
                             **_fields(started="run.info.start_time", ended="run.info.end_time")})
     return Mapped("mlflow", fragment_key("mlflow", fragment), activity_iri,
                   _clean({"activities": [activity], "weights": weights, "datasets": datasets, "people": people},
@@ -361,7 +361,9 @@ def mlflow_records(fragment: dict[str, Any], application: Application, iris: Iri
 def nomad_records(fragment: dict[str, Any], application: Application, iris: Iris, platform: str) -> Mapped:
     warnings: list[Issue] = []
     job = fragment["job_ID"]
-    deployment = asset_iri(iris.base, "ModuleDeployment", job)
+    deployment = asset_iri(iris.base, "Deployment", job)
+    # A job with endpoints serves the module (an API, an IDE); one without runs it to completion.
+    endpoints = {key: url for key, url in (fragment.get("endpoints") or {}).items() if isinstance(url, str) and url}
     owner = fragment.get("owner")
     people = [{"person@iri": iris.person(owner)}] if owner else []
     image = fragment.get("docker_image")
@@ -370,15 +372,30 @@ def nomad_records(fragment: dict[str, Any], application: Application, iris: Iris
     references = [{"image@iri": iris.entity("image", pinned.group(1) if pinned else image), "activity@iri": deployment,
                    "docker_image": image}] if image else []
     activity = _activity(iris, application, "nomad", deployment, identifier_of(job), platform,
-                         **{"class@iri": AI4KG + "ModuleDeployment", "title": fragment.get("title") or job,
+                         **{"class@iri": AI4KG + ("ModuleDeployment" if endpoints else "BatchTrainingDeployment"),
+                            "title": fragment.get("title") or job,
                             "status": fragment["status"], "job_ID": job, "docker_image": image,
                             "started": _time(fragment.get("alloc_start"), "alloc_start", warnings, from_text),
                             "ended": _time(fragment.get("alloc_end"), "alloc_end", warnings, from_text),
                             "deploys@iri": application.iri, "application@iri": application.iri,
                             "user@iri": people[0]["person@iri"] if people else None,
                             **_fields(started="alloc_start", ended="alloc_end")})
+    links = [{"endpoint@iri": f"{deployment}#endpoint-{slug}", "key": key, "url": url}
+             for slug, (key, url) in zip(_slugs(endpoints), sorted(endpoints.items()))]
     return Mapped("nomad", fragment_key("nomad", fragment), deployment,
-                  _clean({"activities": [activity], "image_references": references, "people": people}, deployment), warnings)
+                  _clean({"activities": [activity], "image_references": references, "endpoints": links,
+                          "people": people}, deployment), warnings)
+
+
+def _slugs(endpoints: dict[str, str]) -> list[str]:
+    """Fragment-safe names of the endpoint keys, in key order, unique."""
+    slugs: list[str] = []
+    for key in sorted(endpoints):
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "-", key).strip("-") or "endpoint"
+        while slug in slugs:
+            slug += "-"
+        slugs.append(slug)
+    return slugs
 
 
 BUILDERS: dict[Origin, Callable[[dict[str, Any], Application, Iris, str], Mapped]] = {
@@ -403,6 +420,12 @@ def value_at(fragment: Any, path: str) -> Any:
         else:
             value = value.get(name) if isinstance(value, dict) else None
     return value
+
+
+def _name_of(digest: str) -> str:
+    """A digest as the last segment of an IRI: as it is when it is letters and digits (MLflow's own
+    are 8 hex digits), else a SHA-256 of it (MLflow accepts any text)."""
+    return digest if re.fullmatch(r"[A-Za-z0-9]{1,64}", digest) else hashlib.sha256(digest.encode("utf-8")).hexdigest()[:32]
 
 
 def _absolute(uri: Any) -> str | None:

@@ -130,3 +130,56 @@ def serving(app: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(5)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A real MLflow tracking server (`mlflow server`, one worker, SQLite) on loopback: its base URL.
+
+    Starting it is mostly importing mlflow, twice (the command, then its uvicorn worker): job
+    execution (a runner and a pool of huey consumers) is switched off, and where the environment
+    forbids bytecode caches (PYTHONDONTWRITEBYTECODE) the server keeps its own in pytest's cache
+    directory, so that only the first run compiles mlflow's sources."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    directory = tmp_path_factory.mktemp("mlflow")
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    if env.pop("PYTHONDONTWRITEBYTECODE", None):
+        cache = getattr(request.config, "cache", None)  # None under -p no:cacheprovider
+        env["PYTHONPYCACHEPREFIX"] = str(cache.mkdir("mlflow-server-pycache") if cache else directory / "pycache")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = open(directory / "server.log", "wb")
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "mlflow"), "server",
+         "--backend-store-uri", f"sqlite:///{directory / 'mlflow.db'}",
+         "--artifacts-destination", str(directory / "artifacts"),
+         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        cwd=directory, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    started = time.monotonic()
+    try:
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=2)
+                break
+            except OSError:
+                waited = time.monotonic() - started
+                tail = (directory / "server.log").read_text(errors="replace")[-2000:]
+                assert process.poll() is None, f"mlflow server exited with {process.returncode}:\n{tail}"
+                assert waited < 60, f"mlflow server did not answer {url}/health within 60 s:\n{tail}"
+                time.sleep(0.2)
+        yield url
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # the command and its uvicorn worker: one session
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        log.close()

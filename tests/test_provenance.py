@@ -38,7 +38,7 @@ IMAGE = BASE + "entity/image/" + DIGEST
 RUN_ID = "5e96fe940dca470aa7d6c16620e82c35"
 RUN = BASE + f"trainingrun/mlflow-{RUN_ID}"
 WEIGHTS = BASE + f"entity/weights/mlflow-{RUN_ID}"
-JOB = BASE + "moduledeployment/f4b9c17a-1077-11f0-9e04-0242ac120002"
+JOB = BASE + "deployment/f4b9c17a-1077-11f0-9e04-0242ac120002"
 
 
 def fragments() -> list[tuple[dict, str]]:
@@ -119,7 +119,7 @@ def test_times_come_from_the_fragments(recorded: KnowledgeGraph) -> None:
 
 
 def test_each_activity_is_an_asset_of_the_modules_vo_in_a_graph_of_its_own(recorded: KnowledgeGraph) -> None:
-    for activity, kind in ((BUILD, "Build"), (RUN, "TrainingRun"), (JOB, "ModuleDeployment")):
+    for activity, kind in ((BUILD, "Build"), (RUN, "TrainingRun"), (JOB, "ModuleDeployment")):  # it has endpoints
         quads = recorded.asset_quads(activity)
         assert quads and all(q.graph_name.value == activity for q in quads)
         assert holds(recorded, activity, "http://www.w3.org/1999/02/22-rdf-syntax-ns#type", AI4KG + kind)
@@ -346,10 +346,10 @@ def test_a_deployment_pinned_by_digest_reaches_the_build_and_the_commit() -> Non
         job = copy.deepcopy(FRAGMENTS["nomad"])
         job.update(job_ID="pinned-job", docker_image=f"ai4oshub/ai4os-demo-app@{DIGEST}")
         Provenance(graph).ingest([*fragments()[:2], (job, "test")])
-        walk = lineage(graph, BASE + "moduledeployment/pinned-job", "upstream", 4)
+        walk = lineage(graph, BASE + "deployment/pinned-job", "upstream", 4)
         reached = {n.iri: n.depth for n in walk.nodes}
         assert reached[IMAGE] == 1 and reached[BUILD] == 2 and reached[COMMIT] == 2
-        assert BASE + "moduledeployment/pinned-job" in {
+        assert BASE + "deployment/pinned-job" in {
             n.iri for n in lineage(graph, COMMIT, "downstream", 3).nodes}
 
 
@@ -487,7 +487,8 @@ def test_provenance_documents_over_http(api) -> None:
     assert client.get("/v1/provenance/module/ai4os-yolov8-torch", headers=auth(keys["private"])).status_code == 200
     assert client.get("/v1/provenance/module/no-such").status_code == 404
     assert client.get("/v1/provenance/widget/x").status_code == 404
-    assert client.get("/v1/provenance/lineage", params={"iri": "not an iri"}).status_code == 400
+    assert client.get("/v1/provenance/lineage", params={"iri": "not an iri"}).status_code == 422
+    assert client.get("/v1/provenance/lineage", params={"iri": "https://x/%zz"}).status_code == 422
     assert client.get("/v1/provenance/lineage", params={"iri": MODULE, "depth": 11}).status_code == 422
 
 
