@@ -102,8 +102,8 @@ class Provenance:
             if quad.subject.value == iri and quad.predicate.value.startswith(AI4KG):
                 values.setdefault(quad.predicate.value[len(AI4KG):], []).append(quad.object.value)
         return Application(iri, document.identifier, document.vo, document.visibility,
-                           (values.get("dockerImage") or [None])[0], frozenset(values.get("mlflowRun", [])),
-                           frozenset(values.get("nomadJob", [])))
+                           (values.get("dockerImage") or [None])[0], (values.get("sourceCode") or [None])[0],
+                           frozenset(values.get("mlflowRun", [])), frozenset(values.get("nomadJob", [])))
 
     def application_of_repository(self, full_name: str) -> Application | None:
         """The module whose source code is the GitHub repository `owner/name`."""

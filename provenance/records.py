@@ -58,6 +58,7 @@ class Application:
     vo: str
     visibility: str
     docker_image: str | None = None
+    source_code: str | None = None
     mlflow_runs: frozenset[str] = frozenset()
     nomad_jobs: frozenset[str] = frozenset()
 
@@ -216,13 +217,14 @@ def _activity(iris: Iris, application: Application, origin: Origin, iri: str, id
     return record
 
 
-def _time(value: Any, field: str, warnings: list[Issue], parse: Callable[[Any], str | None]) -> str | None:
+def _time(value: Any, path: str, warnings: list[Issue], parse: Callable[[Any], str | None]) -> str | None:
+    """The time at `path` as xsd:dateTime text; one that does not parse is left out with a warning."""
     if value is None:
         return None
     moment = parse(value)
     if moment is None:
         what = "milliseconds since 1970-01-01" if parse is from_millis else "an RFC 3339 date and time"
-        warnings.append(Issue(field, "format", f"not {what}: left out of the provenance graph", value, "warning"))
+        warnings.append(Issue(path, "format", f"not {what}: left out of the provenance graph", value, "warning"))
     return moment
 
 
@@ -241,6 +243,9 @@ def jenkins_records(fragment: dict[str, Any], application: Application, iris: Ir
                        "_start": stage.get("startTime")})
         starts += [stage["startTime"]] if start else []
         ends += [stage["endTime"]] if end else []
+    # Jenkins stamps the trace when the run is queued; the stages say when the work ran.
+    starts += [trace["startTime"]] if _time(trace.get("startTime"), "trace.startTime", warnings, from_millis) else []
+    ends += [trace["endTime"]] if _time(trace.get("endTime"), "trace.endTime", warnings, from_millis) else []
     # A stage was informed by the last stage that had ended when it started (stages run in parallel).
     for stage in stages:
         before = [s for s in stages if s is not stage and s["ended"] and stage["started"] and s["ended"] <= stage["started"]]
@@ -248,11 +253,7 @@ def jenkins_records(fragment: dict[str, Any], application: Application, iris: Ir
             stage["informant@iri"] = max(before, key=lambda s: (s["ended"], s["_start"] or 0))["stage@iri"]
     for stage in stages:
         del stage["_start"]
-    whole_start = _time(trace.get("startTime"), "trace.startTime", warnings, from_millis)
-    whole_end = _time(trace.get("endTime"), "trace.endTime", warnings, from_millis)
-    # Jenkins stamps the trace when the run is queued; the stages say when the work ran.
-    started = from_millis(min([*starts, trace["startTime"]] if whole_start else starts)) if (starts or whole_start) else None
-    ended = from_millis(max([*ends, trace["endTime"]] if whole_end else ends)) if (ends or whole_end) else None
+    started, ended = (from_millis(min(starts)) if starts else None), (from_millis(max(ends)) if ends else None)
 
     commits, people = [], []
     for number, change in enumerate(trace.get("changesets") or []):
@@ -260,8 +261,10 @@ def jenkins_records(fragment: dict[str, Any], application: Application, iris: Ir
         person = iris.person(author) if author else None
         if person:
             people.append({"person@iri": person, "name": change.get("authorName")})
-        repository = (f"https://github.com/{change['group']}/{change['repo']}"
-                      if change.get("group") and change.get("repo") else None)
+        # The change set names the repository (group, repo) but not its host: the module's source does.
+        named = f"/{change.get('group')}/{change.get('repo')}".lower()
+        repository = application.source_code if application.source_code and \
+            application.source_code.lower().removesuffix(".git").rstrip("/").endswith(named) else None
         commits.append({"commit@iri": iris.entity("commit", change["commit"]), "activity@iri": build,
                         "commit": change["commit"], "comment": (change.get("comment") or "").strip().split("\n")[0] or None,
                         "time": _time(change.get("timeStamp"), f"trace.changesets[{number}].timeStamp", warnings,
