@@ -363,7 +363,8 @@ module's metadata under `details` and one fragment per component)."""
 def _fragments_of(path: Path) -> tuple[list[tuple[Any, str]], bytes | None]:
     """The fragments a file holds (one fragment, a list, or a bundle), and a bundle's module metadata."""
     try:
-        document = json.loads(path.read_bytes())
+        data = path.read_bytes()
+        document = json.loads(data)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         err.print(f"error: {path}: not a JSON file ({exc})", markup=False)
         sys.exit(EXIT_UNREADABLE)
@@ -374,7 +375,7 @@ def _fragments_of(path: Path) -> tuple[list[tuple[Any, str]], bytes | None]:
         details = document.get("details")
         return ([(document[part], source) for part in BUNDLE_PARTS if part in document],
                 json.dumps(details).encode() if isinstance(details, dict) else None)
-    return [(document, source)], None
+    return [(data, source)], None  # one fragment: kept as the file holds it
 
 
 def _print_outcome(outcome: Any) -> None:

@@ -89,11 +89,12 @@ def router(graph: KnowledgeGraph) -> APIRouter:
         if len(body) > MAX_EVENT_BYTES:
             raise Problem(413, "Body too large", f"events are limited to {MAX_EVENT_BYTES:,} bytes")
         try:
-            fragment = json.loads(body)
+            json.loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise Problem(400, "Not JSON", f"the body is not JSON: {exc}", "body") from None
         source = f"webhook:{github_event or 'ci'}"
-        [outcome] = await anyio.to_thread.run_sync(provenance.ingest, [(fragment, source)], gate_for(identity))
+        # the body as posted is the fragment kept
+        [outcome] = await anyio.to_thread.run_sync(provenance.ingest, [(body, source)], gate_for(identity))
         if outcome.status in ("invalid", "forbidden"):
             raise _problem_of(outcome)
         return JSONResponse(outcome.as_dict(), status_code=201 if outcome.status == "created" else 200,

@@ -73,7 +73,9 @@ class RmlMapping:
         config.set("CONFIGURATION", "http_api_df", http_api_df.to_csv())
         asserted = rml_df.loc[rml_df["triples_map_type"] == RML_TRIPLES_MAP_CLASS]
         self._config, self._rml_df, self._fnml_df = config, rml_df, fnml_df
-        self._groups = [group for _, group in asserted.groupby(by="mapping_partition")]
+        self._groups = [(group, {value.strip("{}") for value in group["logical_source_value"]})
+                        for _, group in asserted.groupby(by="mapping_partition")]
+        """morph-kgc's rules in its partitions, each with the record sources its rules read."""
         self.rules = _read_rules(path)
 
     @property
@@ -85,7 +87,9 @@ class RmlMapping:
         the named graph of the subject's asset (`owner_of`)."""
         data = {source: records.get(source, []) for source in self.sources}
         lines: set[str] = set()
-        for group in self._groups:
+        for group, sources in self._groups:
+            if not any(data.get(source) for source in sources):
+                continue  # morph-kgc builds and walks data frames even for an empty source
             lines |= _materialize_mapping_group_to_set(group, self._rml_df, self._fnml_df, self._config, data)
         if not lines:
             return []

@@ -16,6 +16,7 @@ of a module whose catalogue entry changed (their VO, visibility and links follow
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, Callable, Iterable
@@ -116,6 +117,7 @@ class Provenance:
     # -- writes --------------------------------------------------------------------------------------
     def ingest(self, fragments: Iterable[tuple[Any, str]], gate: Gate | None = None) -> list[Outcome]:
         """Map, check and write each (fragment, where it came from); one outcome per fragment, in order.
+        A fragment is a JSON object, or JSON text or bytes (kept verbatim as the stored fragment).
 
         Fragments are handled BATCH_SIZE at a time; each is committed on its own (its activity's
         graph replaced in one transaction), and a fragment with any error writes nothing."""
@@ -153,6 +155,7 @@ class Provenance:
     def _prepare(self, fragment: Any, source: str, gate: Gate | None, received: str | None = None) -> _Prepared:
         outcome = Outcome(None, "invalid")
         try:
+            text, fragment = _parsed(fragment)
             origin = origin_of(fragment)
             outcome.origin = origin
             check(origin, fragment)
@@ -175,9 +178,10 @@ class Provenance:
             outcome.issues = exc.issues
             return _Prepared(outcome)
         outcome.activity, outcome.issues = mapped.activity, list(mapped.warnings)
-        body = canonical(fragment)
+        # Kept as it came (the bytes posted, the file read); the same content in another layout or
+        # key order is the same fragment, so the digest is of its canonical form.
         stored = StoredFragment(mapped.key, origin, application.iri, mapped.activity, source, received or now(),
-                                digest_of(body), body)
+                                digest_of(canonical(fragment)), text)
         return _Prepared(outcome, mapped, stored, application)
 
     def _application_for(self, origin: Origin, fragment: dict[str, Any]) -> Application | None:
@@ -261,6 +265,18 @@ class Provenance:
             stored = self.fragments.of_application(iri)
             if stored:
                 self.remap(stored)
+
+
+def _parsed(fragment: Any) -> tuple[str, Any]:
+    """The fragment's text as it will be stored, and the fragment: JSON text or bytes are kept as
+    they are (a webhook's body, a file), an object is written as canonical JSON."""
+    if isinstance(fragment, (bytes, str)):
+        try:
+            text = fragment.decode("utf-8") if isinstance(fragment, bytes) else fragment
+            return text, json.loads(text)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise FragmentError([Issue("", "json", f"not a JSON document: {exc}", None)]) from None
+    return canonical(fragment), fragment
 
 
 def _issue_of(violation: Any, item: _Prepared) -> Issue:

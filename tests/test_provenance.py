@@ -431,7 +431,14 @@ def test_a_build_posted_twice_is_recorded_once(api) -> None:
     before = graph.export(ox.RdfFormat.N_QUADS)
     again = client.post("/v1/provenance/events", json=FRAGMENTS["jenkins"], headers=auth(keys["member"]))
     assert again.status_code == 200 and again.json()["status"] == "unchanged"
+    # the same build in another layout (indented, keys in another order) is the same build
+    relaid = json.dumps(dict(reversed(list(FRAGMENTS["jenkins"].items()))), indent=4).encode()
+    third = client.post("/v1/provenance/events", content=relaid, headers=auth(keys["member"]))
+    assert third.status_code == 200 and third.json()["status"] == "unchanged"
     assert graph.export(ox.RdfFormat.N_QUADS) == before
+    # what was posted first is kept, byte for byte
+    posted = client.build_request("POST", "/", json=FRAGMENTS["jenkins"]).content
+    assert graph.fragments.get(created.json()["key"]).body.encode() == posted
 
 
 def test_a_write_is_visible_to_lineage_at_once(api) -> None:
