@@ -281,3 +281,30 @@ def test_the_adapter_does_not_import_mlflow() -> None:
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and not node.level}
     assert "httpx" in imported and not {name for name in imported if name.split(".")[0] == "mlflow"}
+
+
+def test_the_sync_endpoint_is_for_administrators(client: mlflow.MlflowClient, demo_experiment: str,
+                                                  mlflow_server: str) -> None:
+    """POST /v1/provenance/mlflow-sync pulls from the configured server; the runs are then in lineage."""
+    from fastapi.testclient import TestClient
+
+    from ai4kg.api.app import create_app
+    from ai4kg.credentials import KeyStore
+
+    run_id = log_run(client, demo_experiment, "FINISHED")
+    keys = KeyStore(None)
+    _, admin = keys.create("operator", frozenset(), admin=True)
+    _, member = keys.create("member", frozenset({"default"}))
+    with KnowledgeGraph(Settings(data_dir=None, mlflow_url=mlflow_server)) as graph:
+        import_files(graph, [MODULES / f"{DEMO}__ai4-metadata.yml"])
+        api = TestClient(create_app(graph, keys))
+        assert api.post("/v1/provenance/mlflow-sync").status_code == 401
+        assert api.post("/v1/provenance/mlflow-sync", headers={"Authorization": f"Bearer {member}"}).status_code == 403
+        response = api.post("/v1/provenance/mlflow-sync", headers={"Authorization": f"Bearer {admin}"})
+        assert response.status_code == 200, response.text
+        assert response.json()["created"] >= 1
+        walk = api.get("/v1/provenance/lineage", params={"iri": weights(run_id)}).json()
+        assert {"source": weights(run_id), "relation": "wasGeneratedBy", "target": activity(run_id)} in walk["edges"]
+    with KnowledgeGraph(Settings.in_memory()) as graph:  # no server configured
+        api = TestClient(create_app(graph, keys))
+        assert api.post("/v1/provenance/mlflow-sync", headers={"Authorization": f"Bearer {admin}"}).status_code == 409
