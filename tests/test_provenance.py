@@ -530,3 +530,15 @@ def test_graphql_lineage(api) -> None:
     assert {n["iri"]: n["depth"] for n in lineage_["nodes"]}[JOB] == 3
     bad = client.post("/graphql", json={"query": '{ lineage(iri: "%s", depth: 0) { root } }' % MODULE}).json()
     assert bad["errors"][0]["extensions"]["argument"] == "depth"
+
+
+def test_provenance_on_an_oxigraph_server_too(store_url: str | None) -> None:
+    """The same write path and walk on the embedded store and on `oxigraph serve`."""
+    with KnowledgeGraph(Settings(data_dir=None, sparql_store_url=store_url)) as graph:
+        publish_details(graph, FRAGMENTS["details"])
+        assert [o.status for o in Provenance(graph).ingest(fragments())] == ["created"] * 3
+        walk = lineage(graph, MODULE, "upstream", 4)
+        assert {(e.subject, e.relation.removeprefix(PROV), e.object) for e in walk.edges} >= {
+            (MODULE, "wasDerivedFrom", WEIGHTS), (WEIGHTS, "wasGeneratedBy", RUN), (RUN, "wasInformedBy", JOB)}
+        triples, _ = provenance_triples(graph, MODULE)
+        assert ox.Triple(ox.NamedNode(WEIGHTS), ox.NamedNode(PROV + "wasGeneratedBy"), ox.NamedNode(RUN)) in triples
