@@ -130,7 +130,7 @@ import pyoxigraph as ox  # noqa: E402
 import uvicorn  # noqa: E402
 
 import generate as gen  # noqa: E402  (bench/generate.py)
-from run import log, machine, now, percentile  # noqa: E402  (bench/run.py helpers)
+from run import Report, log, machine, now, percentile  # noqa: E402  (bench/run.py helpers)
 
 from ai4kg.api.access import ANONYMOUS  # noqa: E402
 from ai4kg.api.app import create_app  # noqa: E402
@@ -202,35 +202,6 @@ def p50(values: list[float]) -> float:
 
 def p99(values: list[float]) -> float:
     return percentile(values, 99)
-
-
-@dataclass
-class Report:
-    rows: list[tuple[str, str, str, str, str]] = field(default_factory=list)
-    phases: list[tuple[str, float]] = field(default_factory=list)
-    sections: list[str] = field(default_factory=list)
-
-    def row(self, bench: str, measure: str, value: str, ratio: str = "", note: str = "") -> None:
-        self.rows.append((bench, measure, value, ratio, note))
-        log(f"{bench} | {measure} | {value} | {ratio} | {note}")
-
-    @contextlib.contextmanager
-    def phase(self, name: str) -> Iterator[None]:
-        log(f"phase: {name} ...")
-        start = now()
-        try:
-            yield
-        finally:
-            self.phases.append((name, now() - start))
-            log(f"phase: {name} done in {now() - start:.1f} s")
-
-    def markdown(self) -> str:
-        out = ["| bench | measure | value | ratio to baseline | note |", "|---|---|---|---|---|"]
-        out += [f"| {b} | {m} | {v} | {r} | {n} |" for b, m, v, r, n in self.rows]
-        out += ["", "| phase | wall time |", "|---|---|"]
-        out += [f"| {name} | {seconds:.1f} s |" for name, seconds in self.phases]
-        out += [f"| **total** | **{sum(s for _, s in self.phases):.1f} s** |"]
-        return "\n".join(out + [""] + self.sections)
 
 
 def open_graph(folder: Path) -> KnowledgeGraph:
@@ -310,7 +281,7 @@ def build_modules(report: Report, sizes: Sizes, work: Path) -> Stores:
         start = now()
         paths = gen.write(work / "modules", sizes.modules, seed=0)
         generated = now() - start
-    report.row("1. build", "generate + write YAML files", f"{generated:.1f} s", "", f"{sizes.modules:,} files")
+    report.row("1. build", "generate + write YAML files", f"{generated:.1f} s", f"{sizes.modules:,} files")
     with report.phase(f"1. import {sizes.modules:,} modules (import_files)"):
         five = open_graph(work / "store-5dc")
         start = now()
@@ -321,7 +292,7 @@ def build_modules(report: Report, sizes: Sizes, work: Path) -> Stores:
         raise SystemExit(f"benchmark input rejected: {bad[0].as_dict()}")
     module_iris = [r.iri or "" for r in reports]
     report.row("1. build", f"import_files, {len(paths):,} modules into an empty on-disk store",
-               f"{imported:.1f} s = {len(paths) / imported:,.0f} modules/s", "",
+               f"{imported:.1f} s = {len(paths) / imported:,.0f} modules/s",
                f"{len(five.store):,} quads; 5-datacenter store")
     with report.phase("1. copy the modules into the 1-datacenter store (KnowledgeGraph.write)"):
         one = open_graph(work / "store-1dc")
@@ -330,8 +301,8 @@ def build_modules(report: Report, sizes: Sizes, work: Path) -> Stores:
             one.write([AssetWrite(iri, five.asset_quads(iri)) for iri in module_iris[at:at + sizes.chunk]])
         copied = now() - start
     report.row("1. build", f"copy the {len(module_iris):,} module graphs into the 1-datacenter store",
-               f"{copied:.1f} s", f"{copied / imported:.2f}x the import",
-               f"KnowledgeGraph.write in chunks of {sizes.chunk:,}; {len(one.store):,} quads")
+               f"{copied:.1f} s", f"KnowledgeGraph.write in chunks of {sizes.chunk:,}; {len(one.store):,} quads",
+               ratio=f"{copied / imported:.2f}x the import")
     five.write([datacenter_write(k) for k in range(1, sizes.datacenters + 1)])
     one.write([datacenter_write(1)])
     return Stores(five, one, module_iris)
@@ -803,16 +774,16 @@ def bench_latency(report: Report, sizes: Sizes, graph: KnowledgeGraph, app: Any,
             api, asgi = times["http"], times["asgi"]
             if endpoint.direct is None:
                 report.row("2. latency", f"{endpoint.name}: HTTP", f"p50 {fmt(p50(api))}, p99 {fmt(p99(api))}",
-                           "", f"in-process ASGI p50 {fmt(p50(asgi))}; {len(api)} requests")
+                           f"in-process ASGI p50 {fmt(p50(asgi))}; {len(api)} requests")
                 continue
             direct = times["direct"]
             overhead = p50(api) - p50(direct)
             report.row("2. latency", f"{endpoint.name}: HTTP", f"p50 {fmt(p50(api))}, p99 {fmt(p99(api))}",
-                       f"{p50(api) / p50(direct):.2f}x direct (p99 {p99(api) / p99(direct):.2f}x)",
                        f"{len(api)} requests; direct ({endpoint.direct_label}) p50 {fmt(p50(direct))}, "
-                       f"p99 {fmt(p99(direct))}")
+                       f"p99 {fmt(p99(direct))}",
+                       ratio=f"{p50(api) / p50(direct):.2f}x direct (p99 {p99(api) / p99(direct):.2f}x)")
             report.row("2. latency", f"{endpoint.name}: API overhead = HTTP p50 - direct p50",
-                       f"**{fmt(overhead)}** ({'under' if overhead < 0.002 else 'over'} 2 ms)", "",
+                       f"**{fmt(overhead)}** ({'under' if overhead < 0.002 else 'over'} 2 ms)",
                        f"of which in-process ASGI (framework) {fmt(p50(asgi) - p50(direct))}, "
                        f"HTTP (uvicorn + socket + httpx client) {fmt(p50(api) - p50(asgi))}")
     return results
@@ -883,12 +854,14 @@ def bench_concurrency(report: Report, sizes: Sizes, graph: KnowledgeGraph, app: 
     flat_direct = [x for rows_ in direct_times for x in rows_]
     direct_throughput = len(flat_direct) / direct_elapsed
     direct_latencies = [t for _, t in flat_direct]
-    report.row("3. concurrency", f"{sizes.clients} clients x {sizes.load_seconds:g} s over HTTP, mix of "
-               f"{', '.join(kinds)}", f"**{throughput:,.0f} requests/s**; p50 {fmt(p50(latencies))}, "
+    report.row("3. concurrency",
+               f"{sizes.clients} clients x {sizes.load_seconds:g} s over HTTP, mix of "
+               f"{', '.join(kinds)}",
+               f"**{throughput:,.0f} requests/s**; p50 {fmt(p50(latencies))}, "
                f"p99 {fmt(p99(latencies))}; **errors: {errors}** of {len(requests):,}",
-               f"throughput {throughput / direct_throughput:.2f}x direct; p50 {p50(latencies) / p50(direct_latencies):.1f}x",
                f"direct baseline ({sizes.clients} threads in-process, {sizes.direct_load_seconds:g} s): "
-               f"{direct_throughput:,.0f} calls/s, p50 {fmt(p50(direct_latencies))}, p99 {fmt(p99(direct_latencies))}")
+               f"{direct_throughput:,.0f} calls/s, p50 {fmt(p50(direct_latencies))}, p99 {fmt(p99(direct_latencies))}",
+               ratio=f"throughput {throughput / direct_throughput:.2f}x direct; p50 {p50(latencies) / p50(direct_latencies):.1f}x")
     if load["errors"]:
         report.row("3. concurrency", "first errors", "; ".join(load["errors"][:3]))
     table = ["| request | HTTP count | HTTP p50 | HTTP p99 | direct count | direct p50 | direct p99 |",
@@ -1027,10 +1000,12 @@ def bench_what_if(report: Report, sizes: Sizes, graph: KnowledgeGraph, endpoints
                     if i >= sizes.warmup:
                         (patched if variant else as_is).append(seconds)
             check = min(_timed(index.has_restricted) for _ in range(5))
-        report.row("6. what-if", "SPARQL point query in-process: SearchIndex.has_restricted() as is vs as two index ranges",
-                   f"p50 {fmt(p50(as_is))} -> {fmt(p50(patched))}", f"{p50(patched) / p50(as_is):.2f}x",
+        report.row("6. what-if",
+                   "SPARQL point query in-process: SearchIndex.has_restricted() as is vs as two index ranges",
+                   f"p50 {fmt(p50(as_is))} -> {fmt(p50(patched))}",
                    f"has_restricted() alone: {fmt(check)} ('visibility != ?' walks the whole (visibility, vo) index: "
-                   f"{index.count():,} rows); same answer either way")
+                   f"{index.count():,} rows); same answer either way",
+                   ratio=f"{p50(patched) / p50(as_is):.2f}x")
     listing = next(e for e in endpoints_ if e.name.startswith("filtered listing"))
     plain = catalog_query(limit=50)
     sample = list(range(sizes.warmup, sizes.warmup + min(100, sizes.requests)))
@@ -1046,11 +1021,12 @@ def bench_what_if(report: Report, sizes: Sizes, graph: KnowledgeGraph, endpoints
             index._db.execute("CREATE INDEX IF NOT EXISTS bench_documents_by_kind_identifier "
                               "ON documents(kind, identifier, iri)")
         after = measure()
-    report.row("6. what-if", "SearchIndex.filter, sort=identifier, limit 50: as is vs with an index on "
+    report.row("6. what-if",
+               "SearchIndex.filter, sort=identifier, limit 50: as is vs with an index on "
                "documents(kind, identifier, iri)",
                f"tags + libraries {fmt(before[0])} -> {fmt(after[0])}; plain page {fmt(before[1])} -> {fmt(after[1])}",
-               f"{after[0] / before[0]:.2f}x / {after[1] / before[1]:.2f}x",
-               f"{index.count():,} index entries, {stores_note(index)}; the index was added to the benchmark's copy only")
+               f"{index.count():,} index entries, {stores_note(index)}; the index was added to the benchmark's copy only",
+               ratio=f"{after[0] / before[0]:.2f}x / {after[1] / before[1]:.2f}x")
 
 
 def stores_note(index: Any) -> str:
@@ -1086,21 +1062,23 @@ def main() -> None:
                 first = stores.written
                 five_s, one_s = grow(stores, sizes, target)
             written = target - first
-            report.row("1. build", f"deployments {first:,}-{target:,}: KnowledgeGraph.write, chunks of {sizes.chunk:,}",
+            report.row("1. build",
+                       f"deployments {first:,}-{target:,}: KnowledgeGraph.write, chunks of {sizes.chunk:,}",
                        f"5 DC: {five_s:.1f} s ({written / five_s:,.0f}/s); 1 DC: {one_s:.1f} s ({written / one_s:,.0f}/s)",
-                       f"1 DC / 5 DC {one_s / five_s:.2f}x",
-                       f"5-DC store {len(stores.five.store):,} quads, {stores.five.index.count():,} index entries")
+                       f"5-DC store {len(stores.five.store):,} quads, {stores.five.index.count():,} index entries",
+                       ratio=f"1 DC / 5 DC {one_s / five_s:.2f}x")
             with report.phase(f"4. Figure 10 point at {target:,} deployments"):
                 figure[target] = figure_point(stores, sizes, target)
         chunks = stores.seconds[5]
         report.row("1. build", "deployment write throughput, first vs last chunk (5-DC store)",
                    f"{sizes.chunk / chunks[0]:,.0f} vs {sizes.chunk / chunks[-1]:,.0f} deployments/s",
-                   f"last/first {chunks[-1] / chunks[0]:.2f}x", f"{len(chunks)} chunks")
+                   f"{len(chunks)} chunks", ratio=f"last/first {chunks[-1] / chunks[0]:.2f}x")
         after = [min(_timed(lambda q=q: graph.index.filter(q)) for _ in range(30)) for q in probe]
-        report.row("1. build", f"SearchIndex.filter of a module page, with 0 vs {stores.written:,} deployments in the index",
+        report.row("1. build",
+                   f"SearchIndex.filter of a module page, with 0 vs {stores.written:,} deployments in the index",
                    f"listing {fmt(before[0])} -> {fmt(after[0])}; free text {fmt(before[1])} -> {fmt(after[1])}",
-                   f"{after[0] / before[0]:.1f}x / {after[1] / before[1]:.1f}x",
-                   "best of 30; the documents table has no index on kind or the sort keys")
+                   "best of 30; the documents table has no index on kind or the sort keys",
+                   ratio=f"{after[0] / before[0]:.1f}x / {after[1] / before[1]:.1f}x")
         figure_table(report, figure, sizes)
         stores.one.close()
         plot_figure(figure, sizes.datacenters, args.figure,
@@ -1108,7 +1086,7 @@ def main() -> None:
                     f"p50 of {sizes.figure_reps} lookups per point ({sizes.slow_reps} for the class-as-constant "
                     f"search, {sizes.page_reps} for (b)); "
                     f"{os.cpu_count()} cores")
-        report.row("4. Figure 10", "plot", f"`{args.figure.name}`", "", "")
+        report.row("4. Figure 10", "plot", f"`{args.figure.name}`", "")
 
         app = create_app(graph)
         in_process = InProcess(app)
@@ -1179,9 +1157,9 @@ def figure_table(report: Report, figure: dict[int, dict[tuple[int, str], list[fl
             out.append(f"| {label} | {dcs} | {cells} | {growth:.2f}x | {vs:.2f}x |")
         last = figure[totals[-1]]
         report.row("4. Figure 10", f"{label}, {totals[-1]:,} deployments",
-                   f"{d} DC p50 {fmt(p50(last[(d, key)]))}; 1 DC p50 {fmt(p50(last[(1, key)]))}",
-                   f"{totals[-1]:,} vs {totals[0]:,}: {p50(last[(d, key)]) / p50(figure[totals[0]][(d, key)]):.2f}x "
-                   f"({d} DC)", "")
+                   f"{d} DC p50 {fmt(p50(last[(d, key)]))}; 1 DC p50 {fmt(p50(last[(1, key)]))}", "",
+                   ratio=f"{totals[-1]:,} vs {totals[0]:,}: {p50(last[(d, key)]) / p50(figure[totals[0]][(d, key)]):.2f}x "
+                   f"({d} DC)")
     report.sections.append("#### Figure 10 data: one deployment, search and retrieval (embedded pyoxigraph, "
                            f"{sizes.figure_reps} lookups per cell, {sizes.slow_reps} for the two searches with the "
                            f"class as a constant, {sizes.page_reps} for the datacenter page)\n\n"

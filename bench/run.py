@@ -103,13 +103,17 @@ def log(message: str) -> None:
 
 @dataclass
 class Report:
-    rows: list[tuple[str, str, str, str]] = field(default_factory=list)
+    """A bench's table (bench, measure, value, ratio to a baseline run in the same process, note),
+    its phases' wall times, free sections, and raw figures (for a --json file)."""
+
+    rows: list[tuple[str, str, str, str, str]] = field(default_factory=list)
     phases: list[tuple[str, float]] = field(default_factory=list)
     sections: list[str] = field(default_factory=list)
+    figures: dict[str, Any] = field(default_factory=dict)
 
-    def row(self, bench: str, measure: str, value: str, note: str = "") -> None:
-        self.rows.append((bench, measure, value, note))
-        log(f"{bench} | {measure} | {value} | {note}")
+    def row(self, bench: str, measure: str, value: str, note: str = "", ratio: str = "") -> None:
+        self.rows.append((bench, measure, value, ratio, note))
+        log(f"{bench} | {measure} | {value} | {ratio} | {note}")
 
     @contextlib.contextmanager
     def phase(self, name: str) -> Iterator[None]:
@@ -122,8 +126,8 @@ class Report:
             log(f"phase: {name} done in {now() - start:.1f} s")
 
     def markdown(self) -> str:
-        out = ["| bench | measure | value | note |", "|---|---|---|---|"]
-        out += [f"| {b} | {m} | {v} | {n} |" for b, m, v, n in self.rows]
+        out = ["| bench | measure | value | ratio to baseline | note |", "|---|---|---|---|---|"]
+        out += [f"| {b} | {m} | {v} | {r} | {n} |" for b, m, v, r, n in self.rows]
         out += ["", "| phase | wall time |", "|---|---|"]
         out += [f"| {name} | {seconds:.1f} s |" for name, seconds in self.phases]
         out += [f"| **total** | **{sum(s for _, s in self.phases):.1f} s** |"]
@@ -161,38 +165,35 @@ def import_checked(graph: KnowledgeGraph, paths: list[Path], **kwargs: Any) -> l
     return reports
 
 
-# -- wall-time breakdown of the write path ------------------------------------------------------
-class Breakdown:
-    """Wall time spent in the named stages of `import_files`, by patching them with timers."""
+# -- wall time per stage of a write path --------------------------------------------------------
+class StageTimer:
+    """Wall time spent in the named stages of a write path, by patching them with timers (about
+    1 us per call). A target is (owner, name, label): an attribute of a module or class, or a key
+    of a dict; labels starting with spaces are parts of the stage above them."""
 
-    TARGETS: list[tuple[Any, str, str]] = [
-        (loader, "read_file", "parse YAML (loader.read_file)"),
-        (catalog, "check_document", "JSON Schema check"),
-        (catalog, "to_records", "records (to_records)"),
-        (RmlMapping, "materialize", "RML mapping (morph-kgc + N-Triples parse)"),
-        (catalog, "validate", "SHACL, total (validation.validate)"),
-        (validation, "to_rdflib", "  of which: Oxigraph quads -> rdflib graph"),
-        (pyshacl, "validate", "  of which: pyshacl.validate"),
-        (KnowledgeGraph, "_replace_graph", "Oxigraph writes (staging extend + MOVE GRAPH)"),
-        (SearchIndex, "mark_pending", "search index (mark_pending + apply)"),
-        (SearchIndex, "apply", "search index (mark_pending + apply)"),
-    ]
-
-    def __init__(self) -> None:
+    def __init__(self, targets: list[tuple[Any, str, str]], unit: str, whole: str, rest: str):
+        self.targets, self.unit, self.whole, self.rest = targets, unit, whole, rest
         self.seconds: dict[str, float] = defaultdict(float)
 
     @contextlib.contextmanager
     def active(self) -> Iterator[None]:
         originals = []
-        for owner, name, label in self.TARGETS:
-            original = getattr(owner, name)
+        for owner, name, label in self.targets:
+            original = owner[name] if isinstance(owner, dict) else getattr(owner, name)
             originals.append((owner, name, original))
-            setattr(owner, name, self._timed(original, label))
+            self._set(owner, name, self._timed(original, label))
         try:
             yield
         finally:
             for owner, name, original in reversed(originals):
-                setattr(owner, name, original)
+                self._set(owner, name, original)
+
+    @staticmethod
+    def _set(owner: Any, name: str, value: Any) -> None:
+        if isinstance(owner, dict):
+            owner[name] = value
+        else:
+            setattr(owner, name, value)
 
     def _timed(self, function: Callable[..., Any], label: str) -> Callable[..., Any]:
         seconds = self.seconds
@@ -209,28 +210,49 @@ class Breakdown:
     def snapshot(self) -> dict[str, float]:
         return dict(self.seconds)
 
-    @classmethod
-    def table(cls, columns: list[tuple[str, dict[str, float], float, int]]) -> str:
-        """One row per stage; each column is (title, seconds by stage, total seconds, files): ms per module and share."""
-        labels = list(dict.fromkeys(label for _, _, label in cls.TARGETS))
-        out = ["| stage | " + " | ".join(f"{title}: ms/module (share)" for title, *_ in columns) + " |",
+    @staticmethod
+    def diff(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:
+        return {k: v - before.get(k, 0.0) for k, v in after.items()}
+
+    def table(self, columns: list[tuple[str, dict[str, float], float, int]]) -> str:
+        """One row per stage; each column is (title, seconds by stage, total seconds, count of units)."""
+        labels = list(dict.fromkeys(label for _, _, label in self.targets))
+        out = ["| stage | " + " | ".join(f"{title}: ms/{self.unit} (share)" for title, *_ in columns) + " |",
                "|---|" + "---|" * len(columns)]
 
-        def cell(seconds: float, total: float, files: int) -> str:
-            return f"{seconds / files * 1000:.2f} ({seconds / total:.0%})"
+        def cell(seconds: float, total: float, count: int) -> str:
+            return f"{seconds / count * 1000:.2f} ({seconds / total:.0%})"
 
         for label in labels:
-            out.append(f"| {label} | " + " | ".join(cell(sec.get(label, 0.0), total, files)
-                                                  for _, sec, total, files in columns) + " |")
+            out.append(f"| {label} | " + " | ".join(cell(sec.get(label, 0.0), total, count)
+                                                  for _, sec, total, count in columns) + " |")
         rest = [total - sum(v for k, v in sec.items() if not k.startswith("  ")) for _, sec, total, _ in columns]
-        out.append("| everything else (batching, _issue_of, search_document, ...) | "
-                   + " | ".join(cell(r, total, files) for r, (_, _, total, files) in zip(rest, columns)) + " |")
-        out.append("| **total import_files** | " + " | ".join(f"**{total / files * 1000:.2f}** ({files:,} modules)"
-                                                         for _, _, total, files in columns) + " |")
+        out.append(f"| everything else ({self.rest}) | "
+                   + " | ".join(cell(r, total, count) for r, (_, _, total, count) in zip(rest, columns)) + " |")
+        out.append(f"| **total {self.whole}** | " + " | ".join(f"**{total / count * 1000:.2f}** ({count:,} {self.unit}s)"
+                                                            for _, _, total, count in columns) + " |")
         return "\n".join(out)
 
 
-# -- the benchmarks -------------------------------------------------------------------------------
+IMPORT_STAGES: list[tuple[Any, str, str]] = [
+    (loader, "read_file", "parse YAML (loader.read_file)"),
+    (catalog, "check_document", "JSON Schema check"),
+    (catalog, "to_records", "records (to_records)"),
+    (RmlMapping, "materialize", "RML mapping (morph-kgc + N-Triples parse)"),
+    (catalog, "validate", "SHACL, total (validation.validate)"),
+    (validation, "to_rdflib", "  of which: Oxigraph quads -> rdflib graph"),
+    (pyshacl, "validate", "  of which: pyshacl.validate"),
+    (KnowledgeGraph, "_replace_graph", "Oxigraph writes (staging extend + MOVE GRAPH)"),
+    (SearchIndex, "mark_pending", "search index (mark_pending + apply)"),
+    (SearchIndex, "apply", "search index (mark_pending + apply)"),
+]
+"""The stages of `import_files`."""
+
+
+def import_stages() -> StageTimer:
+    return StageTimer(IMPORT_STAGES, "module", "import_files", "batching, _issue_of, search_document, ...")
+
+
 def bench_import(report: Report, sizes: Sizes, work: Path) -> tuple[KnowledgeGraph, list[Path]]:
     folder = work / "modules"
     with report.phase(f"a. generate {sizes.import_n:,} files"):
@@ -252,7 +274,7 @@ def bench_import(report: Report, sizes: Sizes, work: Path) -> tuple[KnowledgeGra
     # on_file runs for a whole batch at once, after its commit: segments are whole batches
     n_files = len(paths)
     segment = 1000 if n_files >= 3000 else max(batch, n_files // 3 // batch * batch)
-    breakdown = Breakdown()
+    breakdown = import_stages()
     marks: list[tuple[float, dict[str, float]]] = []  # (time, stage seconds) at each segment end
 
     def on_file(_: catalog.FileReport) -> None:
@@ -285,11 +307,11 @@ def bench_import(report: Report, sizes: Sizes, work: Path) -> tuple[KnowledgeGra
                f"{segment / first:,.1f} vs {last_n / last:,.1f} modules/s",
                f"time per module last/first {last / last_n / (first / segment):.1f}x (same batch size; see the breakdown)")
     rates = ", ".join(f"{segment / (b[0] - a[0]):.0f}" for a, b in zip(marks, marks[1:]))
-    diff = lambda b, a: {k: b.get(k, 0.0) - a.get(k, 0.0) for k in b}  # noqa: E731
+    diff = StageTimer.diff
     report.sections.append(
         f"#### Where the {n:,}-module import went (wall time per stage)\n\n"
         f"Modules/s per segment of {segment:,} files, in order: {rates}.\n\n"
-        + Breakdown.table([("whole import", s9, imported, n), (f"first {segment:,}", diff(s1, s0), first, segment),
+        + breakdown.table([("whole import", s9, imported, n), (f"first {segment:,}", diff(s1, s0), first, segment),
                            (f"last {last_n:,}", diff(s9, s8), last, last_n)]))
     return graph, paths
 
@@ -424,7 +446,7 @@ def bench_upsert(report: Report, sizes: Sizes, work: Path, small: KnowledgeGraph
                              write_variants(work / "variants-2", min(sizes.upserts, 20) + 2, sizes.small))
     a50, s50 = statistics.median(again["history"]), statistics.median(again["small"])
     # Where one upsert's time goes (small store; the wall-time counters cost ~1 us per stage call).
-    breakdown = Breakdown()
+    breakdown = import_stages()
     singles = write_variants(work / "variants-3", 10, sizes.small)
     with breakdown.active():
         start = now()
@@ -433,7 +455,7 @@ def bench_upsert(report: Report, sizes: Sizes, work: Path, small: KnowledgeGraph
         total = now() - start
     report.sections.append(f"#### Where one upsert goes: {len(singles)} single-file import_files into the "
                            f"{sizes.small:,}-asset store (wall time per stage)\n\n"
-                           + Breakdown.table([("one-file upsert", breakdown.snapshot(), total, len(singles))]))
+                           + breakdown.table([("one-file upsert", breakdown.snapshot(), total, len(singles))]))
     report.row("b. upsert", "phase-a store after Store.optimize()",
                f"p50 {ms(a50)} vs small {ms(s50)}: **{a50 / s50:.2f}x**",
                f"optimize() took {optimized:.1f} s; {len(again['small'])} upserts each")
@@ -512,13 +534,13 @@ def bench_profile(report: Report, sizes: Sizes, work: Path) -> None:
     with report.phase(f"d. profile one batch of {n}"):
         fresh = open_graph(work / "store-profile")
         import_checked(fresh, gen.write(work / "profile-warm", 5, seed=6))  # caches warm, store open
-        breakdown = Breakdown()
+        breakdown = import_stages()
         with breakdown.active():
             start = now()
             import_checked(fresh, breakdown_files)
             total = now() - start
         report.sections.append(f"#### One batch of {n} modules into a fresh store (wall time per stage)\n\n"
-                               + Breakdown.table([(f"batch of {n}", breakdown.snapshot(), total, n)]))
+                               + breakdown.table([(f"batch of {n}", breakdown.snapshot(), total, n)]))
         profiler = cProfile.Profile()
         profiler.enable()
         import_checked(fresh, cprofile_files)

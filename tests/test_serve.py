@@ -61,8 +61,13 @@ def test_demo_catalog_served_to_sparql_clients(server) -> None:  # type: ignore[
 
     store = rdflib.Graph(SPARQLStore(f"{url}/sparql", returnFormat="json"))
     titles = {str(row.title) for row in store.query(
-        "PREFIX ai4kg: <https://w3id.org/ai4kg/ns#> SELECT ?title WHERE { ?m ai4kg:title ?title }")}
+        "PREFIX ai4kg: <https://w3id.org/ai4kg/ns#> SELECT ?title WHERE { ?m a ai4kg:Module ; ai4kg:title ?title }")}
     assert len(titles) == modules
+    # the demo's provenance: one module's CI build, its training job and the run it logged
+    activities = {str(row.kind).rsplit("#", 1)[-1] for row in store.query(
+        "PREFIX ai4kg: <https://w3id.org/ai4kg/ns#> PREFIX prov: <http://www.w3.org/ns/prov#> "
+        "SELECT ?kind WHERE { ?a a prov:Activity, ?kind ; ai4kg:identifier ?id . FILTER(STRSTARTS(STR(?kind), STR(ai4kg:))) }")}
+    assert activities == {"Build", "TrainingRun", "BatchTrainingDeployment"}
 
     client.setQuery("PREFIX ai4kg: <https://w3id.org/ai4kg/ns#> "
                     "CONSTRUCT { ?m ai4kg:title ?title } WHERE { ?m a ai4kg:Module ; ai4kg:title ?title }")
