@@ -52,6 +52,17 @@ class Problem(Exception):
         self.invalid_params: list[dict[str, Any]] | None = None
         """Several parameters at fault (e.g. each field of a rejected document); overrides `parameter`."""
 
+    @classmethod
+    def of_issues(cls, status: int, title: str, issues: list[Any]) -> "Problem":
+        """A problem listing every issue (metadata.issues.Issue: field, rule, message, value) as an
+        invalid parameter; `rule` apart as well (the reason keeps it in brackets for readers of the
+        problem+json; the InvalidParam schema allows more keys, as the "in" of request validation
+        errors)."""
+        problem = cls(status, title, f"{len(issues)} error(s); nothing was written")
+        problem.invalid_params = [{"name": issue.field, "reason": f"{issue.message} [{issue.rule}]",
+                                   "rule": issue.rule, "value": issue.value} for issue in issues]
+        return problem
+
     def body(self, instance: str) -> dict[str, Any]:
         body: dict[str, Any] = {"type": "about:blank", "title": self.title, "status": self.status,
                                 "detail": self.detail, "instance": instance}

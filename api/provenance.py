@@ -57,12 +57,9 @@ def gate_for(identity: Identity) -> Gate:
 
 
 def _problem_of(outcome: Outcome) -> Problem:
-    status = 403 if outcome.status == "forbidden" else 422
-    title = "Forbidden" if status == 403 else "Invalid provenance event"
-    problem = Problem(status, title, f"{len(outcome.errors)} error(s); nothing was written")
-    problem.invalid_params = [{"name": issue.field, "reason": f"{issue.message} [{issue.rule}]", "rule": issue.rule,
-                               "value": issue.value} for issue in outcome.errors]
-    return problem
+    if outcome.status == "forbidden":
+        return Problem.of_issues(403, "Forbidden", outcome.errors)
+    return Problem.of_issues(422, "Invalid provenance event", outcome.errors)
 
 
 def router(graph: KnowledgeGraph) -> APIRouter:

@@ -69,12 +69,7 @@ def publish_module(graph: KnowledgeGraph, identity: Identity | None, name: str, 
     source = InlineFile(f"{name}.json" if is_json else f"{name}.yml", body)
     [report] = import_files(graph, [source], ImportOptions(identifier=name, vo=owner, visibility=visibility))
     if report.status != "imported":
-        problem = Problem(422, "Invalid metadata", f"{len(report.errors)} error(s); nothing was written")
-        # `rule` apart as well (the reason keeps it in brackets for readers of REST's problem+json; the
-        # InvalidParam schema allows more keys, as the "in" of request validation errors)
-        problem.invalid_params = [{"name": issue.field, "reason": f"{issue.message} [{issue.rule}]",
-                                   "rule": issue.rule, "value": issue.value} for issue in report.errors]
-        raise problem
+        raise Problem.of_issues(422, "Invalid metadata", report.errors)
     return Published(name, iri, owner, visibility, existing is None,
                      [issue.as_dict() for issue in report.warnings])
 
