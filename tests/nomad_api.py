@@ -1,0 +1,223 @@
+"""A loopback stand-in for the part of Nomad's HTTP API that adapters/nomad.py uses (tests only).
+
+No Nomad binary can run here, so this serves, with the paths, payloads, status codes and
+plain-text errors that Nomad's API documentation gives:
+
+- Jobs HTTP API (developer.hashicorp.com/nomad/api-docs/jobs): `GET /v1/jobs` (list stubs;
+  `namespace`, `*` for all, `meta=true` adds Meta), `POST /v1/jobs` (create: {"Job": ...} ->
+  {"EvalID", "EvalCreateIndex", "JobModifyIndex", ...}), `GET /v1/job/:job_id` (read),
+  `DELETE /v1/job/:job_id` (stop; `purge=true` forgets it), `GET /v1/job/:job_id/allocations`
+  (allocation stubs, without resources);
+- Allocations HTTP API (api-docs/allocations): `GET /v1/allocation/:alloc_id` (read, with
+  `AllocatedResources.Shared.Ports` and `.Networks`);
+- API overview (api-docs): the namespace is the `namespace` query parameter (default "default"),
+  the ACL token the `X-Nomad-Token` header; errors are plain text with a 4xx/5xx status:
+  400 for an invalid job, 403 "Permission denied" (or "ACL token not found") when ACLs are on,
+  404 "job not found" / "alloc not found".
+
+What it simplifies: one client node (NODE_IP), scheduling is instant (a registered job runs at
+once: one allocation per group count, ClientStatus "running", each dynamic port given a host
+port), no blocking queries, no evaluations to read, no regions. `fail_with` makes every request
+answer a given status (a server in trouble).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+NODE_IP = "10.0.0.7"
+JOB_TYPES = {"service", "batch", "system", "sysbatch"}
+
+
+class NomadApi:
+    """The state of the stand-in cluster, and the server serving it on 127.0.0.1 (`address`)."""
+
+    def __init__(self, token: str | None = None):
+        self.token = token
+        self.jobs: dict[tuple[str, str], dict[str, Any]] = {}         # (namespace, id) -> job
+        self.allocs: dict[str, dict[str, Any]] = {}                  # alloc id -> allocation
+        self.requests: list[tuple[str, str, dict[str, list[str]]]] = []  # method, path, query
+        self.tokens: list[str | None] = []                            # X-Nomad-Token per request
+        self.fail_with: int | None = None
+        self._index = itertools.count(10)
+        self._ports = itertools.count(20000)
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+
+    @property
+    def address(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> "NomadApi":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    # --- the endpoints: each returns (status, body); a str body is a plain-text error ---
+
+    def handle(self, method: str, path: str, query: dict[str, list[str]], headers: Any,
+               body: bytes) -> tuple[int, Any]:
+        self.requests.append((method, path, query))
+        self.tokens.append(headers.get("X-Nomad-Token"))
+        if self.fail_with:
+            return self.fail_with, "rpc error: No cluster leader"
+        if self.token is not None:
+            given = headers.get("X-Nomad-Token")
+            if not given:
+                return 403, "Permission denied"
+            if given != self.token:
+                return 403, "ACL token not found"
+        namespace = (query.get("namespace") or ["default"])[0]
+        parts = [unquote(p) for p in path.strip("/").split("/")]
+        with self._lock:
+            if parts == ["v1", "jobs"] and method == "GET":
+                return 200, self._list(namespace, (query.get("meta") or ["false"])[0].lower() == "true")
+            if parts == ["v1", "jobs"] and method in ("POST", "PUT"):
+                return self._register(namespace, body)
+            if len(parts) == 3 and parts[:2] == ["v1", "job"]:
+                job = self.jobs.get((namespace, parts[2]))
+                if job is None:
+                    return 404, "job not found"
+                if method == "GET":
+                    return 200, job
+                if method == "DELETE":
+                    return 200, self._stop(job, (query.get("purge") or ["false"])[0].lower() == "true")
+            if len(parts) == 4 and parts[:2] == ["v1", "job"] and parts[3] == "allocations" and method == "GET":
+                if (namespace, parts[2]) not in self.jobs:
+                    return 404, "job not found"
+                return 200, [_stub(a) for a in self.allocs.values()
+                             if a["Namespace"] == namespace and a["JobID"] == parts[2]]
+            if len(parts) == 3 and parts[:2] == ["v1", "allocation"] and method == "GET":
+                alloc = self.allocs.get(parts[2])
+                return (200, alloc) if alloc else (404, "alloc not found")
+        if method == "GET":
+            return 404, f"Invalid URL: {path}"
+        return 405, "Invalid method"
+
+    def _list(self, namespace: str, meta: bool) -> list[dict[str, Any]]:
+        stubs = []
+        for (ns, _), job in sorted(self.jobs.items()):
+            if namespace in ("*", ns):
+                stub = {k: job[k] for k in ("ID", "Name", "Namespace", "Type", "Priority", "Status", "Stop",
+                                            "Datacenters", "CreateIndex", "ModifyIndex", "JobModifyIndex")}
+                if meta:
+                    stub["Meta"] = job.get("Meta") or {}
+                stubs.append(stub)
+        return stubs
+
+    def _register(self, namespace: str, body: bytes) -> tuple[int, Any]:
+        try:
+            request = json.loads(body)
+        except ValueError as exc:
+            return 400, f"failed to decode the request body: {exc}"
+        job = request.get("Job") if isinstance(request, dict) else None
+        if not isinstance(job, dict):
+            return 400, "Job must be specified"
+        namespace = job.get("Namespace") or namespace
+        errors = []
+        if not job.get("ID"):
+            errors.append("Missing job ID")
+        elif " " in job["ID"]:
+            errors.append("Job ID contains a space")
+        if job.get("Type") not in JOB_TYPES:
+            errors.append(f"Invalid job type: {job.get('Type')!r}")
+        groups = job.get("TaskGroups")
+        if not groups:
+            errors.append("Missing job task groups")
+        for group in groups or []:
+            if not group.get("Tasks"):
+                errors.append(f"Task group {group.get('Name')!r} has no tasks")
+        if errors:
+            return 400, f"{len(errors)} error(s) occurred:\n\n" + "\n".join(f"* {e}" for e in errors)
+        index = next(self._index)
+        previous = self.jobs.get((namespace, job["ID"]))
+        stored = {**job, "Namespace": namespace, "Name": job.get("Name") or job["ID"], "Priority": job.get("Priority", 50),
+                  "Datacenters": job.get("Datacenters") or ["*"], "Status": "running", "Stop": False,
+                  "CreateIndex": previous["CreateIndex"] if previous else index, "ModifyIndex": index,
+                  "JobModifyIndex": index, "Version": previous["Version"] + 1 if previous else 0}
+        self.jobs[(namespace, job["ID"])] = stored
+        for alloc in self.allocs.values():            # an update replaces the running allocations
+            if alloc["Namespace"] == namespace and alloc["JobID"] == job["ID"]:
+                alloc.update(ClientStatus="complete", DesiredStatus="stop")
+        for group in groups:
+            for _ in range(group.get("Count", 1)):
+                self._allocate(stored, group, index)
+        return 200, {"EvalID": str(uuid.uuid4()), "EvalCreateIndex": index, "JobModifyIndex": index,
+                     "Warnings": "", "Index": index, "LastContact": 0, "KnownLeader": True}
+
+    def _allocate(self, job: dict[str, Any], group: dict[str, Any], index: int) -> None:
+        alloc_id = str(uuid.uuid4())
+        ports, networks = [], []
+        for network in group.get("Networks") or []:
+            dynamic = [{"Label": p["Label"], "Value": next(self._ports), "To": p.get("To", 0), "HostNetwork": "default"}
+                       for p in network.get("DynamicPorts") or []]
+            networks.append({"Mode": network.get("Mode", "host"), "IP": NODE_IP, "DynamicPorts": dynamic})
+            ports += [{"Label": p["Label"], "Value": p["Value"], "To": p["To"], "HostIP": NODE_IP} for p in dynamic]
+        self.allocs[alloc_id] = {
+            "ID": alloc_id, "Name": f"{job['ID']}.{group['Name']}[0]", "Namespace": job["Namespace"],
+            "NodeID": "node-1", "JobID": job["ID"], "TaskGroup": group["Name"], "DesiredStatus": "run",
+            "ClientStatus": "running", "CreateIndex": index, "ModifyIndex": index,
+            "AllocatedResources": {"Shared": {"DiskMB": (group.get("EphemeralDisk") or {}).get("SizeMB", 300),
+                                              "Networks": networks, "Ports": ports}},
+            "TaskStates": {t["Name"]: {"State": "running", "Failed": False} for t in group["Tasks"]},
+        }
+
+    def _stop(self, job: dict[str, Any], purge: bool) -> dict[str, Any]:
+        index = next(self._index)
+        key = (job["Namespace"], job["ID"])
+        for alloc_id, alloc in list(self.allocs.items()):
+            if (alloc["Namespace"], alloc["JobID"]) == key:
+                if purge:
+                    del self.allocs[alloc_id]
+                else:
+                    alloc.update(ClientStatus="complete", DesiredStatus="stop")
+        if purge:
+            del self.jobs[key]
+        else:
+            job.update(Stop=True, Status="dead", ModifyIndex=index, JobModifyIndex=index)
+        return {"EvalID": str(uuid.uuid4()), "EvalCreateIndex": index, "JobModifyIndex": index,
+                "Index": index, "LastContact": 0, "KnownLeader": True}
+
+
+def _stub(alloc: dict[str, Any]) -> dict[str, Any]:
+    """An allocation as a job's allocation list gives it: no resources."""
+    return {k: v for k, v in alloc.items() if k != "AllocatedResources"}
+
+
+def _handler(api: NomadApi) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _serve(self) -> None:
+            url = urlsplit(self.path)
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            status, answer = api.handle(self.command, url.path, parse_qs(url.query), self.headers, body)
+            if isinstance(answer, str):
+                data, kind = answer.encode(), "text/plain; charset=utf-8"
+            else:
+                data, kind = json.dumps(answer).encode(), "application/json"
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(data)))
+            if status < 400:
+                self.send_header("X-Nomad-Index", str(next(api._index)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = do_PUT = do_DELETE = _serve
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    return Handler
