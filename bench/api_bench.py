@@ -130,7 +130,7 @@ import pyoxigraph as ox  # noqa: E402
 import uvicorn  # noqa: E402
 
 import generate as gen  # noqa: E402  (bench/generate.py)
-from run import Report, log, machine, now, percentile  # noqa: E402  (bench/run.py helpers)
+from run import Report, log, machine, now, own_time_table, percentile  # noqa: E402  (bench/run.py helpers)
 
 from ai4kg.api.access import ANONYMOUS  # noqa: E402
 from ai4kg.api.app import create_app  # noqa: E402
@@ -903,24 +903,6 @@ def inline_threadpool() -> Iterator[None]:
             setattr(owner, name, value)
 
 
-def _group(filename: str, function: str) -> str:
-    if filename == "~":
-        for package in ("pyoxigraph", "sqlite3", "json", "_asyncio", "select", "socket"):
-            if package in function:
-                return f"C: {package}"
-        return "C: other builtins"
-    if "site-packages/" in filename:
-        return filename.split("site-packages/", 1)[1].split("/", 1)[0].removesuffix(".py")
-    if filename.endswith("bench/api_bench.py"):
-        return "benchmark's ASGI driver"
-    if "/work/main/" in filename or "/ai4kg/" in filename:
-        rest = filename.split("/ai4kg/", 1)[-1] if "/ai4kg/" in filename else filename.split("/work/main/", 1)[1]
-        return "ai4kg/" + rest
-    if "/lib/python3" in filename:
-        return "stdlib: " + filename.rsplit("/", 1)[-1]
-    return filename
-
-
 def bench_profile(report: Report, sizes: Sizes, endpoints_: list[Endpoint], in_process: InProcess) -> None:
     for endpoint in endpoints_:
         calls = endpoint.calls[: sizes.profile_requests]
@@ -943,14 +925,9 @@ def bench_profile(report: Report, sizes: Sizes, endpoints_: list[Endpoint], in_p
                 start = now()
                 endpoint.direct(i)
                 direct.append(now() - start)
-        stats = pstats.Stats(profiler)
-        total = sum(v[2] for v in stats.stats.values())  # type: ignore[attr-defined]
-        by_group: dict[str, float] = defaultdict(float)
-        for (filename, _, function), (_, _, own, _, _) in stats.stats.items():  # type: ignore[attr-defined]
-            by_group[_group(filename, function)] += own
-        groups = sorted(by_group.items(), key=lambda kv: -kv[1])[:14]
-        table = ["| where (own time) | ms per request | share |", "|---|---|---|"]
-        table += [f"| {name} | {seconds / len(calls) * 1000:.3f} | {seconds / total:.0%} |" for name, seconds in groups]
+        total, table = own_time_table(profiler, len(calls), ("pyoxigraph", "sqlite3", "json", "_asyncio", "select",
+                                                             "socket"), unit="request", digits=3,
+                                      named={"bench/api_bench.py": "benchmark's ASGI driver"})
         text = io.StringIO()
         pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(18)
         top = "\n".join(line for line in text.getvalue().splitlines()

@@ -57,7 +57,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import Report, StageTimer, log, machine, now, percentile  # noqa: E402  (bench/run.py helpers)
+from run import Report, StageTimer, log, machine, now, own_time_table, percentile  # noqa: E402  (bench/run.py helpers)
 
 import pyoxigraph as ox  # noqa: E402
 import pyshacl  # noqa: E402
@@ -771,31 +771,8 @@ def _edge(rows: list[Timing], take: int) -> tuple[int, float, None, None, str, l
     return n, sec, None, None, ", ".join(f"{v:,} {o}" for o, v in mix.items()), used
 
 
-def _group(filename: str, function: str) -> str:
-    if filename == "~":
-        for package in ("pyoxigraph", "sqlite3", "json", "pandas", "numpy"):
-            if package in function:
-                return f"C: {package}"
-        return "C: other builtins"
-    if "site-packages/" in filename:
-        return filename.split("site-packages/", 1)[1].split("/", 1)[0].removesuffix(".py")
-    if "/work/main/" in filename or "/ai4kg/" in filename:
-        rest = filename.split("/ai4kg/", 1)[-1] if "/ai4kg/" in filename else filename.split("/work/main/", 1)[1]
-        return "ai4kg/" + rest
-    if "/lib/python3" in filename:
-        return "stdlib: " + filename.rsplit("/", 1)[-1]
-    return filename
-
-
 def profile_section(profiler: cProfile.Profile, calls: int, title: str) -> str:
-    stats = pstats.Stats(profiler)
-    total = sum(v[2] for v in stats.stats.values())  # type: ignore[attr-defined]
-    by_group: dict[str, float] = defaultdict(float)
-    for (filename, _, function), (_, _, own, _, _) in stats.stats.items():  # type: ignore[attr-defined]
-        by_group[_group(filename, function)] += own
-    groups = sorted(by_group.items(), key=lambda kv: -kv[1])[:14]
-    table = ["| where (own time) | ms per call | share |", "|---|---|---|"]
-    table += [f"| {name} | {seconds / calls * 1000:.2f} | {seconds / total:.0%} |" for name, seconds in groups]
+    total, table = own_time_table(profiler, calls, ("pyoxigraph", "sqlite3", "json", "pandas", "numpy"))
     text = io.StringIO()
     pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(30)
     cumulative = "\n".join(line for line in text.getvalue().splitlines()

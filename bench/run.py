@@ -134,6 +134,38 @@ class Report:
         return "\n".join(out + [""] + self.sections)
 
 
+# -- where a profile's time went --------------------------------------------------------------------
+def _package_of(filename: str, function: str, builtins: tuple[str, ...], named: dict[str, str]) -> str:
+    """The package, ai4kg module or stdlib file a profiled function belongs to."""
+    if filename == "~":
+        return next((f"C: {package}" for package in builtins if package in function), "C: other builtins")
+    if "site-packages/" in filename:
+        return filename.split("site-packages/", 1)[1].split("/", 1)[0].removesuffix(".py")
+    for suffix, name in named.items():
+        if filename.endswith(suffix):
+            return name
+    if "/work/main/" in filename or "/ai4kg/" in filename:
+        return "ai4kg/" + (filename.split("/ai4kg/", 1)[-1] if "/ai4kg/" in filename else filename.split("/work/main/", 1)[1])
+    if "/lib/python3" in filename:
+        return "stdlib: " + filename.rsplit("/", 1)[-1]
+    return filename
+
+
+def own_time_table(profiler: cProfile.Profile, calls: int, builtins: tuple[str, ...], unit: str = "call",
+                   digits: int = 2, named: dict[str, str] | None = None) -> tuple[float, list[str]]:
+    """A profile's total time and a Markdown table of its own time by package (the 14 largest),
+    per call: C builtins by the names in `builtins`, files ending in a key of `named` by its value."""
+    stats = pstats.Stats(profiler)
+    total = sum(v[2] for v in stats.stats.values())  # type: ignore[attr-defined]
+    by_package: dict[str, float] = defaultdict(float)
+    for (filename, _, function), (_, _, own, _, _) in stats.stats.items():  # type: ignore[attr-defined]
+        by_package[_package_of(filename, function, builtins, named or {})] += own
+    table = [f"| where (own time) | ms per {unit} | share |", "|---|---|---|"]
+    table += [f"| {name} | {seconds / calls * 1000:.{digits}f} | {seconds / total:.0%} |"
+              for name, seconds in sorted(by_package.items(), key=lambda kv: -kv[1])[:14]]
+    return total, table
+
+
 def machine() -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
