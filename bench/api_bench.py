@@ -46,7 +46,6 @@ import pstats
 import random
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -130,7 +129,7 @@ import pyoxigraph as ox  # noqa: E402
 import uvicorn  # noqa: E402
 
 import generate as gen  # noqa: E402  (bench/generate.py)
-from run import Report, log, machine, now, own_time_table, percentile  # noqa: E402  (bench/run.py helpers)
+from run import Report, fmt, p50, log, machine, now, own_time_table, percentile  # noqa: E402  (bench/run.py helpers)
 
 from ai4kg.api.access import ANONYMOUS  # noqa: E402
 from ai4kg.api.app import create_app  # noqa: E402
@@ -191,15 +190,6 @@ QUICK = Sizes(modules=300, checkpoints=(300, 1_000, 3_000), chunk=500, requests=
 
 
 # -- helpers -------------------------------------------------------------------------------------------
-def fmt(seconds: float) -> str:
-    value = seconds * 1000
-    return f"{value:.3f} ms" if value < 1 else f"{value:.2f} ms" if value < 100 else f"{value:,.0f} ms"
-
-
-def p50(values: list[float]) -> float:
-    return statistics.median(values)
-
-
 def p99(values: list[float]) -> float:
     return percentile(values, 99)
 

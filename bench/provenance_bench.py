@@ -57,7 +57,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import Report, StageTimer, log, machine, now, own_time_table, percentile  # noqa: E402  (bench/run.py helpers)
+from run import Report, fmt, p50, StageTimer, log, machine, now, own_time_table, percentile  # noqa: E402  (bench/run.py helpers)
 
 import pyoxigraph as ox  # noqa: E402
 import pyshacl  # noqa: E402
@@ -263,15 +263,6 @@ class Sizes:
         """Runs in the store at the first lineage measurement: a tenth of `runs`, rounded up to the
         end of an MLflow batch of the load."""
         return min(self.load_runs, max(BATCH_SIZE, -(-self.runs // 10 // BATCH_SIZE) * BATCH_SIZE))
-
-
-def fmt(seconds: float) -> str:
-    value = seconds * 1000
-    return f"{value:.3f} ms" if value < 1 else f"{value:.2f} ms" if value < 100 else f"{value:,.0f} ms"
-
-
-def p50(values: list[float]) -> float:
-    return statistics.median(values)
 
 
 def p95(values: list[float]) -> float:

@@ -97,6 +97,16 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms" if seconds < 10 else f"{seconds:.1f} s"
 
 
+def fmt(seconds: float) -> str:
+    """A latency in ms with the digits that matter."""
+    value = seconds * 1000
+    return f"{value:.3f} ms" if value < 1 else f"{value:.2f} ms" if value < 100 else f"{value:,.0f} ms"
+
+
+def p50(values: list[float]) -> float:
+    return statistics.median(values)
+
+
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
