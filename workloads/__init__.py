@@ -1,0 +1,1 @@
+"""Deployments and workloads: the records, the ledger and outbox, the control loop (service.py)."""

@@ -1,0 +1,523 @@
+"""Deployments: create, list, inspect and delete them; the control loop that runs them.
+
+    request -> checked (records.check_request) -> the module from the catalogue, the VO, the name
+      -> the record, queued -> RML -> SHACL -> ledger (record + outbox `start`, marked unmapped)
+      -> graph (the deployment's named graph) -> mark cleared
+    control loop (`Controller`, or a call right after each request):
+      dispatch: outbox entries in order; `start` waits while a quota or the room on every healthy
+        datacenter says no (the deployment stays `queued` and says why), else the executor runs it
+        (`starting`); `stop` stops it (`stopped`) and frees what it held, so the queue moves on
+      reconcile: what the executor reports against the ledger: a job gone, a job nobody asked for,
+        a status changed; each repair written to the deployment's history and the repairs log
+      probe: each datacenter's health; a datacenter down or slow is avoided by placement
+
+Every change of a deployment goes through `_write`: the same crash protocol and the same SHACL
+shapes whether a user, the dispatcher or the reconciler made it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import pyoxigraph as ox
+
+from ..graph.namespaces import AI4KG, RDF_TYPE, asset_iri
+from ..graph.search import PUBLIC
+from ..graph.store import AssetWrite, KnowledgeGraph, search_document
+from ..graph.validation import validate
+from ..metadata.issues import Issue
+from .executor import Executor, Job, JobRefused, Observed, Resources
+from .ledger import Ledger, Repair
+from .records import ACTIVE, FINAL, Deployment, check_request, issue_of, new_deployment, now, to_quads
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 200
+"""Deployments mapped and validated together by the reconciler (morph-kgc and pyshacl cost a fixed
+amount per call)."""
+SLOW_PROBE_S = 2.0
+"""A datacenter whose probe takes longer than this is marked slow, and avoided like one down."""
+
+
+@dataclass(frozen=True)
+class Quotas:
+    """What one user, and one VO, may hold at once on the datacenters (queued deployments count for
+    nothing). Upstream's rule of one GPU per user is the default."""
+
+    user: Resources = Resources(cpu=16, memory_mb=64_000, gpu=1, disk_mb=500_000)
+    vo: dict[str, Resources] = field(default_factory=dict)
+    """per VO; a VO not listed has no limit of its own"""
+    try_me_per_user: int = 3
+
+    @classmethod
+    def from_file(cls, path: Path) -> "Quotas":
+        """A JSON file: {"user": {...}, "vo": {"NAME": {...}}, "try_me_per_user": N}; figures as in
+        a deployment request's resources (cpu, memory_mb, gpu, disk_mb)."""
+        data = json.loads(path.read_text("utf-8"))
+        default = cls()
+        return cls(user=Resources(**{**default.user.__dict__, **data.get("user", {})}),
+                   vo={name: Resources(**figures) for name, figures in data.get("vo", {}).items()},
+                   try_me_per_user=int(data.get("try_me_per_user", default.try_me_per_user)))
+
+
+class DeploymentRejected(Exception):
+    """A request that cannot be done: the HTTP status it means, and every issue (field, rule, value)."""
+
+    def __init__(self, status: int, title: str, issues: list[Issue]):
+        super().__init__("; ".join(str(i) for i in issues))
+        self.status, self.title, self.issues = status, title, issues
+
+
+@dataclass(frozen=True)
+class Requester:
+    """Who asks: the account (owner of what they create), their VOs, and whether they administer."""
+
+    subject: str
+    vos: frozenset[str]
+    admin: bool = False
+
+    def may_read(self, deployment: Deployment) -> bool:
+        return self.admin or deployment.owner == self.subject or deployment.vo in self.vos
+
+    def may_change(self, deployment: Deployment) -> bool:
+        return self.admin or deployment.owner == self.subject
+
+
+@dataclass
+class ReconcileReport:
+    checked: int = 0
+    observed: int = 0
+    changed: int = 0
+    gone: int = 0
+    unknown: int = 0
+    seconds: float = 0.0
+    repairs: list[Repair] = field(default_factory=list)
+
+
+class Deployments:
+    """The deployments of one knowledge graph, run by one executor."""
+
+    def __init__(self, graph: KnowledgeGraph, executor: Executor, quotas: Quotas | None = None):
+        self.graph, self.executor, self.quotas = graph, executor, quotas or Quotas()
+        self.ledger = Ledger(graph.settings.data_dir)
+        self._lock = threading.RLock()
+        """One change of deployments at a time: a request, the dispatcher or the reconciler."""
+        self.recover()
+
+    def close(self) -> None:
+        self.ledger.close()
+
+    # -- the write path --------------------------------------------------------------------------
+    def recover(self) -> int:
+        """Write to the graph what a crash left saved in the ledger but not in the graph."""
+        with self._lock:
+            unmapped = self.ledger.unmapped()
+            for start in range(0, len(unmapped), BATCH_SIZE):
+                chunk = unmapped[start:start + BATCH_SIZE]
+                by_graph, _ = to_quads(chunk, self.graph.settings.base_url)
+                self.graph.write(AssetWrite(d.iri, by_graph[d.iri]) for d in chunk)
+                self.ledger.mapped(d.identifier for d in chunk)
+            return len(unmapped)
+
+    def _write(self, deployments: list[Deployment], enqueue: Iterable[tuple[str, str, str]] = (),
+               done: Iterable[int] = ()) -> None:
+        """Map, validate and commit: ledger (marked unmapped, with the outbox changes), graph, mark
+        cleared. Raises DeploymentRejected (nothing written) when the shapes find a violation."""
+        if not deployments:
+            self.ledger.close_actions(done)
+            return
+        by_graph, records = to_quads(deployments, self.graph.settings.base_url)
+        quads = [q for d in deployments for q in by_graph[d.iri]]
+        ours = tuple(d.iri for d in deployments)
+        violations = [v for v in validate(quads + self._context(deployments))
+                      if v.severity == "Violation" and v.focus.startswith(ours)]
+        if violations:
+            raise DeploymentRejected(422, "Invalid deployment", [issue_of(v, records) for v in violations])
+        self.ledger.save(deployments, enqueue, done)
+        self.graph.write(AssetWrite(d.iri, by_graph[d.iri]) for d in deployments)
+        self.ledger.mapped(d.identifier for d in deployments)
+
+    def _context(self, deployments: list[Deployment]) -> list[ox.Quad]:
+        """What the shapes need to know of the nodes a deployment names (that its VO is one)."""
+        scratch = ox.NamedNode("urn:ai4kg:validation-context")
+        vos = sorted({asset_iri(self.graph.settings.base_url, "VirtualOrganisation", d.vo) for d in deployments})
+        return [ox.Quad(ox.NamedNode(vo), ox.NamedNode(RDF_TYPE), ox.NamedNode(AI4KG + "VirtualOrganisation"),
+                        scratch) for vo in vos]
+
+    # -- requests ----------------------------------------------------------------------------------
+    def create(self, body: Any, requester: Requester) -> tuple[Deployment, bool]:
+        """Queue a deployment (and try to start it at once): the record, and False when the same
+        request with the same `name` was made before (nothing new is done)."""
+        issues = check_request(body)
+        if issues:
+            raise DeploymentRejected(422, "Invalid deployment request", issues)
+        module_iri, image, module_vo = self._module(body["module"], requester)
+        vo = self._vo_of(body, requester, module_vo)
+        with self._lock:
+            name = body.get("name")
+            if name:
+                existing = self.ledger.get(name)
+                if existing is not None:
+                    if existing.owner == requester.subject and _request_of(existing) == _request_of_body(body):
+                        return existing, False
+                    raise DeploymentRejected(409, "Name taken", [Issue(
+                        "name", "unique", "a deployment of that name exists; choose another name", name)])
+            identifier = name or f"d-{uuid.uuid4().hex[:16]}"
+            deployment = new_deployment(body, identifier, self.graph.settings.base_url, requester.subject, vo,
+                                        module_iri, image, self.executor.name)
+            self._check_feasible(deployment)
+            self._write([deployment], enqueue=[(identifier, "start", "created by its owner")])
+        self.dispatch()
+        return self.ledger.get(identifier) or deployment, True
+
+    def _module(self, name: str, requester: Requester) -> tuple[str, str, str]:
+        """The module (or tool) of the catalogue the request names, if the requester may see it:
+        its IRI, image and VO."""
+        for kind in ("Module", "Tool"):
+            iri = asset_iri(self.graph.settings.base_url, kind, name)
+            quads = self.graph.asset_quads(iri)
+            document = search_document(iri, quads)
+            if document is None:
+                continue
+            if not (requester.admin or document.visibility == PUBLIC or document.vo in requester.vos):
+                break  # another VO's private module: as if it did not exist
+            image = next((q.object.value for q in quads if q.subject.value == iri
+                          and q.predicate.value == AI4KG + "dockerImage"), None)
+            if not image:
+                raise DeploymentRejected(422, "Invalid deployment request", [Issue(
+                    "module", "deployable", "the module's metadata names no container image to run", name)])
+            return iri, image, document.vo
+        raise DeploymentRejected(422, "Invalid deployment request", [Issue(
+            "module", "exists", "no module or tool of that name in the catalogue", name)])
+
+    @staticmethod
+    def _vo_of(body: dict[str, Any], requester: Requester, module_vo: str) -> str:
+        if "vo" in body:
+            if not (requester.admin or body["vo"] in requester.vos):
+                raise DeploymentRejected(403, "Forbidden", [Issue(
+                    "vo", "membership", "you are not a member of that VO", body["vo"])])
+            return body["vo"]
+        if len(requester.vos) == 1:
+            return next(iter(requester.vos))
+        if module_vo in requester.vos or requester.admin:
+            return module_vo
+        raise DeploymentRejected(422, "Invalid deployment request", [Issue(
+            "vo", "required", f"say which VO to deploy in: one of {', '.join(sorted(requester.vos)) or '(none)'}",
+            None)])
+
+    def _check_feasible(self, deployment: Deployment) -> None:
+        """Refuse what could never start: more than the user's or the VO's quota, or than any datacenter."""
+        needs = deployment.needs
+        issues = []
+        for limit, whose in ((self.quotas.user, "your quota"), (self.quotas.vo.get(deployment.vo), "the VO's quota")):
+            if limit is None:
+                continue
+            for name in ("cpu", "memory_mb", "gpu", "disk_mb"):
+                if getattr(needs, name) > getattr(limit, name):
+                    issues.append(Issue(f"resources.{name}", "quota", f"more than {whose} allows ({getattr(limit, name)})",
+                                        getattr(needs, name)))
+        capacity = self.executor.capacity()
+        places = {dc: room for dc, room in capacity.items() if deployment.datacenter in (None, dc)}
+        if deployment.datacenter is not None and not places:
+            issues.append(Issue("datacenter", "exists", f"no such datacenter; there are: {', '.join(sorted(capacity))}",
+                                deployment.datacenter))
+        elif places and all(room is not None and room.exceeded_by(needs) for room in places.values()):
+            biggest = max((room for room in places.values() if room is not None), key=lambda r: (r.gpu, r.cpu))
+            for name in biggest.exceeded_by(needs):
+                field_name = name.split(" ")[0]
+                issues.append(Issue(f"resources.{field_name}", "capacity",
+                                    f"more than any datacenter has ({getattr(biggest, field_name)})",
+                                    getattr(needs, field_name)))
+        if issues:
+            raise DeploymentRejected(422, "Deployment cannot run", issues)
+
+    def get(self, identifier: str, requester: Requester | None = None) -> Deployment | None:
+        """The deployment, or None when there is none the requester may see."""
+        deployment = self.ledger.get(identifier)
+        if deployment is None or (requester is not None and not requester.may_read(deployment)):
+            return None
+        return deployment
+
+    def delete(self, identifier: str, requester: Requester) -> Deployment | None:
+        """Stop the deployment and free what it holds (its record stays, `stopped`); None if the
+        requester cannot see it. Deleting one already ended changes nothing."""
+        with self._lock:
+            deployment = self.get(identifier, requester)
+            if deployment is None:
+                return None
+            if not requester.may_change(deployment):
+                raise DeploymentRejected(403, "Forbidden", [Issue(
+                    "identifier", "owner", "only its owner or an administrator may delete a deployment", identifier)])
+            if deployment.status in FINAL:
+                return deployment
+            if deployment.status == "queued":  # never started: nothing to stop
+                starts = [a.seq for a in self.ledger.pending() if a.identifier == identifier]
+                deployment.move("stopped", "deleted by its owner before it started")
+                self._write([deployment], done=starts)
+            else:
+                self.ledger.save([], enqueue=[(identifier, "stop", "deleted by its owner")])
+        self.dispatch()
+        return self.ledger.get(identifier)
+
+    def find(self, requester: Requester, owner: str | None = None, vo: str | None = None, **filters: Any
+             ) -> list[tuple[int, Deployment]]:
+        """Deployments the requester may see: their own by default, a VO's (member), anyone's (admin)."""
+        if vo is not None:
+            if not (requester.admin or vo in requester.vos):
+                return []
+            return self.ledger.find(owner=owner, vos=[vo], **filters)
+        if owner is None and not requester.admin:
+            owner = requester.subject
+        vos = None if requester.admin or owner == requester.subject else requester.vos
+        return self.ledger.find(owner=owner, vos=vos, **filters)
+
+    # -- the control loop --------------------------------------------------------------------------
+    def dispatch(self) -> int:
+        """Act on the outbox in order; how many entries were done."""
+        done = 0
+        with self._lock:
+            for action in self.ledger.pending():
+                deployment = self.ledger.get(action.identifier)
+                if deployment is None:
+                    self.ledger.close_actions([action.seq])
+                    continue
+                if action.action == "start":
+                    done += self._start(deployment, action.seq)
+                else:
+                    done += self._stop(deployment, action.seq, action.reason)
+        return done
+
+    def _start(self, deployment: Deployment, seq: int) -> int:
+        if deployment.status != "queued":  # started already (a replay after a crash), or deleted
+            self.ledger.close_actions([seq])
+            return 1
+        place, waiting = self._place(deployment)
+        if place is None:
+            if deployment.waiting != waiting:
+                deployment.waiting = waiting
+                self._write([deployment])
+            return 0
+        try:
+            self.executor.start(self._job(deployment, place))
+        except JobRefused as exc:
+            deployment.move("failed", f"the {self.executor.name} workload manager refused it: {exc}")
+            self._write([deployment], done=[seq])
+            return 1
+        except Exception as exc:  # the workload manager is down or failed: stays queued, tried again
+            self.ledger.attempted(seq, str(exc))
+            waiting = f"the {self.executor.name} workload manager failed to start it: {exc}"
+            if deployment.waiting != waiting:
+                deployment.waiting = waiting
+                self._write([deployment])
+            log.warning("deployment %s: %s", deployment.identifier, waiting)
+            return 0
+        deployment.placed_on = place
+        deployment.move("starting", f"placed on datacenter {place}")
+        self._write([deployment], done=[seq])
+        return 1
+
+    def _stop(self, deployment: Deployment, seq: int, reason: str) -> int:
+        if deployment.status in FINAL:
+            self.ledger.close_actions([seq])
+            return 1
+        try:
+            self.executor.stop(deployment.identifier, deployment.vo)
+        except Exception as exc:
+            self.ledger.attempted(seq, str(exc))
+            log.warning("deployment %s: stopping failed: %s", deployment.identifier, exc)
+            return 0
+        deployment.move("stopped", reason)
+        self._write([deployment], done=[seq])
+        return 1
+
+    def _place(self, deployment: Deployment) -> tuple[str | None, str]:
+        """The datacenter to start on, or None and why it must wait."""
+        needs = deployment.needs
+        held = self.ledger.usage("owner").get(deployment.owner, Resources())
+        over = self.quotas.user.exceeded_by(held + needs)
+        if over:
+            return None, f"waiting for the owner's quota: {', '.join(over)} with what runs already"
+        limit = self.quotas.vo.get(deployment.vo)
+        if limit is not None:
+            over = limit.exceeded_by(self.ledger.usage("vo").get(deployment.vo, Resources()) + needs)
+            if over:
+                return None, f"waiting for the VO's quota: {', '.join(over)} with what runs already"
+        if deployment.kind == "try-me" and \
+                self.ledger.active_count(deployment.owner, "try-me") >= self.quotas.try_me_per_user:
+            return None, f"waiting: at most {self.quotas.try_me_per_user} try-me deployments run per user"
+        health = self.ledger.health()
+        capacity = self.executor.capacity()
+        places = sorted(dc for dc in capacity if deployment.datacenter in (None, dc)
+                        and health.get(dc, ("healthy",))[0] == "healthy")
+        if not places:
+            return None, "waiting for a healthy datacenter"
+        used = self.ledger.usage("datacenter")
+        room = {dc: None if capacity[dc] is None else capacity[dc] - used.get(dc, Resources()) for dc in places}  # type: ignore[operator]
+        fitting = [dc for dc in places if room[dc] is None or not room[dc].exceeded_by(needs)]  # type: ignore[union-attr]
+        if not fitting:
+            return None, "waiting for room on a datacenter: " + "; ".join(
+                f"{dc} lacks {', '.join(room[dc].exceeded_by(needs))}" for dc in places)  # type: ignore[union-attr]
+        # the most room left (spread), GPUs first, then cores; unknown capacity last
+        return max(fitting, key=lambda dc: (room[dc] is not None, (room[dc].gpu, room[dc].cpu, room[dc].memory_mb)
+                                            if room[dc] is not None else ())), ""
+
+    @staticmethod
+    def _job(deployment: Deployment, datacenter: str) -> Job:
+        return Job(identifier=deployment.identifier, kind=deployment.kind, vo=deployment.vo, owner=deployment.owner,
+                   image=deployment.image, title=deployment.title, datacenter=datacenter, resources=deployment.needs,
+                   gpu_model=deployment.resources.get("gpu_model"), description=deployment.description,
+                   command=deployment.command, endpoints=dict(deployment.endpoints), datasets=tuple(deployment.datasets),
+                   storage=deployment.storage, module=deployment.module)
+
+    def expire(self) -> int:
+        """Ask to stop the try-me deployments whose time is up."""
+        moment = now()
+        expired = [d for _, d in self.ledger.find(kind="try-me", limit=1_000_000)
+                   if d.status in ACTIVE and d.expires_at and d.expires_at <= moment]
+        stopping = {a.identifier for a in self.ledger.pending() if a.action == "stop"}
+        fresh = [(d.identifier, "stop", "its try-me time ran out") for d in expired if d.identifier not in stopping]
+        if fresh:
+            self.ledger.save([], enqueue=fresh)
+        return len(fresh)
+
+    def reconcile(self) -> ReconcileReport:
+        """Compare what the executor reports with the ledger and repair the difference: a job gone
+        (failed), a job the platform does not know or has ended (stopped), a status changed."""
+        started = time.perf_counter()
+        report = ReconcileReport()
+        observed = self.executor.observe()
+        report.observed = len(observed)
+        with self._lock:
+            pending = {(a.identifier, a.action) for a in self.ledger.pending()}
+            changed: list[Deployment] = []
+            repairs: list[tuple[str, str, str]] = []
+            unfinished = self.ledger.unfinished()
+            report.checked = len(unfinished)
+            known = {d.identifier for d in unfinished}
+            for deployment in unfinished:
+                seen = observed.get(deployment.identifier)
+                if deployment.status == "queued":
+                    if seen is not None and (deployment.identifier, "start") in pending:
+                        # started before a crash kept the record from saying so: take it as it is
+                        deployment.placed_on = seen.datacenter
+                        if self._follow(deployment, seen, "the workload manager runs it"):
+                            changed.append(deployment)
+                            repairs.append((deployment.identifier, "status-changed", f"queued -> {seen.status}"))
+                    continue
+                if seen is None:
+                    if (deployment.identifier, "stop") in pending:
+                        continue
+                    deployment.move("failed", f"the reconciler found no job {deployment.identifier} on the "
+                                              f"{self.executor.name} workload manager")
+                    changed.append(deployment)
+                    repairs.append((deployment.identifier, "job-gone", f"was {deployment.history[-2].status}"))
+                    report.gone += 1
+                    continue
+                before = deployment.status
+                if self._follow(deployment, seen, seen.detail or f"the {self.executor.name} workload manager "
+                                                                 f"reports it {seen.status}"):
+                    changed.append(deployment)
+                    if before != deployment.status:
+                        repairs.append((deployment.identifier, "status-changed", f"{before} -> {deployment.status}"))
+            for identifier, seen in observed.items():
+                if identifier in known or seen.status not in ACTIVE:
+                    continue
+                # running, but the ledger has no such deployment or has it ended: stop it
+                record = self.ledger.get(identifier)
+                try:
+                    self.executor.stop(identifier, record.vo if record else (seen.vo or ""))
+                except Exception as exc:
+                    log.warning("the reconciler could not stop unknown job %s: %s", identifier, exc)
+                    continue
+                what = "no deployment of that name" if record is None else f"the deployment is {record.status}"
+                repairs.append((identifier, "unknown-job", f"stopped a running job: {what}"))
+                report.unknown += 1
+            for start in range(0, len(changed), BATCH_SIZE):
+                chunk = changed[start:start + BATCH_SIZE]
+                closed = [a.seq for a in self.ledger.pending() if a.action == "start"
+                          and a.identifier in {d.identifier for d in chunk if d.status != "queued"}]
+                self._write(chunk, done=closed)
+            for identifier, repair, detail in repairs:
+                self.ledger.record_repair(identifier, repair, detail)
+        report.changed = len(changed)
+        report.repairs = [r for r in self.ledger.repairs(len(repairs))] if repairs else []
+        report.seconds = time.perf_counter() - started
+        return report
+
+    @staticmethod
+    def _follow(deployment: Deployment, seen: Observed, reason: str) -> bool:
+        """Take the executor's status and endpoints; True when anything changed."""
+        changed = False
+        if seen.urls != deployment.urls and seen.status not in FINAL:
+            deployment.urls = dict(seen.urls)
+            changed = True
+        if seen.status != deployment.status:
+            changed = deployment.move(seen.status, reason) or changed
+        return changed
+
+    def probe(self) -> None:
+        """Mark each datacenter healthy, slow or down (placement avoids the last two)."""
+        try:
+            found = self.executor.probe()
+        except Exception as exc:
+            log.warning("probing the datacenters failed: %s", exc)
+            return
+        self.ledger.set_health(h if h.status != "healthy" or h.latency_s <= SLOW_PROBE_S else
+                               type(h)(h.datacenter, "slow", h.latency_s, f"answered in {h.latency_s:.1f} s")
+                               for h in found)
+
+    def tick(self) -> None:
+        """One round of the control loop."""
+        self.reconcile()
+        self.expire()
+        self.dispatch()
+
+
+def _request_of(deployment: Deployment) -> dict[str, Any]:
+    """What of a record a repeated request must match to be the same request."""
+    return {"kind": deployment.kind, "module": deployment.module, "version": deployment.version}
+
+
+def _request_of_body(body: dict[str, Any]) -> dict[str, Any]:
+    return {"kind": body["kind"], "module": body["module"], "version": body.get("version") or "latest"}
+
+
+class Controller:
+    """The control loop in a daemon thread: `tick` every `interval` seconds, probes every
+    `probe_interval`; a failed round is logged and the next one runs."""
+
+    def __init__(self, deployments: Deployments, interval: float = 2.0, probe_interval: float = 30.0):
+        self.deployments, self.interval, self.probe_interval = deployments, interval, probe_interval
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _loop(self) -> None:
+        last_probe = 0.0
+        while not self._stopping.is_set():
+            try:
+                if time.monotonic() - last_probe >= self.probe_interval:
+                    self.deployments.probe()
+                    last_probe = time.monotonic()
+                self.deployments.tick()
+            except Exception:  # the loop must outlive any failure
+                log.exception("deployments control loop")
+            self._stopping.wait(self.interval)
+
+    def start(self) -> "Controller":
+        if self._thread is None or not self._thread.is_alive():
+            self._stopping.clear()
+            self._thread = threading.Thread(target=self._loop, name="deployments", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self, timeout: float | None = 30.0) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
