@@ -1,4 +1,4 @@
-"""The `ai4kg` command: validate, import, query, export, stats, migrate, search, fair, provenance, apikey, serve."""
+"""The `ai4kg` command: validate, import, query, export, stats, migrate, search, fair, provenance, apikey, deploy, serve."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from .catalog import VISIBILITIES, FileReport, ImportOptions, expand_paths, impo
 from .config import DEFAULT_VO, Settings
 from .graph.views import NATIVE, VIEWS, UnknownView, serialize, view_of
 from .graph.store import KnowledgeGraph, StoreLocked
+from .workloads.cli import deploy
 
 EXIT_OK, EXIT_INVALID, EXIT_UNREADABLE = 0, 1, 2
 _EXPORT_FORMATS = {"ttl": ox.RdfFormat.TURTLE, "trig": ox.RdfFormat.TRIG, "nq": ox.RdfFormat.N_QUADS,
@@ -593,6 +594,9 @@ def serve(ctx: click.Context, host: str, port: int, demo: bool) -> None:
     err.print(f"ai4kg {__version__}: store {ctx.obj.data_dir}; SPARQL at http://{host}:{port}/sparql "
               f"(uvicorn with {options['http']} and {options['loop']})")
     app = create_app(graph)
+    executor = app.state.deployments.executor
+    err.print(f"deployments run by the {executor.name} executor on "
+              f"{', '.join(sorted(executor.capacity())) or '(no datacenter)'}; `ai4kg deploy --help`")
     periodic = None
     if ctx.obj.mlflow_url:  # pull MLflow runs as provenance while serving
         from .adapters.mlflow import PeriodicSync
@@ -611,3 +615,7 @@ def serve(ctx: click.Context, host: str, port: int, demo: bool) -> None:
     finally:
         if periodic is not None:
             periodic.stop()
+        app.state.deployments.close()
+
+
+main.add_command(deploy)

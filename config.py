@@ -19,6 +19,8 @@ DEFAULT_SPARQL_TIMEOUT = 30.0
 """Seconds a query at /sparql may take before the client gets 503 (AI4KG_SPARQL_TIMEOUT)."""
 DEFAULT_SPARQL_RESULT_LIMIT = 10_000
 """Solutions or triples one query at /sparql may return (AI4KG_SPARQL_RESULT_LIMIT)."""
+DEFAULT_CONTROL_INTERVAL = 2.0
+"""Seconds between two rounds of the deployments' control loop while `ai4kg serve` runs (AI4KG_CONTROL_INTERVAL)."""
 DEFAULT_MLFLOW_SYNC_INTERVAL = 300.0
 """Seconds between two pulls from the MLflow tracking server while `ai4kg serve` runs (AI4KG_MLFLOW_SYNC_INTERVAL)."""
 
@@ -50,6 +52,22 @@ class Settings:
     mlflow_token: str | None = None
     """A bearer token for that server (AI4KG_MLFLOW_TOKEN)."""
     mlflow_sync_interval: float = DEFAULT_MLFLOW_SYNC_INTERVAL
+    workloads: str = "local"
+    """Who runs deployments (AI4KG_WORKLOADS): `local` (processes on this machine) or `nomad`."""
+    nomad_address: str | None = None
+    """The Nomad server's HTTP API (AI4KG_NOMAD_ADDR, e.g. http://127.0.0.1:4646) for `nomad`."""
+    nomad_token: str | None = None
+    """Nomad's ACL token (AI4KG_NOMAD_TOKEN)."""
+    nomad_datacenters: tuple[str, ...] = ("dc1",)
+    """The Nomad datacenters deployments are placed on (AI4KG_NOMAD_DATACENTERS, comma-separated)."""
+    local_capacity_file: Path | None = None
+    """JSON: datacenter -> {cpu, memory_mb, gpu, disk_mb} the local executor may use
+    (AI4KG_LOCAL_CAPACITY); None: one datacenter `local` with this machine's cores, memory and disk."""
+    local_runtimes_file: Path | None = None
+    """JSON: image repository (or `*`) -> the command the local executor runs for it (AI4KG_LOCAL_RUNTIMES)."""
+    quotas_file: Path | None = None
+    """JSON: {"user": {...}, "vo": {"NAME": {...}}, "try_me_per_user": N} (AI4KG_QUOTAS); None: the defaults."""
+    control_interval: float = DEFAULT_CONTROL_INTERVAL
 
     def __post_init__(self) -> None:
         if not self.sparql_timeout > 0:
@@ -71,14 +89,33 @@ class Settings:
                    oidc_jwks_url=os.environ.get("AI4KG_OIDC_JWKS_URL") or None,
                    sparql_store_url=os.environ.get("AI4KG_SPARQL_STORE") or None,
                    admin_role=os.environ.get("AI4KG_ADMIN_ROLE") or DEFAULT_ADMIN_ROLE,
-                   catalog_file=Path(os.environ["AI4KG_CATALOG_FILE"]) if os.environ.get("AI4KG_CATALOG_FILE") else None,
+                   catalog_file=_path("AI4KG_CATALOG_FILE"),
                    mlflow_url=os.environ.get("AI4KG_MLFLOW_URL") or None,
                    mlflow_token=os.environ.get("AI4KG_MLFLOW_TOKEN") or None,
-                   mlflow_sync_interval=positive_number("AI4KG_MLFLOW_SYNC_INTERVAL", float, DEFAULT_MLFLOW_SYNC_INTERVAL))
+                   mlflow_sync_interval=positive_number("AI4KG_MLFLOW_SYNC_INTERVAL", float, DEFAULT_MLFLOW_SYNC_INTERVAL),
+                   workloads=_choice("AI4KG_WORKLOADS", ("local", "nomad"), "local"),
+                   nomad_address=os.environ.get("AI4KG_NOMAD_ADDR") or None,
+                   nomad_token=os.environ.get("AI4KG_NOMAD_TOKEN") or None,
+                   nomad_datacenters=tuple(d.strip() for d in os.environ.get("AI4KG_NOMAD_DATACENTERS", "dc1").split(",")
+                                           if d.strip()) or ("dc1",),
+                   local_capacity_file=_path("AI4KG_LOCAL_CAPACITY"), local_runtimes_file=_path("AI4KG_LOCAL_RUNTIMES"),
+                   quotas_file=_path("AI4KG_QUOTAS"),
+                   control_interval=positive_number("AI4KG_CONTROL_INTERVAL", float, DEFAULT_CONTROL_INTERVAL))
 
     @classmethod
     def in_memory(cls, base_url: str = DEFAULT_BASE_URL) -> "Settings":
         return cls(data_dir=None, base_url=base_url)
+
+
+def _path(variable: str) -> Path | None:
+    return Path(os.environ[variable]) if os.environ.get(variable) else None
+
+
+def _choice(variable: str, allowed: tuple[str, ...], default: str) -> str:
+    value = os.environ.get(variable, "").strip() or default
+    if value not in allowed:
+        raise ValueError(f"{variable}={value!r} is not valid: use one of {', '.join(allowed)}")
+    return value
 
 
 def positive_number(variable: str, kind: type[int] | type[float], default: int | float) -> int | float:

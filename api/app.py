@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
 import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse
@@ -9,13 +12,28 @@ from fastapi.responses import RedirectResponse
 from .. import __version__
 from ..graph.store import KnowledgeGraph
 from ..credentials import KeyStore
-from . import access, assets, auth, catalog, fair, graphql, oai, problems, provenance, sparql
+from ..workloads.service import Controller, Deployments, open_deployments
+from . import access, assets, auth, catalog, deployments as deployments_api, fair, graphql, oai, problems, provenance, sparql
 
 
-def create_app(graph: KnowledgeGraph, keys: KeyStore | None = None) -> FastAPI:
-    """The API over `graph`; API keys are checked against `keys` (default: the data directory's)."""
-    app = FastAPI(title="ai4kg", version=__version__, responses=problems.RESPONSES,
+def create_app(graph: KnowledgeGraph, keys: KeyStore | None = None, deployments: Deployments | None = None) -> FastAPI:
+    """The API over `graph`; API keys are checked against `keys` (default: the data directory's);
+    deployments run by `deployments` (default: the executor the settings name). While the app runs
+    (its lifespan), the deployments' control loop runs in a thread."""
+    deployments = deployments or open_deployments(graph)
+    controller = Controller(deployments, graph.settings.control_interval)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        controller.start()
+        try:
+            yield
+        finally:
+            await anyio.to_thread.run_sync(controller.stop)
+
+    app = FastAPI(title="ai4kg", version=__version__, responses=problems.RESPONSES, lifespan=lifespan,
                   description="Knowledge graph of AI modules, deployments, runs and datasets.")
+    app.state.deployments = deployments
     problems.install(app)
     auth.install(app, auth.Authenticator(graph.settings, keys or KeyStore(graph.settings.data_dir)))
     app.include_router(sparql.router(graph))
@@ -25,6 +43,7 @@ def create_app(graph: KnowledgeGraph, keys: KeyStore | None = None) -> FastAPI:
     app.include_router(graphql.router(graph))
     app.include_router(oai.router(graph))
     app.include_router(provenance.router(graph))
+    app.include_router(deployments_api.router(deployments))
 
     @app.get("/health", tags=["service"])
     async def health() -> dict:

@@ -521,3 +521,34 @@ class Controller:
         self._stopping.set()
         if self._thread is not None:
             self._thread.join(timeout)
+
+
+def open_deployments(graph: KnowledgeGraph) -> Deployments:
+    """The deployments service the settings ask for: the local executor (state beside the store, or
+    in a temporary directory for an in-memory graph) or Nomad."""
+    settings = graph.settings
+    quotas = Quotas.from_file(settings.quotas_file) if settings.quotas_file else Quotas()
+    executor: Executor
+    if settings.workloads == "nomad":
+        from ..adapters.nomad import NomadExecutor, NomadWorkloads
+
+        if not settings.nomad_address:
+            raise ValueError("AI4KG_WORKLOADS=nomad needs AI4KG_NOMAD_ADDR (the Nomad server's HTTP API)")
+        executor = NomadExecutor(NomadWorkloads(settings.nomad_address, settings.nomad_token),
+                                 list(settings.nomad_datacenters))
+    else:
+        from ..adapters.local import LocalExecutor
+
+        capacity = None
+        if settings.local_capacity_file:
+            figures = json.loads(settings.local_capacity_file.read_text("utf-8"))
+            capacity = {name: Resources(**values) for name, values in figures.items()}
+        runtimes = json.loads(settings.local_runtimes_file.read_text("utf-8")) if settings.local_runtimes_file else None
+        if settings.data_dir is not None:
+            state = settings.data_dir / "local-executor"
+        else:
+            import tempfile
+
+            state = Path(tempfile.mkdtemp(prefix="ai4kg-local-executor-"))
+        executor = LocalExecutor(state, capacity, runtimes)
+    return Deployments(graph, executor, quotas)
