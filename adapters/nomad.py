@@ -18,12 +18,20 @@ Units: `cpu` is MHz (Nomad's `Resources.CPU`, not `Cores`), `memory_mb` MiB (`Re
 The calls go through python-nomad (`nomad.Nomad`); its exceptions never leave this module:
 `NomadUnavailable` (no answer, a 5xx, an answer that is not Nomad's) and `NomadRejected` (a 4xx,
 with Nomad's plain-text message). Where `token` is None, python-nomad reads `NOMAD_TOKEN`.
+
+`NomadExecutor` is the platform's `Executor` (workloads/executor.py) over these calls: a `Job`
+becomes a `DeploymentSpec` in the VO's namespace, every job the platform manages is read back in one
+job list (its meta says it is the platform's), and the datacenters' capacity and health come from
+Nomad's node list.
 """
 
 from __future__ import annotations
 
 import copy
+import logging
 import re
+import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
 
@@ -31,7 +39,10 @@ import nomad
 import nomad.api.exceptions as nomad_errors
 import requests
 
+from ..workloads.executor import Health, Job, JobRefused, Observed, Resources, Status
+
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 DATASET_DIR = "/alloc/data/dataset"
 """Where the dataset sidecar writes (`/alloc` is the allocation directory every task of it shares)."""
@@ -131,6 +142,9 @@ class DeploymentSpec:
     dataset_doi: str | None = None
     storage: str | None = None
     """an rclone remote:path, mounted at STORAGE_DIR"""
+    module: str | None = None
+    """the catalogue's module (or tool) it runs: the job's meta `ai4kg.module`, so an operator looking
+    at Nomad sees what a job is without asking the platform"""
 
 
 def _invalid(name: str, rule: str, value: Any) -> ValueError:
@@ -172,6 +186,8 @@ def _check(spec: DeploymentSpec, namespace: str) -> None:
         raise _invalid("dataset_doi", "must be a DOI (10.<registrant>/<suffix>)", spec.dataset_doi)
     if spec.storage is not None and not STORAGE.match(spec.storage):
         raise _invalid("storage", "must be an rclone remote:path", spec.storage)
+    if spec.module is not None and not isinstance(spec.module, str):
+        raise _invalid("module", "must be a string (Nomad's meta values are strings)", spec.module)
 
 
 def job_spec(spec: DeploymentSpec, namespace: str | None = None) -> dict[str, Any]:
@@ -206,11 +222,11 @@ def job_spec(spec: DeploymentSpec, namespace: str | None = None) -> dict[str, An
                              "EphemeralDisk": {"SizeMB": spec.disk_mb}, **copy.deepcopy(kind["group"])}
     if kind["serves"] and spec.endpoints:
         group["Networks"] = [{"DynamicPorts": [{"Label": label, "To": port} for label, port in spec.endpoints.items()]}]
+    meta = {"owner": spec.owner, "title": spec.title, "description": spec.description, "ai4kg.kind": spec.kind}
+    if spec.module:
+        meta["ai4kg.module"] = spec.module
     job = {"ID": spec.identifier, "Name": spec.identifier, "Namespace": namespace, **kind["job"],
-           "Datacenters": list(spec.datacenters),
-           "Meta": {"owner": spec.owner, "title": spec.title, "description": spec.description,
-                    "ai4kg.kind": spec.kind},
-           "TaskGroups": [group]}
+           "Datacenters": list(spec.datacenters), "Meta": meta, "TaskGroups": [group]}
     return {"Job": job}
 
 
@@ -306,5 +322,253 @@ class NomadWorkloads:
         return found
 
     def jobs(self, namespace: str = "*") -> list[dict[str, Any]]:
-        """The job stubs (with their meta) in `namespace`, or in every namespace the token may list."""
+        """The job stubs (with their meta and `JobSummary`) in `namespace`, or in every namespace the
+        token may list."""
         return self._call("list jobs", lambda: self._nomad.jobs.get_jobs(namespace=namespace, meta=True))
+
+    def nodes(self, datacenter: str | None = None, resources: bool = False) -> list[dict[str, Any]]:
+        """The client nodes (Nomad's stubs), of one datacenter or all; with `resources`, each with its
+        `NodeResources` and `ReservedResources`. The datacenter is filtered by the server (a filter
+        expression, Nomad >= 1.2) and again here, for a server that ignores the filter."""
+        expression = None if datacenter is None else f'Datacenter == "{_quoted(datacenter)}"'
+        what = "list the nodes" + ("" if datacenter is None else f" of datacenter {datacenter}")
+        found = self._call(what, lambda: self._nomad.nodes.get_nodes(filter_=expression, resources=resources or None))
+        return [n for n in found if datacenter is None or n.get("Datacenter") == datacenter]
+
+
+def _quoted(text: str) -> str:
+    """`text` inside a double-quoted string of a Nomad filter expression."""
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+MHZ_PER_CORE = 1000
+"""A request asks for cores; Nomad's `Resources.CPU` is MHz of CPU time. One core is asked as 1000
+MHz (a share of the node's `CpuShares`, which is cores x clock), not pinned with `Cores`: a job may
+burst on an idle node, and nodes of any clock take it. The same figure turns a node's `CpuShares`
+into cores where Nomad gives no `TotalCpuCores`."""
+SERVING_KINDS = frozenset(kind for kind, template in KINDS.items() if template["serves"])
+TRANSIENT_REFUSALS = frozenset({401, 403, 408, 429})
+"""4xx answers that say nothing against the job: the platform's token lacks a right (the operator
+fixes it), a timeout, too many requests. The start is tried again instead of failing the deployment."""
+SUMMARY_COUNTS = ("Queued", "Starting", "Running", "Complete", "Failed", "Lost", "Unknown")
+"""The allocation counts of a task group in a job's `JobSummary.Summary`."""
+
+
+class NomadExecutor:
+    """The platform's workload manager on a Nomad cluster (the `Executor` of workloads/executor.py).
+
+    Each deployment is a Nomad job of the same ID in its VO's namespace, on the one datacenter the
+    platform placed it on; the job's meta `ai4kg.kind` marks it as the platform's, so `observe` reads
+    every such job from one job list, whatever the namespace, and leaves other jobs alone.
+    """
+
+    name = "nomad"
+
+    def __init__(self, workloads: NomadWorkloads, datacenters: list[str], slow_s: float = 2.0,
+                 capacity_ttl_s: float = 5.0):
+        """`datacenters`: the Nomad datacenters the platform places on. `slow_s`: a probe answered
+        later than this says `slow`. `capacity_ttl_s`: how long a reading of the nodes' capacity
+        serves (the dispatcher asks for it once per queued deployment)."""
+        if not datacenters:
+            raise ValueError("NomadExecutor needs at least one datacenter to place deployments on")
+        self.workloads = workloads
+        self.datacenters = list(dict.fromkeys(datacenters))
+        self.slow_s = slow_s
+        self.capacity_ttl_s = capacity_ttl_s
+        self._urls: dict[tuple[str, str], tuple[tuple[int, int], dict[str, str]]] = {}
+        """(namespace, job ID) -> (the job's version, its URLs): see `_urls_of`"""
+        self._capacity: tuple[float, dict[str, Resources | None]] | None = None
+        self._lock = threading.Lock()
+
+    # -- the Executor protocol -----------------------------------------------------------------------
+    def start(self, job: Job) -> None:
+        """Register the job, unless Nomad runs (or is placing) it already. A job that exists stopped or
+        dead is registered again, which Nomad takes as a new version of it."""
+        spec = self.spec_of(job)
+        namespace = self.workloads.namespace(job.vo)
+        try:
+            job_spec(spec, namespace)  # a spec that can never run is refused before Nomad is asked
+        except ValueError as exc:
+            raise JobRefused(str(exc)) from None
+        existing = self.workloads.job(job.identifier, namespace)
+        if existing is not None and not existing.get("Stop") and existing.get("Status") != "dead":
+            return  # a replayed start: Nomad runs it (or is placing it)
+        try:
+            self.workloads.register(spec)
+        except NomadRejected as exc:
+            if exc.status in TRANSIENT_REFUSALS:
+                raise
+            raise JobRefused(f"Nomad refused job {job.identifier} in namespace {namespace} with HTTP "
+                             f"{exc.status}: {exc.message}") from None
+
+    def stop(self, identifier: str, vo: str) -> bool:
+        """Stop the job; Nomad keeps it (no purge), so it is still seen as `stopped` and its history
+        can be read. False when Nomad has no such job in the VO's namespace."""
+        namespace = self.workloads.namespace(vo)
+        stopped = self.workloads.stop(identifier, namespace, purge=False)
+        self._urls.pop((namespace, identifier), None)
+        return stopped
+
+    def observe(self) -> dict[str, Observed]:
+        """Every platform job of every namespace, from one job list. Only running service jobs cost more
+        calls (their allocation, for the URLs), and only when the job changed since the last look."""
+        stubs = self.workloads.jobs("*")
+        vos = {namespace: vo for vo, namespace in self.workloads.namespaces.items()}
+        previous, fresh = self._urls, {}
+        found: dict[str, Observed] = {}
+        for stub in stubs:
+            kind = (stub.get("Meta") or {}).get("ai4kg.kind")
+            if not kind:
+                continue  # not the platform's
+            identifier, namespace = stub["ID"], stub.get("Namespace") or "default"
+            status, detail = job_status(stub)
+            serves = status == "running" and kind in SERVING_KINDS
+            urls = self._urls_of(stub, namespace, previous, fresh) if serves else {}
+            datacenters = stub.get("Datacenters") or [None]
+            seen = Observed(identifier, status, datacenters[0], vos.get(namespace, namespace), urls, detail)
+            other = found.get(identifier)
+            # the same ID in two namespaces (a VO moved to another namespace): the one that runs counts
+            if other is None or (other.status not in ("starting", "running") and status in ("starting", "running")):
+                found[identifier] = seen
+        self._urls = fresh
+        return found
+
+    def capacity(self) -> dict[str, Resources | None]:
+        """Per datacenter, the sum of its schedulable nodes (ready, not draining, eligible): cores
+        (`TotalCpuCores`, or `CpuShares` / MHZ_PER_CORE), `MemoryMB`, healthy nvidia GPUs, `DiskMB`.
+        The nodes' reservations for their own system are not taken off: Nomad queues what does not
+        fit. None (unknown) for every datacenter when Nomad does not answer, and for a datacenter
+        with no schedulable node now: all of it down or drained says nothing of what it has, and a
+        request must not be refused as too big for it (the probe keeps placement away from it)."""
+        with self._lock:
+            if self._capacity is not None and time.monotonic() - self._capacity[0] < self.capacity_ttl_s:
+                return dict(self._capacity[1])
+        try:
+            nodes = self.workloads.nodes(resources=True)
+        except (NomadUnavailable, NomadRejected) as exc:
+            log.warning("the capacity of the Nomad datacenters is unknown: %s", exc)
+            return {dc: None for dc in self.datacenters}
+        totals: dict[str, Resources | None] = {}
+        for node in nodes:
+            datacenter = node.get("Datacenter")
+            if datacenter not in self.datacenters or not schedulable(node):
+                continue
+            held, total = node_resources(node), totals.get(datacenter, Resources())
+            # a node that does not say what it has (no NodeResources): the datacenter's total is unknown
+            totals[datacenter] = None if held is None or total is None else total + held
+        totals = {dc: totals.get(dc) for dc in self.datacenters}
+        with self._lock:
+            self._capacity = (time.monotonic(), totals)
+        return dict(totals)
+
+    def probe(self) -> list[Health]:
+        """Each datacenter by one timed node list: `down` when Nomad does not answer or no node of it
+        can take a job, `slow` when the answer took longer than `slow_s`, else `healthy`."""
+        found = []
+        for datacenter in self.datacenters:
+            started = time.perf_counter()
+            try:
+                nodes = self.workloads.nodes(datacenter)
+            except (NomadUnavailable, NomadRejected) as exc:
+                found.append(Health(datacenter, "down", time.perf_counter() - started, str(exc)))
+                continue
+            latency = time.perf_counter() - started
+            ready = [n for n in nodes if schedulable(n)]
+            if not ready:
+                found.append(Health(datacenter, "down", latency, f"Nomad has no ready, eligible node in datacenter "
+                                                                 f"{datacenter} ({len(nodes)} known)"))
+            elif latency > self.slow_s:
+                found.append(Health(datacenter, "slow", latency, f"Nomad listed the nodes of datacenter {datacenter} "
+                                                                 f"in {latency:.1f} s (limit {self.slow_s:g} s)"))
+            else:
+                found.append(Health(datacenter, "healthy", latency, f"{len(ready)} of {len(nodes)} nodes ready"))
+        return found
+
+    # -- helpers ------------------------------------------------------------------------------------
+    @staticmethod
+    def spec_of(job: Job) -> DeploymentSpec:
+        """The Nomad deployment of a platform job (units: see the module's docstring and MHZ_PER_CORE)."""
+        if len(job.datasets) > 1:
+            raise JobRefused(f"the Nomad job template downloads one dataset (one DOI for its dataset sidecar); "
+                             f"{len(job.datasets)} were asked: {', '.join(job.datasets)}")
+        return DeploymentSpec(
+            identifier=job.identifier, kind=job.kind, vo=job.vo, owner=job.owner, image=job.image, title=job.title,
+            description=job.description, command=None if job.command is None else list(job.command),
+            cpu=job.resources.cpu * MHZ_PER_CORE, memory_mb=job.resources.memory_mb, gpu=job.resources.gpu,
+            gpu_model=job.gpu_model, disk_mb=job.resources.disk_mb, datacenters=[job.datacenter],
+            endpoints=dict(job.endpoints), dataset_doi=job.datasets[0] if job.datasets else None,
+            storage=job.storage, module=job.module or None)
+
+    def _urls_of(self, stub: dict[str, Any], namespace: str,
+                 previous: dict[tuple[str, str], tuple[tuple[int, int], dict[str, str]]],
+                 fresh: dict[tuple[str, str], tuple[tuple[int, int], dict[str, str]]]) -> dict[str, str]:
+        """The running job's URLs, read from its allocation only when the job is new to the cache or
+        changed: a new version (`JobModifyIndex`) or an allocation that changed state
+        (`JobSummary.ModifyIndex`: a rescheduled allocation gets other ports). When the read fails,
+        the URLs last read serve, and the next look tries again."""
+        key = (namespace, stub["ID"])
+        version = (stub.get("JobModifyIndex") or 0, (stub.get("JobSummary") or {}).get("ModifyIndex") or 0)
+        cached = previous.get(key)
+        if cached is not None and cached[0] == version:
+            fresh[key] = cached
+            return cached[1]
+        try:
+            endpoints = self.workloads.endpoints(stub["ID"], namespace)
+        except (NomadUnavailable, NomadRejected) as exc:
+            log.warning("the URLs of Nomad job %s (namespace %s) are unknown for now: %s", stub["ID"], namespace, exc)
+            if cached is not None:
+                fresh[key] = cached
+                return cached[1]
+            return {}
+        urls = {label: _url(address) for label, address in endpoints.items()}
+        if urls:  # none yet (an allocation between two states): read again next time
+            fresh[key] = (version, urls)
+        return urls
+
+
+def job_status(stub: dict[str, Any]) -> tuple[Status, str]:
+    """The platform's status of a job stub, and why, from its `Stop` flag, `Status` (pending, running,
+    dead) and the allocation counts of its `JobSummary`, summed over its task groups."""
+    counts = dict.fromkeys(SUMMARY_COUNTS, 0)
+    for group in ((stub.get("JobSummary") or {}).get("Summary") or {}).values():
+        for name in SUMMARY_COUNTS:
+            counts[name] += int((group or {}).get(name) or 0)
+    said = (stub.get("StatusDescription") or "").strip()
+    if stub.get("Stop"):
+        return "stopped", said or "the Nomad job was stopped"
+    if counts["Running"] > 0:
+        return "running", ""
+    if stub.get("Status") == "dead":
+        if counts["Failed"] or counts["Lost"]:
+            return "failed", said or (f"the Nomad job is dead: {counts['Failed']} allocation(s) failed, "
+                                      f"{counts['Lost']} lost")
+        if counts["Complete"]:
+            return "completed", said or f"the Nomad job is dead: {counts['Complete']} allocation(s) completed"
+    waiting = [f"{counts[name]} {name.lower()}" for name in ("Queued", "Starting", "Unknown") if counts[name]]
+    return "starting", f"Nomad job {stub.get('Status') or 'pending'}" + (f": {', '.join(waiting)}" if waiting else "")
+
+
+def schedulable(node: dict[str, Any]) -> bool:
+    """Whether Nomad places new allocations on the node: ready, not draining, eligible."""
+    return (node.get("Status") == "ready" and not node.get("Drain")
+            and node.get("SchedulingEligibility", "eligible") == "eligible")
+
+
+def node_resources(node: dict[str, Any]) -> Resources | None:
+    """What a node has (a node stub listed with `resources=true`), or None when it does not say."""
+    resources = node.get("NodeResources")
+    if not resources:
+        return None
+    cpu = resources.get("Cpu") or {}
+    cores = int(cpu.get("TotalCpuCores") or 0) or int(cpu.get("CpuShares") or 0) // MHZ_PER_CORE
+    gpus = sum(1 for device in resources.get("Devices") or []
+               if device.get("Vendor") == "nvidia" and device.get("Type") == "gpu"
+               for instance in device.get("Instances") or [] if instance.get("Healthy", True))
+    return Resources(cpu=cores, memory_mb=int((resources.get("Memory") or {}).get("MemoryMB") or 0), gpu=gpus,
+                     disk_mb=int((resources.get("Disk") or {}).get("DiskMB") or 0))
+
+
+def _url(address: str) -> str:
+    """`http://host:port/` of an endpoint's `host:port` (an IPv6 host in brackets)."""
+    host, _, port = address.rpartition(":")
+    return f"http://[{host}]:{port}/" if ":" in host and not host.startswith("[") else f"http://{host}:{port}/"

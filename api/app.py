@@ -40,7 +40,7 @@ def create_app(graph: KnowledgeGraph, keys: KeyStore | None = None, deployments:
     app.include_router(catalog.router(graph))
     app.include_router(fair.router(graph))
     app.include_router(assets.router(graph))
-    app.include_router(graphql.router(graph))
+    app.include_router(graphql.router(graph, deployments))
     app.include_router(oai.router(graph))
     app.include_router(provenance.router(graph))
     app.include_router(deployments_api.router(deployments))

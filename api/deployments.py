@@ -1,4 +1,5 @@
-"""REST for deployments: create, list, inspect, delete; datacenters; reconciliation.
+"""REST for deployments: create, list, inspect, delete (/v1/deployments); datacenters and
+reconciliation (/v1/workloads).
 
 Every route hands over to `workloads/service.Deployments` in a worker thread (a create maps,
 validates and writes, then asks the executor to start it; a delete waits for the process to stop).
@@ -107,7 +108,10 @@ def router(deployments: Deployments) -> APIRouter:
         return {"deployments": [answer(d) for _, d in page],
                 "next": _cursor(page[-1][0]) if len(found) > limit else None}
 
-    @routes.get("/datacenters")
+    # the control plane's own routes, apart from /v1/deployments/{identifier}
+    control = APIRouter(prefix="/v1/workloads", tags=["deployments"])
+
+    @control.get("/datacenters")
     async def datacenters(request: Request) -> dict[str, Any]:
         """Each datacenter: its capacity, what active deployments hold there, its last health."""
         writer(identity_of(request), "see the datacenters")
@@ -124,7 +128,7 @@ def router(deployments: Deployments) -> APIRouter:
                 for name, room in sorted(capacity.items())]}
         return await anyio.to_thread.run_sync(work)
 
-    @routes.post("/reconcile", responses={403: {"description": "Not a platform administrator"}})
+    @control.post("/reconcile", responses={403: {"description": "Not a platform administrator"}})
     async def reconcile(request: Request) -> dict[str, Any]:
         """Compare the workload manager with the graph now and repair the difference (the control
         loop does this every few seconds while the server runs)."""
@@ -134,7 +138,7 @@ def router(deployments: Deployments) -> APIRouter:
         report = await anyio.to_thread.run_sync(deployments.reconcile)
         return asdict(report)
 
-    @routes.get("/repairs", responses={403: {"description": "Not a platform administrator"}})
+    @control.get("/repairs", responses={403: {"description": "Not a platform administrator"}})
     async def repairs(request: Request, limit: int = Query(100, ge=1, le=10_000)) -> dict[str, Any]:
         """What the reconciler repaired, newest first."""
         identity = writer(identity_of(request), "see repairs")
@@ -166,4 +170,7 @@ def router(deployments: Deployments) -> APIRouter:
             raise Problem(404, "Not found", f"no deployment {identifier!r}", "identifier", identifier)
         return answer(found)
 
-    return routes
+    both = APIRouter()
+    both.include_router(routes)
+    both.include_router(control)
+    return both

@@ -5,6 +5,9 @@
     deployment / trainingRun / dataset / federatedSession(identifier)
     lineage(iri, direction, depth)                     provenance: what a node came from, or what came from it
     mutation publishModule(name, metadata, format, vo, visibility) / withdrawModule(name)
+    deployments(owner, vo, status, kind, module, datacenter, first, after)   what the platform runs:
+    deploymentRecord(identifier)                                             the deployments service
+    mutation createDeployment(request) / deleteDeployment(identifier)        (REST's /v1/deployments)
 
 Types: Module and Tool (both `Application`), Deployment, TrainingRun, Dataset and FederatedSession,
 with their links both ways: Module.deployments and Module.trainingRuns, TrainingRun.module and
@@ -64,6 +67,17 @@ error with the problem's detail as message and, in extensions, `code` (UNAUTHENT
 NOT_FOUND, BAD_USER_INPUT), `status` (REST's HTTP status) and the `argument` at fault, or for
 invalid metadata `invalidParams`: each field with its rule, reason and value. publishModule answers
 the module as re-read from the store after the write.
+
+Deployments the platform runs come from the deployments service (workloads/service.Deployments),
+the one REST's /v1/deployments uses, handed to `router`: `deployments`, `deploymentRecord`,
+createDeployment and deleteDeployment call its find / get / create / delete in a worker thread, with
+REST's rights (credentials needed, else UNAUTHENTICATED; the owner, the VO's members and
+administrators read; the owner and administrators delete; what one may not see is null, or
+NOT_FOUND), REST's request document (createDeployment's `request`, an object or its JSON text), REST's
+cursors, and REST's refusals (each field, rule and value in invalidParams, argument `request`).
+DeploymentRecord is the service's record (REST's JSON, in GraphQL's names); `Deployment` stays the
+knowledge graph's record of a deployment, whatever ran it, read under the graph's visibility rule.
+Without a service (`router(graph)`), the deployment fields answer "deployments are not served here".
 """
 
 from __future__ import annotations
@@ -78,7 +92,7 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from functools import cache, cached_property
 from importlib import resources
-from typing import Any, Callable, Generic, Iterable, Iterator, Optional, TypeVar
+from typing import Annotated, Any, Callable, Generic, Iterable, Iterator, Optional, TypeVar
 
 import anyio.to_thread
 import pyoxigraph as ox
@@ -106,11 +120,14 @@ from ..graph.search import PUBLIC, FacetQuery, IndexRow, Readers
 from ..graph.store import KnowledgeGraph
 from ..metadata import vocabulary
 from ..metadata.records import is_valid_identifier
+from ..workloads import records as deployment_records
+from ..workloads.service import DeploymentRejected, Deployments
 from . import access, cursors
 from .auth import Identity, identity_of
+from .deployments import MAX_REQUEST_BYTES, _after as _deployments_after, _cursor as _deployments_cursor, requester_of
 from .negotiation import negotiate
 from .problems import Problem, jsonable
-from .publishing import publish_module, withdraw_module
+from .publishing import publish_module, withdraw_module, writer
 
 PATH = "/graphql"
 DEFAULT_FIRST = 20
@@ -367,9 +384,12 @@ def _unexpected(error: GraphQLError) -> bool:
 # -- per request ---------------------------------------------------------------------------------
 
 class Context(BaseContext):
-    def __init__(self, graph: KnowledgeGraph, readers: Readers, identity: Identity | None = None):
+    def __init__(self, graph: KnowledgeGraph, readers: Readers, identity: Identity | None = None,
+                 deployments: Deployments | None = None):
         super().__init__()
         self.graph, self.readers, self.identity = graph, readers, identity
+        self.deployments = deployments
+        """The deployments service (workloads/service.py), None where this endpoint serves none."""
         self.assets: DataLoader[str, Asset | None] = DataLoader(self._assets)
         self.inverse: DataLoader[tuple[str, str], list[str]] = DataLoader(self._inverse)
 
@@ -773,8 +793,9 @@ class Dataset(Record):
 N = TypeVar("N")
 
 
-@strawberry.type(description="Relay page information. Cursors are keyset positions (sort value, IRI): a page "
-                             "never skips or repeats an asset when others are added or removed meanwhile.")
+@strawberry.type(description="Relay page information. Cursors are keyset positions (sort value, IRI; for "
+                             "deployments, the order they were created in): a page never skips or repeats an asset "
+                             "when others are added or removed meanwhile.")
 class PageInfo:
     has_next_page: bool
     has_previous_page: bool = strawberry.field(description="True when the page starts after a cursor.")
@@ -1185,6 +1206,146 @@ async def _lineage(info: Info, iri: str, direction: LineageDirection, depth: int
                    edges=[LineageEdge(**e.as_dict()) for e in walk.edges])
 
 
+# -- deployments, as the deployments service keeps them -------------------------------------------
+
+DEPLOYMENTS_FIRST = 100
+MAX_DEPLOYMENTS_FIRST = 1000
+"""Page size of `deployments`, as REST's GET /v1/deployments `limit`."""
+_DEPLOYMENT_FILTER_LENGTHS = {"owner": 300, "vo": 128, "module": 128, "datacenter": 128}
+"""The longest value of each text filter, as REST allows."""
+
+
+@strawberry.type(description="The resources a deployment holds while it runs (units of a deployment request).")
+class DeploymentResources:
+    cpu: int = strawberry.field(description="Cores.")
+    memory_mb: int = strawberry.field(description="Memory, MiB (also a hard limit of the job).")
+    gpu: int = strawberry.field(description="GPUs.")
+    gpu_model: Optional[str] = strawberry.field(description="The GPU model asked for; null: any.")
+    disk_mb: int = strawberry.field(description="Disk, MiB.")
+
+
+@strawberry.type(description="Where a deployment listens: a label of the request's endpoints, the port inside "
+                             "its task, and the URL it answers on.")
+class DeploymentEndpoint:
+    label: str
+    port: Optional[int] = strawberry.field(description="The port inside the task (the request's `endpoints`).")
+    url: Optional[str] = strawberry.field(description="The URL it answers on (REST's `urls`); null until it runs, "
+                                                      "and again once it ended.")
+
+
+@strawberry.type(description="A status a deployment entered: when, and why.")
+class DeploymentChange:
+    status: str
+    at: datetime.datetime
+    reason: str
+
+
+@strawberry.type(description=(
+    "A deployment as the platform's deployments service keeps it: what was asked, where it runs, its endpoints "
+    "and its status history; the same record as REST's GET /v1/deployments/{identifier}. Its owner, the members "
+    "of its VO and administrators see it. (`Deployment` is a deployment as the knowledge graph records it, "
+    "whatever ran it.)"))
+class DeploymentRecord:
+    module_iri: str = strawberry.field(description="The IRI of the module or tool deployed.")
+    identifier: str
+    iri: str = strawberry.field(description="The deployment's IRI, also the name of its graph.")
+    kind: str = strawberry.field(description="module, tool, try-me or batch.")
+    owner: str = strawberry.field(description="The account that created it.")
+    vo: str = strawberry.field(description="The VO whose namespace and quotas it uses.")
+    module: str = strawberry.field(description="The name of the module or tool deployed.")
+    version: str = strawberry.field(description="The tag of the module's image it runs.")
+    image: str = strawberry.field(description="The image reference it runs.")
+    title: str
+    description: str
+    status: str = strawberry.field(description="queued, starting, running, completed, failed or stopped.")
+    waiting: Optional[str] = strawberry.field(description="Why a queued deployment waits (a quota, no room).")
+    datacenter: Optional[str] = strawberry.field(description="The datacenter asked for; null: any.")
+    placed_on: Optional[str] = strawberry.field(description="The datacenter it was placed on, once placed.")
+    executor: str = strawberry.field(description="The workload manager that runs it (local, nomad).")
+    resources: DeploymentResources
+    endpoints: list[DeploymentEndpoint]
+    datasets: list[str] = strawberry.field(description="The DOIs of the datasets it reads.")
+    storage: Optional[str] = strawberry.field(description="The storage it mounts.")
+    command: Optional[list[str]] = strawberry.field(description="The command of a batch job.")
+    expires_at: Optional[datetime.datetime] = strawberry.field(description="When a try-me deployment is stopped.")
+    created_at: datetime.datetime
+    started_at: Optional[datetime.datetime]
+    ended_at: Optional[datetime.datetime]
+    history: list[DeploymentChange] = strawberry.field(description="Every status it entered, oldest first.")
+
+    @strawberry.field(description="The module or tool deployed, from the catalog; null if the reader may not see "
+                                  "it (or it was withdrawn since).")
+    async def deploys(self, info: Info) -> Optional[Application]:
+        found = await info.context.linked([self.module_iri], "Application")
+        return _application(found[0]) if found else None
+
+
+def _deployment_record(deployment: deployment_records.Deployment) -> DeploymentRecord:
+    """The GraphQL view of a record of the service (what REST answers as JSON)."""
+    r = deployment.resources
+    labels = list(dict.fromkeys([*deployment.endpoints, *deployment.urls]))
+    return DeploymentRecord(
+        module_iri=deployment.module_iri, identifier=deployment.identifier, iri=deployment.iri, kind=deployment.kind,
+        owner=deployment.owner, vo=deployment.vo, module=deployment.module, version=deployment.version,
+        image=deployment.image, title=deployment.title, description=deployment.description,
+        status=deployment.status, waiting=deployment.waiting, datacenter=deployment.datacenter,
+        placed_on=deployment.placed_on, executor=deployment.executor,
+        resources=DeploymentResources(cpu=r["cpu"], memory_mb=r["memory_mb"], gpu=r["gpu"],
+                                      gpu_model=r.get("gpu_model"), disk_mb=r["disk_mb"]),
+        endpoints=[DeploymentEndpoint(label=label, port=deployment.endpoints.get(label), url=deployment.urls.get(label))
+                   for label in labels],
+        datasets=list(deployment.datasets), storage=deployment.storage,
+        command=list(deployment.command) if deployment.command is not None else None,
+        expires_at=_datetime(deployment.expires_at),
+        created_at=_datetime(deployment.created_at),  # type: ignore[arg-type]  # the record's own times: valid
+        started_at=_datetime(deployment.started_at), ended_at=_datetime(deployment.ended_at),
+        history=[DeploymentChange(status=c.status, at=_datetime(c.at), reason=c.reason)  # type: ignore[arg-type]
+                 for c in deployment.history])
+
+
+def _deployments_service(info: Info, action: str) -> tuple[Deployments, Identity]:
+    """The service and the signed-in requester, or the GraphQL error REST's 401 is (or: not served here)."""
+    context = info.context
+    if context.deployments is None:
+        raise GraphQLError("deployments are not served here", extensions={"code": "NOT_IMPLEMENTED", "status": 501})
+    try:
+        return context.deployments, writer(context.identity, action)
+    except Problem as problem:
+        raise _problem_error(problem) from None
+
+
+async def _deployment_listing(info: Info, first: int, after: Optional[str], **filters: Optional[str]
+                              ) -> Connection[DeploymentRecord]:
+    service, identity = _deployments_service(info, "list deployments")
+    if not 1 <= first <= MAX_DEPLOYMENTS_FIRST:
+        raise InputError(f"first must be between 1 and {MAX_DEPLOYMENTS_FIRST}", "first", first)
+    for name, value in filters.items():
+        longest = _DEPLOYMENT_FILTER_LENGTHS.get(name)
+        if value is not None and longest is not None and len(value) > longest:
+            raise InputError(f"{name} is at most {longest} characters", name, value[:longest] + "...")
+    for name, allowed in (("status", deployment_records.STATUSES), ("kind", deployment_records.KINDS)):
+        if filters[name] is not None and filters[name] not in allowed:
+            raise InputError(f"{filters[name]!r} is not a {name} of deployments; allowed: {', '.join(allowed)}",
+                             name, filters[name])
+    try:
+        position = _deployments_after(after)
+    except Problem as problem:
+        raise InputError(problem.detail, "after", after) from None
+    requester = requester_of(identity)
+    found = await anyio.to_thread.run_sync(lambda: service.find(requester, **filters, after=position, limit=first + 1))
+    edges = [Edge(cursor=_deployments_cursor(seq), node=_deployment_record(deployment))
+             for seq, deployment in found[:first]]
+    return Connection(edges=edges, page_info=PageInfo(
+        has_next_page=len(found) > first, has_previous_page=bool(after),
+        start_cursor=edges[0].cursor if edges else None, end_cursor=edges[-1].cursor if edges else None))
+
+
+async def _deployment_named(info: Info, identifier: str) -> Optional[DeploymentRecord]:
+    service, identity = _deployments_service(info, "see deployments")
+    found = await anyio.to_thread.run_sync(service.get, identifier, requester_of(identity))
+    return _deployment_record(found) if found is not None else None
+
+
 _FIRST = strawberry.argument(description=f"Page size, 1 to {MAX_FIRST}.")
 _AFTER = strawberry.argument(description="The endCursor of the previous page.")
 
@@ -1211,10 +1372,33 @@ class Query:
         asset = await _application_named(info, name, tools=True)
         return _tool(asset) if asset else None
 
-    @strawberry.field(description="One deployment by identifier, or null.")
+    @strawberry.field(description="One deployment by identifier, as the knowledge graph records it, or null. "
+                                  "`deploymentRecord` is the deployments service's record of one it runs.")
     async def deployment(self, info: Info, identifier: str) -> Optional[Deployment]:
         asset = await _identified(info, identifier, "Deployment")
         return Deployment(asset=asset) if asset else None
+
+    @strawberry.field(description=(
+        "Deployments the platform runs (REST's GET /v1/deployments), oldest first, one keyset page at a time: "
+        "your own by default, a VO's with `vo` (its members), anyone's with `owner` (administrators; others see "
+        "only what their VOs hold). Filters: status (queued, starting, running, completed, failed, stopped), "
+        "kind (module, tool, try-me, batch), module name and datacenter placed on. Needs credentials."))
+    async def deployments(
+            self, info: Info, owner: Optional[str] = None, vo: Optional[str] = None, status: Optional[str] = None,
+            kind: Optional[str] = None, module: Optional[str] = None, datacenter: Optional[str] = None,
+            first: Annotated[int, strawberry.argument(
+                description=f"Page size, 1 to {MAX_DEPLOYMENTS_FIRST}.")] = DEPLOYMENTS_FIRST,
+            after: Annotated[Optional[str], strawberry.argument(
+                description="The endCursor of the previous page (REST's `next` cursors are the same).")] = None,
+    ) -> Connection[DeploymentRecord]:
+        return await _deployment_listing(info, first, after, owner=owner, vo=vo, status=status, kind=kind,
+                                         module=module, datacenter=datacenter)
+
+    @strawberry.field(description=(
+        "One deployment the platform runs, by identifier (REST's GET /v1/deployments/{identifier}), or null when "
+        "there is none you may see: its owner, the members of its VO and administrators may. Needs credentials."))
+    async def deployment_record(self, info: Info, identifier: str) -> Optional[DeploymentRecord]:
+        return await _deployment_named(info, identifier)
 
     @strawberry.field(description="One training run by identifier, or null.")
     async def training_run(self, info: Info, identifier: str) -> Optional[TrainingRun]:
@@ -1279,26 +1463,57 @@ class WithdrawModulePayload:
     withdrawn: bool = strawberry.field(description="True: the module and its graph are gone.")
 
 
-_CODES = {400: "BAD_USER_INPUT", 401: "UNAUTHENTICATED", 403: "FORBIDDEN", 404: "NOT_FOUND", 413: "BAD_USER_INPUT",
-          422: "BAD_USER_INPUT"}
+_CODES = {400: "BAD_USER_INPUT", 401: "UNAUTHENTICATED", 403: "FORBIDDEN", 404: "NOT_FOUND", 409: "CONFLICT",
+          413: "BAD_USER_INPUT", 422: "BAD_USER_INPUT"}
 _RULE = re.compile(r"(?s)(?P<reason>.*) \[(?P<rule>[^\[\]]+)\]")
-_MUTATION_ARGUMENTS = ("name", "vo", "visibility")
+_MUTATION_ARGUMENTS = ("name", "vo", "visibility", "request", "identifier")
 
 
-def _problem_error(problem: Problem) -> GraphQLError:
-    """A Problem of api/publishing.py as a GraphQL error: its detail as the message; in extensions
-    the code, the HTTP status REST answers with, and the argument (or each field of the metadata)
-    at fault."""
+def _problem_error(problem: Problem, document: str = "metadata") -> GraphQLError:
+    """A Problem of api/publishing.py (or api/deployments.py) as a GraphQL error: its detail as the
+    message; in extensions the code, the HTTP status REST answers with, and the argument (or each
+    field of the document, the argument `document`) at fault."""
     extensions: dict[str, Any] = {"code": _CODES.get(problem.status, "BAD_REQUEST"), "status": problem.status}
     if problem.invalid_params is not None:
-        extensions["argument"] = "metadata"
+        extensions["argument"] = document
         extensions["invalidParams"] = [_invalid_param(param) for param in problem.invalid_params]
     elif problem.parameter in _MUTATION_ARGUMENTS:
         extensions["argument"] = problem.parameter
         extensions["value"] = jsonable(problem.value)
     elif problem.status == 413:
-        extensions["argument"] = "metadata"
+        extensions["argument"] = document
     return GraphQLError(problem.detail, extensions=extensions)
+
+
+def _rejected_error(rejected: DeploymentRejected, argument: str) -> GraphQLError:
+    """A request the deployments service refused, as REST's problem says it: each issue (field, rule,
+    reason, value) in extensions.invalidParams."""
+    return _problem_error(Problem.of_issues(rejected.status, rejected.title, rejected.issues), argument)
+
+
+def _deployment_request(request: Any) -> Any:
+    """The request as REST's POST /v1/deployments body reads it: given as an object, or as its JSON text."""
+    if isinstance(request, str):
+        text = request
+        if len(text.encode("utf-8", "surrogatepass")) > MAX_REQUEST_BYTES:
+            raise _problem_error(Problem(413, "Body too large",
+                                         f"a deployment request is limited to {MAX_REQUEST_BYTES:,} bytes"), "request")
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise _problem_error(Problem(400, "Not JSON", f"the request is not JSON: {exc}", "request")) from None
+    if len(json.dumps(request, ensure_ascii=False).encode("utf-8", "surrogatepass")) > MAX_REQUEST_BYTES:
+        raise _problem_error(Problem(413, "Body too large",
+                                     f"a deployment request is limited to {MAX_REQUEST_BYTES:,} bytes"), "request")
+    return request
+
+
+@strawberry.type(description="What createDeployment did.")
+class CreateDeploymentPayload:
+    deployment: DeploymentRecord
+    created: bool = strawberry.field(description=(
+        "True: queued now (and started when there was room); false: the same request (same `name`) was made "
+        "before and nothing new was done."))
 
 
 def _invalid_param(param: dict[str, Any]) -> dict[str, Any]:
@@ -1310,7 +1525,8 @@ def _invalid_param(param: dict[str, Any]) -> dict[str, Any]:
 
 
 @strawberry.type(description="Publishing and withdrawing modules, with the rights and checks of REST's PUT and "
-                             "DELETE /v1/catalog/modules/{name}/metadata (api/publishing.py). POST only.")
+                             "DELETE /v1/catalog/modules/{name}/metadata (api/publishing.py); creating and deleting "
+                             "deployments, as REST's POST and DELETE /v1/deployments. POST only.")
 class Mutation:
     @strawberry.mutation(description=(
         "Publish module `name` from its ai4-metadata document, or replace it. The same checks as `ai4kg import` "
@@ -1346,6 +1562,37 @@ class Mutation:
             raise _problem_error(problem) from None
         context.forget()
         return WithdrawModulePayload(name=name, iri=iri, withdrawn=True)
+
+    @strawberry.mutation(description=(
+        "Deploy a module or tool of the catalog, as REST's POST /v1/deployments: `request` is the same document "
+        "(mappings/deployments/deployment.schema.json: kind, module, version, resources, command ...), as an "
+        "object or as its JSON text. Errors name each field with its rule and value in extensions.invalidParams, "
+        "and nothing is created. A deployment over a quota, or with no room on any healthy datacenter, is "
+        "created `queued` and says why in `waiting`. Needs credentials."))
+    async def create_deployment(self, info: Info, request: JSON) -> Optional[CreateDeploymentPayload]:
+        service, identity = _deployments_service(info, "deploy")
+        body = _deployment_request(request)
+        try:
+            deployment, created = await anyio.to_thread.run_sync(service.create, body, requester_of(identity))
+        except DeploymentRejected as rejected:
+            raise _rejected_error(rejected, "request") from None
+        info.context.forget()
+        return CreateDeploymentPayload(deployment=_deployment_record(deployment), created=created)
+
+    @strawberry.mutation(description=(
+        "Stop a deployment and free its resources, as REST's DELETE /v1/deployments/{identifier}; answers it "
+        "after (stopped). Its record stays, with its history; deleting it again changes nothing. Only its owner "
+        "and administrators may; one you cannot see is NOT_FOUND. Needs credentials."))
+    async def delete_deployment(self, info: Info, identifier: str) -> Optional[DeploymentRecord]:
+        service, identity = _deployments_service(info, "delete deployments")
+        try:
+            found = await anyio.to_thread.run_sync(service.delete, identifier, requester_of(identity))
+        except DeploymentRejected as rejected:
+            raise _rejected_error(rejected, "identifier") from None
+        info.context.forget()
+        if found is None:
+            raise _problem_error(Problem(404, "Not found", f"no deployment {identifier!r}", "identifier", identifier))
+        return _deployment_record(found)
 
 
 _PlainFields = dict[str, tuple[Callable[[Any], Any], Any]]
@@ -1553,11 +1800,14 @@ class _Router(GraphQLRouter):
         return response
 
 
-def router(graph: KnowledgeGraph) -> APIRouter:
-    """The GraphQL endpoint at /graphql over `graph` (GET and POST; GraphiQL for browsers)."""
+def router(graph: KnowledgeGraph, deployments: Deployments | None = None) -> APIRouter:
+    """The GraphQL endpoint at /graphql over `graph` (GET and POST; GraphiQL for browsers), and over
+    `deployments`, the service REST's /v1/deployments uses (None: the deployment fields answer an
+    error, deployments are not served here)."""
 
     async def context(connection: HTTPConnection) -> Context:  # a Request, or a WebSocket to be refused
-        return Context(graph, access.readers_of(connection), identity_of(connection))  # type: ignore[arg-type]
+        return Context(graph, access.readers_of(connection), identity_of(connection),  # type: ignore[arg-type]
+                       deployments)
 
     # No subscriptions: WebSocket upgrades are refused rather than offered protocols that serve nothing.
     # Left out of the OpenAPI document: GraphQL describes itself (introspection), over GraphQL-over-HTTP.

@@ -641,7 +641,8 @@ def test_browsers_get_graphiql_and_websockets_are_refused(client: TestClient) ->
 def test_schema_has_the_mutations_rest_has(anonymous: Any) -> None:
     schema = run(anonymous, "{ __schema { mutationType { name fields { name } } } }")["__schema"]
     assert schema["mutationType"]["name"] == "Mutation"
-    assert {f["name"] for f in schema["mutationType"]["fields"]} == {"publishModule", "withdrawModule"}
+    assert {f["name"] for f in schema["mutationType"]["fields"]} == {"publishModule", "withdrawModule",
+                                                                  "createDeployment", "deleteDeployment"}
     assert {v.value for v in graphql.Visibility} == set(VISIBILITIES)  # every visibility the import accepts
 
 

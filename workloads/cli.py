@@ -200,7 +200,7 @@ def delete(server: Server, identifier: str) -> None:
 @click.pass_obj
 def datacenters(server: Server) -> None:
     """Capacity, use and health of each datacenter."""
-    found = server.call("GET", "/v1/deployments/datacenters")
+    found = server.call("GET", "/v1/workloads/datacenters")
     table = Table("datacenter", "health", "cpu used/all", "memory MiB used/all", "gpu used/all")
     for dc in found["datacenters"]:
         room, used = dc["capacity"] or {}, dc["used"] or {}
@@ -215,7 +215,7 @@ def datacenters(server: Server) -> None:
 @click.pass_obj
 def reconcile(server: Server) -> None:
     """Compare the workload manager with the graph now and repair the difference (administrators)."""
-    report = server.call("POST", "/v1/deployments/reconcile")
+    report = server.call("POST", "/v1/workloads/reconcile")
     out.print(f"checked {report['checked']}, observed {report['observed']}: {report['changed']} changed, "
               f"{report['gone']} gone, {report['unknown']} unknown stopped in {report['seconds']:.2f} s", markup=False)
     for repair in report["repairs"]:

@@ -137,7 +137,7 @@ class Deployments:
         quads = [q for d in deployments for q in by_graph[d.iri]]
         ours = tuple(d.iri for d in deployments)
         violations = [v for v in validate(quads + self._context(deployments))
-                      if v.severity == "Violation" and v.focus.startswith(ours)]
+                      if v.severity == "violation" and v.focus.startswith(ours)]
         if violations:
             raise DeploymentRejected(422, "Invalid deployment", [issue_of(v, records) for v in violations])
         self.ledger.save(deployments, enqueue, done)
@@ -145,11 +145,14 @@ class Deployments:
         self.ledger.mapped(d.identifier for d in deployments)
 
     def _context(self, deployments: list[Deployment]) -> list[ox.Quad]:
-        """What the shapes need to know of the nodes a deployment names (that its VO is one)."""
+        """What the shapes need to know of the nodes a deployment names: that its VO is one, and its
+        datacenter (violations on these nodes themselves are not the deployment's)."""
         scratch = ox.NamedNode("urn:ai4kg:validation-context")
-        vos = sorted({asset_iri(self.graph.settings.base_url, "VirtualOrganisation", d.vo) for d in deployments})
-        return [ox.Quad(ox.NamedNode(vo), ox.NamedNode(RDF_TYPE), ox.NamedNode(AI4KG + "VirtualOrganisation"),
-                        scratch) for vo in vos]
+        base = self.graph.settings.base_url
+        typed = {(asset_iri(base, "VirtualOrganisation", d.vo), "VirtualOrganisation") for d in deployments}
+        typed |= {(asset_iri(base, "Datacenter", d.placed_on), "Datacenter") for d in deployments if d.placed_on}
+        return [ox.Quad(ox.NamedNode(node), ox.NamedNode(RDF_TYPE), ox.NamedNode(AI4KG + kind), scratch)
+                for node, kind in sorted(typed)]
 
     # -- requests ----------------------------------------------------------------------------------
     def create(self, body: Any, requester: Requester) -> tuple[Deployment, bool]:
@@ -280,10 +283,11 @@ class Deployments:
 
     # -- the control loop --------------------------------------------------------------------------
     def dispatch(self) -> int:
-        """Act on the outbox in order; how many entries were done."""
+        """Act on the outbox: stops first (they free room), then starts in the order they came; how
+        many entries were done."""
         done = 0
         with self._lock:
-            for action in self.ledger.pending():
+            for action in sorted(self.ledger.pending(), key=lambda a: (a.action != "stop", a.seq)):
                 deployment = self.ledger.get(action.identifier)
                 if deployment is None:
                     self.ledger.close_actions([action.seq])
@@ -392,9 +396,9 @@ class Deployments:
         (failed), a job the platform does not know or has ended (stopped), a status changed."""
         started = time.perf_counter()
         report = ReconcileReport()
-        observed = self.executor.observe()
-        report.observed = len(observed)
-        with self._lock:
+        with self._lock:  # observed under the lock: a start in between would look like a job gone
+            observed = self.executor.observe()
+            report.observed = len(observed)
             pending = {(a.identifier, a.action) for a in self.ledger.pending()}
             changed: list[Deployment] = []
             repairs: list[tuple[str, str, str]] = []
