@@ -65,6 +65,21 @@ EXAMPLES: dict[str, tuple[str, str]] = {
                         ':e a prov:Entity ; prov:generatedAtTime "2024-01-01"^^xsd:date .'),
     "SourceCommitShape": (':c a ai4kg:SourceCommit ; ai4kg:identifier "f2e8b76d90a7" .', ':c a ai4kg:SourceCommit ; ai4kg:identifier "HEAD" .'),
     "ModelWeightsShape": (':w a ai4kg:ModelWeights ; prov:wasGeneratedBy :r .', ':w a ai4kg:ModelWeights .'),
+    "ManagedDeploymentShape": (
+        ':d a ai4kg:BatchTrainingDeployment ; ai4kg:identifier "d" ; ai4kg:deploys :m ; ai4kg:status "queued" ; '
+        'ai4kg:requestedResources :r ; ai4kg:launchedBy :p ; ai4kg:belongsToVO :vo ; ai4kg:dockerImage "x/y:latest" ; '
+        'ai4kg:statusChange :c . :r a ai4kg:ResourceRequirements . :vo a ai4kg:VirtualOrganisation ; ai4kg:identifier "vo" ; ai4kg:name "A VO" . '
+        ':c a ai4kg:StatusChange ; ai4kg:sequence 0 ; ai4kg:status "queued" ; prov:atTime "2024-01-01T10:00:00Z"^^xsd:dateTime .',
+        ':d a ai4kg:BatchTrainingDeployment ; ai4kg:identifier "d" ; ai4kg:deploys :m ; ai4kg:status "sleeping" ; '
+        'ai4kg:launchedBy :p ; ai4kg:belongsToVO :vo ; ai4kg:dockerImage "x/y:latest" ; '
+        'ai4kg:statusChange :c . :vo a ai4kg:VirtualOrganisation ; ai4kg:identifier "vo" ; ai4kg:name "A VO" . '
+        ':c a ai4kg:StatusChange ; ai4kg:sequence 0 ; ai4kg:status "queued" ; prov:atTime "2024-01-01T10:00:00Z"^^xsd:dateTime .'),
+    "StatusChangeShape": (
+        ':c a ai4kg:StatusChange ; ai4kg:sequence 1 ; ai4kg:status "running" ; ai4kg:reason "placed" ; '
+        'prov:atTime "2024-01-01T10:00:00Z"^^xsd:dateTime .',
+        ':c a ai4kg:StatusChange ; ai4kg:sequence -1 ; ai4kg:status "asleep" .'),
+    "GpuModelShape": (':r a ai4kg:ResourceRequirements ; ai4kg:gpuModel "Tesla T4" .',
+                      ':r a ai4kg:ResourceRequirements ; ai4kg:gpuModel "" .'),
 }
 
 
