@@ -507,3 +507,22 @@ def _deployments_in_graph(url: str, headers: dict[str, str]) -> list[str]:
     answer = httpx.get(f"{url}/sparql", params={"query": query}, headers={**headers,
                        "Accept": "application/sparql-results+json"}).json()
     return [row["id"]["value"] for row in answer["results"]["bindings"]]
+
+
+def test_try_me_deployments_are_limited_per_user_and_stopped_when_their_time_is_up(tmp_path: Path) -> None:
+    made = Platform(tmp_path, quotas=Quotas(try_me_per_user=1))
+    try:
+        first, _ = made.deployments.create({"kind": "try-me", "module": MODULE, "duration_minutes": 5}, ALICE)
+        second, _ = made.deployments.create({"kind": "try-me", "module": MODULE}, ALICE)
+        assert first.status == "starting" and first.expires_at is not None
+        assert second.status == "queued" and "at most 1 try-me" in second.waiting
+        first = made.deployments.get(first.identifier)
+        first.expires_at = "2000-01-01T00:00:00Z"  # its time is up
+        made.deployments._write([first])
+        made.deployments.tick()
+        ended = made.deployments.get(first.identifier)
+        assert ended.status == "stopped" and ended.history[-1].reason == "its try-me time ran out"
+        assert made.deployments.get(second.identifier).status == "starting"
+    finally:
+        stop_everything(tmp_path / "local")
+        made.close()

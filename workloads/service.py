@@ -383,8 +383,8 @@ class Deployments:
     def expire(self) -> int:
         """Ask to stop the try-me deployments whose time is up."""
         moment = now()
-        expired = [d for _, d in self.ledger.find(kind="try-me", limit=1_000_000)
-                   if d.status in ACTIVE and d.expires_at and d.expires_at <= moment]
+        expired = [d for status in ACTIVE for _, d in self.ledger.find(kind="try-me", status=status, limit=1_000_000)
+                   if d.expires_at and d.expires_at <= moment]
         stopping = {a.identifier for a in self.ledger.pending() if a.action == "stop"}
         fresh = [(d.identifier, "stop", "its try-me time ran out") for d in expired if d.identifier not in stopping]
         if fresh:
