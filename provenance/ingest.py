@@ -174,6 +174,10 @@ class Provenance:
                                             application.identifier))
                 return _Prepared(outcome)
             mapped = BUILDERS[origin](fragment, application, self.iris, _PLATFORM_NAME)
+            if origin == "nomad" and self._managed_deployment(mapped.activity):
+                raise FragmentError([Issue("job_ID", "managed", "the platform ran this job itself: its deployment "
+                                           "is recorded by the deployments service, not from fragments",
+                                           fragment["job_ID"])])
         except FragmentError as exc:
             outcome.issues = exc.issues
             return _Prepared(outcome)
@@ -183,6 +187,12 @@ class Provenance:
         stored = StoredFragment(mapped.key, origin, application.iri, mapped.activity, source, received or now(),
                                 digest_of(canonical(fragment)), text)
         return _Prepared(outcome, mapped, stored, application)
+
+    def _managed_deployment(self, iri: str) -> bool:
+        """Whether the deployments service (workloads/) keeps this deployment: its graph has a status
+        history. A fragment must not replace that graph."""
+        return any(True for _ in self.graph.store.quads_for_pattern(
+            ox.NamedNode(iri), ox.NamedNode(AI4KG + "statusChange"), None, ox.NamedNode(iri)))
 
     def _application_for(self, origin: Origin, fragment: dict[str, Any]) -> Application | None:
         if origin == "github-actions":

@@ -526,3 +526,23 @@ def test_try_me_deployments_are_limited_per_user_and_stopped_when_their_time_is_
     finally:
         stop_everything(tmp_path / "local")
         made.close()
+
+
+def test_a_workload_managers_fragment_cannot_replace_a_managed_deployment(platform: Platform) -> None:
+    from ai4kg.provenance.ingest import Provenance
+
+    deployment, _ = platform.deployments.create(batch(name="tracked-job"), ALICE)
+    shared = json.loads((Path(__file__).parents[2] / "shared/ai4eosc/provenance/fragments-demo-app.json").read_text())
+    fragment = {**shared["nomad"], "applicationId": MODULE, "job_ID": "tracked-job"}
+    [outcome] = Provenance(platform.graph).ingest([(fragment, "test")])
+    assert outcome.status == "invalid" and [(i.field, i.rule) for i in outcome.errors] == [("job_ID", "managed")]
+    assert platform.deployments.get("tracked-job").history  # the graph still holds the managed record
+    assert any(q.predicate.value == AI4KG + "statusChange" for q in platform.graph.asset_quads(deployment.iri))
+    # and a deployment cannot take the name of a job recorded from fragments
+    fragment["job_ID"] = "job-from-nomad"
+    [outcome] = Provenance(platform.graph).ingest([(fragment, "test")])
+    assert outcome.status == "created", outcome.errors
+    with pytest.raises(DeploymentRejected) as taken:
+        platform.deployments.create(batch(name="job-from-nomad"), ALICE)
+    assert taken.value.status == 409
+    platform.deployments.delete(deployment.identifier, ALICE)

@@ -172,6 +172,9 @@ class Deployments:
                         return existing, False
                     raise DeploymentRejected(409, "Name taken", [Issue(
                         "name", "unique", "a deployment of that name exists; choose another name", name)])
+                if self.graph.contains(asset_iri(self.graph.settings.base_url, "Deployment", name)):
+                    raise DeploymentRejected(409, "Name taken", [Issue(  # a job recorded from provenance
+                        "name", "unique", "the graph has a deployment of that name; choose another name", name)])
             identifier = name or f"d-{uuid.uuid4().hex[:16]}"
             deployment = new_deployment(body, identifier, self.graph.settings.base_url, requester.subject, vo,
                                         module_iri, image, self.executor.name)
