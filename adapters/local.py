@@ -14,7 +14,8 @@ process as PORT_<label> (and PORT for the first); GPUs as CUDA_VISIBLE_DEVICES.
 
 Resources: the datacenter's capacity (cores, memory, GPUs, disk) is what placement and the quotas
 count against; a job's memory is also a hard limit (RLIMIT_AS). Datasets by DOI and storage mounts
-need the sidecars only Nomad runs: the local executor refuses such a job (JobRefused).
+and mail notifications need the sidecars only Nomad runs: the local executor refuses such a job
+(JobRefused).
 """
 
 from __future__ import annotations
@@ -84,9 +85,9 @@ class LocalExecutor:
         return found
 
     def start(self, job: Job) -> None:
-        if job.datasets or job.storage:
-            raise JobRefused("the local executor downloads no datasets and mounts no storage "
-                             "(those sidecars run on Nomad): leave datasets and storage out")
+        if job.datasets or job.storage or job.notify:
+            raise JobRefused("the local executor downloads no datasets, mounts no storage and sends no mail "
+                             "(those sidecars run on Nomad): leave datasets, storage and notify out")
         if job.datacenter not in self.datacenters:
             raise JobRefused(f"no datacenter {job.datacenter!r} here")
         directory = self.jobs_dir / job.identifier

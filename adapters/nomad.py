@@ -92,6 +92,15 @@ SIDECARS: dict[str, dict[str, Any]] = {
                 "Config": {"image": "rclone/rclone:1.68", "privileged": True, "devices": [{"host_path": "/dev/fuse"}],
                            "args": ["mount", "", STORAGE_DIR, "--allow-non-empty", "--vfs-cache-mode", "full"]},
                 "Resources": {"CPU": 250, "MemoryMB": 256}},
+    # after the job ends, a mail to whoever asked for it (the mail sender of ai4os/docker-mail: DEST,
+    # SUBJECT and BODY in its environment; Nomad fills in the ${NOMAD_...} values)
+    "notification": {"Name": "notify", "Driver": "docker",
+                     "Lifecycle": {"Hook": "poststop", "Sidecar": False},
+                     "Config": {"image": "sftobias/mail-sender:latest"},
+                     "Env": {"SUBJECT": "[ai4kg] deployment ${NOMAD_JOB_ID} has ended",
+                             "BODY": "Your deployment ${NOMAD_JOB_ID} (${NOMAD_META_title}) has ended. "
+                                     "Its status and history are on the platform."},
+                     "Resources": {"CPU": 100, "MemoryMB": 128}},
 }
 
 IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -99,6 +108,7 @@ NAMESPACE = re.compile(r"^[A-Za-z0-9-]{1,128}$")   # Nomad's rule for namespace 
 LABEL = re.compile(r"^[A-Za-z0-9_]{1,64}$")        # a port label: also the name of NOMAD_PORT_<label>
 DOI = re.compile(r"^10\.\d{4,9}/\S+$")
 STORAGE = re.compile(r"^[A-Za-z0-9_-]+:\S*$")        # an rclone remote:path
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 class NomadUnavailable(Exception):
@@ -142,6 +152,8 @@ class DeploymentSpec:
     dataset_doi: str | None = None
     storage: str | None = None
     """an rclone remote:path, mounted at STORAGE_DIR"""
+    notify_email: str | None = None
+    """who gets a mail when the job ends (the notification sidecar)"""
     module: str | None = None
     """the catalogue's module (or tool) it runs: the job's meta `ai4kg.module`, so an operator looking
     at Nomad sees what a job is without asking the platform"""
@@ -184,6 +196,8 @@ def _check(spec: DeploymentSpec, namespace: str) -> None:
             raise _invalid("endpoints", "ports must be 1-65535", port)
     if spec.dataset_doi is not None and not DOI.match(spec.dataset_doi):
         raise _invalid("dataset_doi", "must be a DOI (10.<registrant>/<suffix>)", spec.dataset_doi)
+    if spec.notify_email is not None and not EMAIL.match(spec.notify_email):
+        raise _invalid("notify_email", "must be an e-mail address", spec.notify_email)
     if spec.storage is not None and not STORAGE.match(spec.storage):
         raise _invalid("storage", "must be an rclone remote:path", spec.storage)
     if spec.module is not None and not isinstance(spec.module, str):
@@ -217,6 +231,10 @@ def job_spec(spec: DeploymentSpec, namespace: str | None = None) -> dict[str, An
     if spec.storage:
         sidecar = copy.deepcopy(SIDECARS["storage"])
         sidecar["Config"]["args"][1] = spec.storage
+        tasks.append(sidecar)
+    if spec.notify_email:
+        sidecar = copy.deepcopy(SIDECARS["notification"])
+        sidecar["Env"]["DEST"] = spec.notify_email
         tasks.append(sidecar)
     group: dict[str, Any] = {"Name": "usergroup", "Count": 1, "Tasks": tasks,
                              "EphemeralDisk": {"SizeMB": spec.disk_mb}, **copy.deepcopy(kind["group"])}
@@ -497,7 +515,7 @@ class NomadExecutor:
             cpu=job.resources.cpu * MHZ_PER_CORE, memory_mb=job.resources.memory_mb, gpu=job.resources.gpu,
             gpu_model=job.gpu_model, disk_mb=job.resources.disk_mb, datacenters=[job.datacenter],
             endpoints=dict(job.endpoints), dataset_doi=job.datasets[0] if job.datasets else None,
-            storage=job.storage, module=job.module or None)
+            storage=job.storage, notify_email=job.notify, module=job.module or None)
 
     def _urls_of(self, stub: dict[str, Any], namespace: str,
                  previous: dict[tuple[str, str], tuple[tuple[int, int], dict[str, str]]],

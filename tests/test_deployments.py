@@ -546,3 +546,12 @@ def test_a_workload_managers_fragment_cannot_replace_a_managed_deployment(platfo
         platform.deployments.create(batch(name="job-from-nomad"), ALICE)
     assert taken.value.status == 409
     platform.deployments.delete(deployment.identifier, ALICE)
+
+
+def test_the_local_executor_refuses_what_needs_nomads_sidecars(platform: Platform) -> None:
+    refused, _ = platform.deployments.create(batch(datasets=[{"doi": "10.5281/zenodo.1234567"}],
+                                                   notify="alice@example.org"), ALICE)
+    assert refused.status == "failed"
+    assert refused.history[-1].reason.startswith("the local workload manager refused it: the local executor downloads")
+    assert "alice@example.org" not in platform.graph.export(ox.RdfFormat.N_QUADS).decode()  # kept out of the graph
+    assert platform.deployments.ledger.pending() == []

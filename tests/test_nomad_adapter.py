@@ -102,6 +102,16 @@ def test_sidecars_for_dataset_and_storage() -> None:
     assert again["Config"]["args"][1] == "other:/bob"
 
 
+def test_notification_sidecar_mails_the_address_when_the_job_ends() -> None:
+    tasks = _tasks(_job(dataclasses.replace(SERVICE, notify_email="alice@example.org")))
+    notify = tasks["notify"]
+    assert notify["Lifecycle"] == {"Hook": "poststop", "Sidecar": False}
+    assert notify["Env"]["DEST"] == "alice@example.org" and "${NOMAD_JOB_ID}" in notify["Env"]["SUBJECT"]
+    assert "DEST" not in SIDECARS["notification"]["Env"]
+    with pytest.raises(ValueError, match="notify_email"):
+        _job(dataclasses.replace(SERVICE, notify_email="not an address"))
+
+
 @pytest.mark.parametrize("change, field", [
     ({"kind": "notebook"}, "kind"), ({"identifier": "has space"}, "identifier"), ({"vo": "vo.ai4eosc.eu"}, "vo"),
     ({"cpu": 0}, "cpu"), ({"gpu": -1}, "gpu"), ({"datacenters": []}, "datacenters"),

@@ -92,6 +92,7 @@ def _split(values: tuple[str, ...], option: str) -> dict[str, int]:
 @click.option("--endpoint", "endpoints", multiple=True, help="LABEL=PORT the workload listens on (repeatable).")
 @click.option("--dataset", "datasets", multiple=True, help="A dataset DOI to download into it (repeatable).")
 @click.option("--storage", help="An rclone remote:path to mount.")
+@click.option("--notify", help="An e-mail address told when it ends (Nomad).")
 @click.option("--duration-minutes", type=int, help="How long a try-me runs.")
 @click.option("--file", "request_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A JSON deployment request; the options above override its fields.")

@@ -60,6 +60,8 @@ class Job:
     endpoints: dict[str, int] = field(default_factory=dict)
     datasets: tuple[str, ...] = ()
     storage: str | None = None
+    notify: str | None = None
+    """an e-mail address to tell when the job ends"""
     module: str = ""
 
 

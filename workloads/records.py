@@ -118,6 +118,8 @@ class Deployment:
     """port label -> the URL it answers on, once running"""
     datasets: list[str] = field(default_factory=list)
     storage: str | None = None
+    notify: str | None = None
+    """who is told by mail when it ends (kept here, never in the graph)"""
     expires_at: str | None = None
     status: str = "queued"
     history: list[Change] = field(default_factory=list)
@@ -179,7 +181,8 @@ def new_deployment(body: dict[str, Any], identifier: str, base_url: str, owner: 
         resources={**DEFAULT_RESOURCES[kind], **body.get("resources", {})}, executor=executor, created_at=created,
         datacenter=body.get("datacenter"), command=body.get("command"),
         endpoints=dict(body["endpoints"]) if "endpoints" in body else dict(DEFAULT_ENDPOINTS[kind]),
-        datasets=[d["doi"] for d in body.get("datasets", [])], storage=body.get("storage"))
+        datasets=[d["doi"] for d in body.get("datasets", [])], storage=body.get("storage"),
+        notify=body.get("notify"))
     if kind == "try-me":
         minutes = body.get("duration_minutes", DEFAULT_TRY_ME_MINUTES)
         deployment.expires_at = datetime.fromtimestamp(datetime.now(timezone.utc).timestamp() + 60 * minutes,

@@ -381,7 +381,7 @@ class Deployments:
                    image=deployment.image, title=deployment.title, datacenter=datacenter, resources=deployment.needs,
                    gpu_model=deployment.resources.get("gpu_model"), description=deployment.description,
                    command=deployment.command, endpoints=dict(deployment.endpoints), datasets=tuple(deployment.datasets),
-                   storage=deployment.storage, module=deployment.module)
+                   storage=deployment.storage, notify=deployment.notify, module=deployment.module)
 
     def expire(self) -> int:
         """Ask to stop the try-me deployments whose time is up."""
