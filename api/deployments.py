@@ -41,11 +41,13 @@ def answer(deployment: Deployment) -> dict[str, Any]:
     return deployment.as_json()
 
 
-def _cursor(seq: int) -> str:
+def cursor_of(seq: int) -> str:
+    """The cursor of the page after the deployment with this ledger sequence number (REST and GraphQL)."""
     return base64.urlsafe_b64encode(json.dumps(["deployments", seq]).encode()).decode().rstrip("=")
 
 
-def _after(cursor: str | None) -> int:
+def cursor_after(cursor: str | None) -> int:
+    """The ledger sequence number a cursor of `cursor_of` holds (0: none); 400 when it is not one."""
     if not cursor:
         return 0
     try:
@@ -100,13 +102,13 @@ def router(deployments: Deployments) -> APIRouter:
                       cursor: str | None = Query(None, max_length=200)) -> dict[str, Any]:
         """Deployments, oldest first, a page at a time (`next` is the cursor of the following page)."""
         identity = writer(identity_of(request), "list deployments")
-        after = _after(cursor)
+        after = cursor_after(cursor)
         found = await anyio.to_thread.run_sync(lambda: deployments.find(
             requester_of(identity), owner=owner, vo=vo, status=status, kind=kind, module=module,
             datacenter=datacenter, after=after, limit=limit + 1))
         page = found[:limit]
         return {"deployments": [answer(d) for _, d in page],
-                "next": _cursor(page[-1][0]) if len(found) > limit else None}
+                "next": cursor_of(page[-1][0]) if len(found) > limit else None}
 
     # the control plane's own routes, apart from /v1/deployments/{identifier}
     control = APIRouter(prefix="/v1/workloads", tags=["deployments"])

@@ -124,7 +124,7 @@ from ..workloads import records as deployment_records
 from ..workloads.service import DeploymentRejected, Deployments
 from . import access, cursors
 from .auth import Identity, identity_of
-from .deployments import MAX_REQUEST_BYTES, _after as _deployments_after, _cursor as _deployments_cursor, requester_of
+from .deployments import MAX_REQUEST_BYTES, cursor_after, cursor_of, requester_of
 from .negotiation import negotiate
 from .problems import Problem, jsonable
 from .publishing import publish_module, withdraw_module, writer
@@ -1266,6 +1266,7 @@ class DeploymentRecord:
     endpoints: list[DeploymentEndpoint]
     datasets: list[str] = strawberry.field(description="The DOIs of the datasets it reads.")
     storage: Optional[str] = strawberry.field(description="The storage it mounts.")
+    notify: Optional[str] = strawberry.field(description="Who is mailed when it ends (not in the graph).")
     command: Optional[list[str]] = strawberry.field(description="The command of a batch job.")
     expires_at: Optional[datetime.datetime] = strawberry.field(description="When a try-me deployment is stopped.")
     created_at: datetime.datetime
@@ -1294,7 +1295,7 @@ def _deployment_record(deployment: deployment_records.Deployment) -> DeploymentR
                                       gpu_model=r.get("gpu_model"), disk_mb=r["disk_mb"]),
         endpoints=[DeploymentEndpoint(label=label, port=deployment.endpoints.get(label), url=deployment.urls.get(label))
                    for label in labels],
-        datasets=list(deployment.datasets), storage=deployment.storage,
+        datasets=list(deployment.datasets), storage=deployment.storage, notify=deployment.notify,
         command=list(deployment.command) if deployment.command is not None else None,
         expires_at=_datetime(deployment.expires_at),
         created_at=_datetime(deployment.created_at),  # type: ignore[arg-type]  # the record's own times: valid
@@ -1328,12 +1329,12 @@ async def _deployment_listing(info: Info, first: int, after: Optional[str], **fi
             raise InputError(f"{filters[name]!r} is not a {name} of deployments; allowed: {', '.join(allowed)}",
                              name, filters[name])
     try:
-        position = _deployments_after(after)
+        position = cursor_after(after)
     except Problem as problem:
         raise InputError(problem.detail, "after", after) from None
     requester = requester_of(identity)
     found = await anyio.to_thread.run_sync(lambda: service.find(requester, **filters, after=position, limit=first + 1))
-    edges = [Edge(cursor=_deployments_cursor(seq), node=_deployment_record(deployment))
+    edges = [Edge(cursor=cursor_of(seq), node=_deployment_record(deployment))
              for seq, deployment in found[:first]]
     return Connection(edges=edges, page_info=PageInfo(
         has_next_page=len(found) > first, has_previous_page=bool(after),

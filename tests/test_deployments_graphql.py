@@ -36,7 +36,7 @@ ADMIN = Requester("test-cleanup", frozenset(), admin=True)
 
 FIELDS = """identifier iri kind owner vo module moduleIri version image title description status waiting
   datacenter placedOn executor resources { cpu memoryMb gpu gpuModel diskMb } endpoints { label port url }
-  datasets storage command expiresAt createdAt startedAt endedAt history { status at reason }"""
+  datasets storage notify command expiresAt createdAt startedAt endedAt history { status at reason }"""
 CREATE = "mutation($r: JSON!) { createDeployment(request: $r) { created deployment { %s } } }" % FIELDS
 DELETE = "mutation($i: String!) { deleteDeployment(identifier: $i) { %s } }" % FIELDS
 RECORD = "query($i: String!) { deploymentRecord(identifier: $i) { %s } }" % FIELDS
@@ -163,14 +163,14 @@ def graphql_view(rest: dict[str, Any]) -> dict[str, Any]:
                       "gpuModel": resources.get("gpu_model"), "diskMb": resources["disk_mb"]},
         "endpoints": [{"label": label, "port": rest["endpoints"].get(label), "url": rest["urls"].get(label)}
                       for label in labels],
-        "datasets": rest["datasets"], "storage": rest["storage"], "command": rest["command"],
+        "datasets": rest["datasets"], "storage": rest["storage"], "notify": rest["notify"], "command": rest["command"],
         "expiresAt": when(rest["expires_at"]), "createdAt": when(rest["created_at"]),
         "startedAt": when(rest["started_at"]), "endedAt": when(rest["ended_at"]),
         "history": [{"status": c["status"], "at": when(c["at"]), "reason": c["reason"]} for c in rest["history"]],
     }
     covered = {"identifier", "iri", "kind", "owner", "vo", "module", "module_iri", "version", "image", "title",
                "description", "status", "waiting", "datacenter", "placed_on", "executor", "resources", "endpoints",
-               "urls", "datasets", "storage", "command", "expires_at", "created_at", "started_at", "ended_at",
+               "urls", "datasets", "storage", "notify", "command", "expires_at", "created_at", "started_at", "ended_at",
                "history"}
     assert set(rest) == covered, f"REST fields GraphQL does not show: {set(rest) - covered}"
     return view

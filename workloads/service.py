@@ -551,11 +551,14 @@ def open_deployments(graph: KnowledgeGraph) -> Deployments:
             figures = json.loads(settings.local_capacity_file.read_text("utf-8"))
             capacity = {name: Resources(**values) for name, values in figures.items()}
         runtimes = json.loads(settings.local_runtimes_file.read_text("utf-8")) if settings.local_runtimes_file else None
+        scratch = None
         if settings.data_dir is not None:
             state = settings.data_dir / "local-executor"
-        else:
+        else:  # an in-memory graph: the jobs' directories go when the executor does
             import tempfile
 
-            state = Path(tempfile.mkdtemp(prefix="ai4kg-local-executor-"))
+            scratch = tempfile.TemporaryDirectory(prefix="ai4kg-local-executor-")
+            state = Path(scratch.name)
         executor = LocalExecutor(state, capacity, runtimes)
+        executor.scratch = scratch  # type: ignore[attr-defined]
     return Deployments(graph, executor, quotas)
