@@ -16,13 +16,13 @@ writes nothing, and one that changed (it finished, got a tag) replaces its activ
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
 import httpx
 
 from ..graph.store import KnowledgeGraph
+from ..periodic import Periodic
 from ..provenance.ingest import BATCH_SIZE, Outcome, Provenance
 
 log = logging.getLogger(__name__)
@@ -173,18 +173,15 @@ def _batches(items: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[s
         yield batch
 
 
-class PeriodicSync:
+class PeriodicSync(Periodic):
     """`sync` every `interval` seconds in a daemon thread, from `start()` until `stop()`; a failed
     sync (the server down) is logged and tried again at the next interval."""
 
     def __init__(self, graph: KnowledgeGraph, url: str, interval: float, token: str | None = None):
-        if interval <= 0:
-            raise ValueError("the interval between syncs is a positive number of seconds")
-        self.graph, self.url, self.interval, self._token = graph, url, interval, token
+        super().__init__(f"mlflow-sync {url}", interval, self.run_once)
+        self.graph, self.url, self._token = graph, url, token
         self.last_report: SyncReport | None = None
         self.last_error: Exception | None = None
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def run_once(self) -> SyncReport | None:
         """One sync: its report (also `last_report`), or None when it failed (`last_error`)."""
@@ -200,27 +197,3 @@ class PeriodicSync:
                  report.created, report.updated, report.unchanged, report.skipped, report.invalid)
         return report
 
-    def _loop(self) -> None:
-        while not self._stopping.is_set():
-            self.run_once()
-            self._stopping.wait(self.interval)
-
-    def start(self) -> "PeriodicSync":
-        if self._thread is None or not self._thread.is_alive():
-            self._stopping.clear()
-            self._thread = threading.Thread(target=self._loop, name=f"mlflow-sync {self.url}", daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self, timeout: float | None = 30.0) -> None:
-        """Ask the thread to end and wait for the sync in progress, if any."""
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def __enter__(self) -> "PeriodicSync":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

@@ -48,9 +48,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import cProfile
 import gc
+import io
 import json
 import os
+import pstats
 import random
 import shutil
 import signal
@@ -68,7 +71,7 @@ from typing import Any, Callable, Iterator
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
-from run import Report, StageTimer, fmt, log, machine, now, p50, percentile  # noqa: E402  (bench/run.py helpers)
+from run import Report, StageTimer, fmt, log, machine, now, own_time_table, p50, percentile  # noqa: E402  (bench/run.py helpers)
 
 import httpx  # noqa: E402
 import uvicorn  # noqa: E402
@@ -452,10 +455,100 @@ def bench_find(report: Report, sizes: Sizes, work: Path) -> None:
                         assert status == 200
             if (rep + 1) % 50 == 0:
                 log(f"  round {rep + 1} of {sizes.reps}")
+    find_tables(report, sizes, times, rows_seen, points)
+    biggest = [p for p in points if p.total == sizes.totals[-1]]
+    with report.phase("1. where a page's time goes (cProfile, in-process ASGI)"):
+        profile_page(report, sizes, biggest[-1])
+    with report.phase("1. what-if: the ledger's planner statistics (ANALYZE)"):
+        what_if_analyze(report, sizes, biggest)
     for point in points:
         point.close()
         shutil.rmtree(point.folder, ignore_errors=True)
-    find_tables(report, sizes, times, rows_seen, points)
+
+
+def profile_page(report: Report, sizes: Sizes, point: Point) -> None:
+    """cProfile of the VO page request through the ASGI app in-process (bench/api_bench.py's driver,
+    worker-thread hops made inline so that the profiler sees the handler)."""
+    from api_bench import Call, InProcess, inline_threadpool
+
+    in_process = InProcess(create_app(point.graph, point.keys, point.deployments))
+    headers = {"Authorization": f"Bearer {point.secret}"}
+    calls = {"vo_page": Call("vo_page", "GET", "/v1/deployments", [("vo", VO), ("limit", "100")], headers=headers),
+             "retrieve": Call("retrieve", "GET", f"/v1/deployments/{point.probe_id}", [], headers=headers)}
+    count = max(20, sizes.reps // 6)
+    for name, call in calls.items():
+        with inline_threadpool():
+            for _ in range(5):
+                status, _ = in_process(call)
+                assert status == 200, status
+            inline = []
+            for _ in range(count):
+                start = now()
+                in_process(call)
+                inline.append(now() - start)
+            profiler = cProfile.Profile()
+            profiler.enable()
+            for _ in range(count):
+                in_process(call)
+            profiler.disable()
+        total, table = own_time_table(profiler, count, ("json", "sqlite3", "_asyncio", "select"), unit="request",
+                                      digits=3, named={"bench/api_bench.py": "benchmark's ASGI driver"})
+        text = io.StringIO()
+        pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(15)
+        cumulative = "\n".join(line for line in text.getvalue().splitlines()
+                               if line.strip() and not line.startswith(("   Ordered by", "   List reduced")))
+        report.sections.append(
+            f"#### Part 1: where the time of `{MEASURES[name]}` goes ({point.label}): {count} in-process ASGI "
+            f"calls, worker-thread hop inline: p50 {fmt(p50(inline))} without the profiler, "
+            f"{total / count * 1000:.2f} ms under cProfile\n\nOwn time by package:\n\n" + "\n".join(table)
+            + f"\n\nTop 15 functions by own time:\n\n```\n{cumulative}\n```")
+    in_process.close()
+
+
+def what_if_analyze(report: Report, sizes: Sizes, points: list[Point]) -> None:
+    """The ledger's queries in-process before and after `ANALYZE` on the benchmark's own ledger
+    (the product is not changed): without statistics SQLite picks the datacenter or VO index over the
+    owner's for a query that names both."""
+    count = max(20, sizes.reps // 3)
+    for point in points:
+        plan = requests_of(point)
+        chosen = {}
+        ledger = point.deployments.ledger
+        for name, sql_filters in (("find_owner", "owner = 'x' AND datacenter = 'y' AND module = 'z'"),
+                                  ("user_page", "owner = 'x' AND vo IN ('v')")):
+            with ledger._lock:
+                chosen[name, "before"] = ledger._db.execute(
+                    f"EXPLAIN QUERY PLAN SELECT seq, record FROM deployments WHERE seq > 0 AND {sql_filters} "
+                    "ORDER BY seq LIMIT 101").fetchall()[0][-1]
+        before = {name: [] for name in ("find_owner", "user_page", "find_vo", "retrieve")}
+        for _ in range(count):
+            for name in before:
+                start = now()
+                plan[name][2]()
+                before[name].append(now() - start)
+        with ledger._lock:
+            start = now()
+            ledger._db.execute("ANALYZE")
+            analyze_s = now() - start
+        for name, sql_filters in (("find_owner", "owner = 'x' AND datacenter = 'y' AND module = 'z'"),
+                                  ("user_page", "owner = 'x' AND vo IN ('v')")):
+            with ledger._lock:
+                chosen[name, "after"] = ledger._db.execute(
+                    f"EXPLAIN QUERY PLAN SELECT seq, record FROM deployments WHERE seq > 0 AND {sql_filters} "
+                    "ORDER BY seq LIMIT 101").fetchall()[0][-1]
+        after = {name: [] for name in before}
+        for _ in range(count):
+            for name in after:
+                start = now()
+                plan[name][2]()
+                after[name].append(now() - start)
+        for name in before:
+            note = (f"plan before: {chosen[name, 'before']}; after: {chosen[name, 'after']}"
+                    if (name, "before") in chosen else "")
+            report.row("1. what-if", f"{MEASURES[name]}, {point.label}, in-process: after ANALYZE vs before",
+                       f"p50 {fmt(p50(after[name]))} vs {fmt(p50(before[name]))}",
+                       (note + f"; ANALYZE took {seconds(analyze_s)}").lstrip("; "),
+                       ratio=f"{p50(after[name]) / p50(before[name]):.2f}x")
 
 
 def find_tables(report: Report, sizes: Sizes, times: dict[tuple[int, int, str, str], list[float]],

@@ -33,6 +33,7 @@ from ..graph.search import PUBLIC
 from ..graph.store import AssetWrite, KnowledgeGraph, search_document
 from ..graph.validation import validate
 from ..metadata.issues import Issue
+from ..periodic import Periodic
 from .executor import Executor, Job, JobRefused, Observed, Resources
 from .ledger import Ledger, Repair
 from .records import ACTIVE, FINAL, Deployment, check_request, issue_of, new_deployment, now, to_quads
@@ -496,38 +497,20 @@ def _request_of_body(body: dict[str, Any]) -> dict[str, Any]:
     return {"kind": body["kind"], "module": body["module"], "version": body.get("version") or "latest"}
 
 
-class Controller:
-    """The control loop in a daemon thread: `tick` every `interval` seconds, probes every
-    `probe_interval`; a failed round is logged and the next one runs."""
+class Controller(Periodic):
+    """The control loop in a daemon thread: `tick` every `interval` seconds, and a probe of the
+    datacenters first and then every `probe_interval`."""
 
     def __init__(self, deployments: Deployments, interval: float = 2.0, probe_interval: float = 30.0):
-        self.deployments, self.interval, self.probe_interval = deployments, interval, probe_interval
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__("deployments", interval, self.round)
+        self.deployments, self.probe_interval = deployments, probe_interval
+        self._last_probe: float | None = None
 
-    def _loop(self) -> None:
-        last_probe = 0.0
-        while not self._stopping.is_set():
-            try:
-                if time.monotonic() - last_probe >= self.probe_interval:
-                    self.deployments.probe()
-                    last_probe = time.monotonic()
-                self.deployments.tick()
-            except Exception:  # the loop must outlive any failure
-                log.exception("deployments control loop")
-            self._stopping.wait(self.interval)
-
-    def start(self) -> "Controller":
-        if self._thread is None or not self._thread.is_alive():
-            self._stopping.clear()
-            self._thread = threading.Thread(target=self._loop, name="deployments", daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self, timeout: float | None = 30.0) -> None:
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+    def round(self) -> None:
+        if self._last_probe is None or time.monotonic() - self._last_probe >= self.probe_interval:
+            self.deployments.probe()
+            self._last_probe = time.monotonic()
+        self.deployments.tick()
 
 
 def open_deployments(graph: KnowledgeGraph) -> Deployments:
