@@ -1,8 +1,9 @@
 """Deployments benchmarks (issue 6): finding one deployment among many through the REST API,
 reconciling 10,000 Nomad jobs, and the platform's overhead on a workload's run time.
 
-    uv run python bench/deployments_bench.py            # full sizes (about 25 minutes on 2 cores)
-    uv run python bench/deployments_bench.py --quick    # small sizes: a smoke run of every phase (about 1 minute)
+    uv run python bench/deployments_bench.py            # full sizes (about 28 minutes on 2 cores, 12 of them the fill)
+    uv run python bench/deployments_bench.py --quick    # small sizes: a smoke run of every phase (about 80 s)
+    uv run python bench/deployments_bench.py --parts 2  # only part 2 (any of 1, 2, 3)
 
 Every figure is given absolutely and as a ratio against a baseline measured in the same process
 (the machines these run on are shared and noisy). Work files go to a temporary folder that is
@@ -19,7 +20,7 @@ removed at the end (--work DIR keeps them). The Markdown report goes to stdout (
    `recover_max`, beyond that by the "bulk" fill (the same records through `to_quads`, i.e. the
    product's RML mapping with morph-kgc, in batches of 2,000, written with Oxigraph's bulk loader and
    the search index's mark_pending/apply, as bench/run.py's `bulk_write`; then `Ledger.mapped`), since
-   `recover()` would take about 40 minutes for the two 100k stores on this machine (the fill phase
+   `recover()` would take about 32 minutes for the two 100k stores on this machine (the fill phase
    measures both ways on the same records and reports the rates). The executor is a stand-in that
    runs nothing (no reconcile, no dispatch in this part).
    All six stores are then served at once, each by the real ASGI app (`create_app(graph, keys,
@@ -126,6 +127,15 @@ class Sizes:
 FULL = Sizes()
 QUICK = Sizes(totals=(100, 300, 1_000), recover_max=100, fill_probe=200, warmup=5, reps=30, jobs=1_000,
               http_starts=20, steady_reps=3, work_seconds=2.0, runs=2)
+
+
+def add_section(report: Report, text: str) -> None:
+    """A section of the report, set off by a blank line (Report joins them with one newline)."""
+    report.sections.append(text + "\n")
+
+
+def ratio(value: float) -> str:
+    return f"{value:.2f}x" if value >= 0.1 else f"{value:.2g}x"
 
 
 def p95(values: list[float]) -> float:
@@ -497,7 +507,7 @@ def profile_page(report: Report, sizes: Sizes, point: Point) -> None:
         pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(15)
         cumulative = "\n".join(line for line in text.getvalue().splitlines()
                                if line.strip() and not line.startswith(("   Ordered by", "   List reduced")))
-        report.sections.append(
+        add_section(report, 
             f"#### Part 1: where the time of `{MEASURES[name]}` goes ({point.label}): {count} in-process ASGI "
             f"calls, worker-thread hop inline: p50 {fmt(p50(inline))} without the profiler, "
             f"{total / count * 1000:.2f} ms under cProfile\n\nOwn time by package:\n\n" + "\n".join(table)
@@ -548,7 +558,7 @@ def what_if_analyze(report: Report, sizes: Sizes, points: list[Point]) -> None:
             report.row("1. what-if", f"{MEASURES[name]}, {point.label}, in-process: after ANALYZE vs before",
                        f"p50 {fmt(p50(after[name]))} vs {fmt(p50(before[name]))}",
                        (note + f"; ANALYZE took {seconds(analyze_s)}").lstrip("; "),
-                       ratio=f"{p50(after[name]) / p50(before[name]):.2f}x")
+                       ratio=ratio(p50(after[name]) / p50(before[name])))
 
 
 def find_tables(report: Report, sizes: Sizes, times: dict[tuple[int, int, str, str], list[float]],
@@ -572,12 +582,12 @@ def find_tables(report: Report, sizes: Sizes, times: dict[tuple[int, int, str, s
                 across = p50(times[(last, dcs[-1], name, way)]) / p50(times[(last, dcs[0], name, way)])
                 out.append(f"| {label} | {d} | " + " | ".join(cells) + f" | {growth:.2f}x | "
                            + (f"{across:.2f}x" if d == dcs[-1] else "") + " |")
-        report.sections.append("\n".join(out))
+        add_section(report, "\n".join(out))
     rows = ["#### Part 1: rows each request returns", "", "| operation | " + " | ".join(f"{t:,}" for t in totals) + " |",
             "|---|" + "---|" * len(totals)]
     for name, label in MEASURES.items():
         rows.append(f"| {label} | " + " | ".join(str(rows_seen[(t, dcs[0], name)]) for t in totals) + " |")
-    report.sections.append("\n".join(rows))
+    add_section(report, "\n".join(rows))
     for name, label in MEASURES.items():
         base = p50(times[(first, dcs[0], name, "http")])
         for d in dcs:
@@ -765,7 +775,7 @@ def bench_reconcile(report: Report, sizes: Sizes, work: Path) -> None:
                    f"observe p50 {seconds(o)}, of which the double's own listing (+ JSON) {seconds(p50(lists))}",
                    ratio=f"{r / o:.2f}x one observe()")
     columns = [(name, parts, mean(rec), 1) for name, rec, _, _, parts, _ in cases]
-    report.sections.append(f"#### Part 2: where a reconcile of {sizes.jobs:,} jobs goes (ms per reconcile; "
+    add_section(report, f"#### Part 2: where a reconcile of {sizes.jobs:,} jobs goes (ms per reconcile; "
                            f"mean of the {sizes.steady_reps} runs for (a) and (a'), one run otherwise)\n\n"
                            + timer.table(columns))
 
@@ -930,13 +940,13 @@ def overhead_tables(report: Report, runs: dict[str, list[dict[str, float]]], pol
         parts.append(f"| &nbsp;&nbsp;whole run: {label.strip()} | {mean([x['parts'].get(label, 0.0) for x in p]):.3f} |")
     parts.append(f"| direct: from subprocess.run to the first line, and last line to return | "
                  f"{mean([x['start_latency'] for x in d]):.3f}, {mean([x['after'] for x in d]):.3f} |")
-    report.sections.append("\n".join(lines) + "\n\n" + "\n".join(parts))
+    add_section(report, "\n".join(lines) + "\n\n" + "\n".join(parts))
 
 
 # -- main -------------------------------------------------------------------------------------------------
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run of every phase (about 1 min)")
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run of every phase (about 80 s)")
     parser.add_argument("--work", type=Path, help="keep work files in this folder")
     parser.add_argument("--out", type=Path, help="also write the Markdown report to this file")
     parser.add_argument("--poll", type=float, default=0.25, help="seconds between ticks in part 3 (default 0.25)")
