@@ -132,6 +132,12 @@ class LocalExecutor:
                 _signal_group(pid, signal.SIGKILL)
                 while self._alive(directory) and time.monotonic() < deadline + 5:
                     time.sleep(0.05)
+        runner = self._children.get(identifier)
+        if runner is not None:  # ours: collect it (its lock goes a moment before the process does)
+            try:
+                runner.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
         self._reap()
         return True
 

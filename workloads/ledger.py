@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS deployments (
     memory_mb INTEGER NOT NULL,
     gpu INTEGER NOT NULL,
     disk_mb INTEGER NOT NULL,
+    urls TEXT NOT NULL DEFAULT '{}',
     record TEXT NOT NULL,
     unmapped INTEGER NOT NULL DEFAULT 1
 );
@@ -49,6 +50,7 @@ CREATE INDEX IF NOT EXISTS deployments_by_owner ON deployments(owner, seq);
 CREATE INDEX IF NOT EXISTS deployments_by_vo ON deployments(vo, seq);
 CREATE INDEX IF NOT EXISTS deployments_by_status ON deployments(status, seq);
 CREATE INDEX IF NOT EXISTS deployments_by_datacenter ON deployments(datacenter, seq);
+CREATE INDEX IF NOT EXISTS deployments_by_module ON deployments(module, seq);
 CREATE INDEX IF NOT EXISTS deployments_unmapped ON deployments(unmapped) WHERE unmapped = 1;
 CREATE TABLE IF NOT EXISTS outbox (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -78,6 +80,10 @@ CREATE TABLE IF NOT EXISTS datacenters (
 """
 
 
+def _compact(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
 @dataclass(frozen=True)
 class Action:
     seq: int
@@ -103,10 +109,17 @@ class Ledger:
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL" if data_dir else "PRAGMA journal_mode=MEMORY")
         self._db.executescript(_SCHEMA)
+        self._upgrade()
         self._lock = threading.Lock()
 
     def close(self) -> None:
         self._db.close()
+
+    def _upgrade(self) -> None:
+        """Ledgers written before the urls column: add it (the records keep the URLs too)."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(deployments)")}
+        if "urls" not in columns:
+            self._db.execute("ALTER TABLE deployments ADD COLUMN urls TEXT NOT NULL DEFAULT '{}'")
 
     # -- writes (each one SQLite transaction) ---------------------------------------------------------
     def save(self, deployments: Iterable[Deployment], enqueue: Iterable[tuple[str, str, str]] = (),
@@ -114,16 +127,16 @@ class Ledger:
         """Store the records marked unmapped, add outbox entries (identifier, action, reason) and close
         others (their seq), all in one transaction."""
         rows = [(d.identifier, d.owner, d.vo, d.kind, d.module, d.status, d.placed_on, d.resources["cpu"],
-                 d.resources["memory_mb"], d.resources["gpu"], d.resources["disk_mb"],
-                 json.dumps(d.as_json(), ensure_ascii=False, separators=(",", ":"))) for d in deployments]
+                 d.resources["memory_mb"], d.resources["gpu"], d.resources["disk_mb"], _compact(d.urls),
+                 _compact(d.as_json())) for d in deployments]
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._db.executemany(
                     "INSERT INTO deployments (identifier, owner, vo, kind, module, status, datacenter, cpu, memory_mb,"
-                    " gpu, disk_mb, record, unmapped) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,1)"
+                    " gpu, disk_mb, urls, record, unmapped) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,1)"
                     " ON CONFLICT(identifier) DO UPDATE SET status=excluded.status, datacenter=excluded.datacenter,"
-                    " record=excluded.record, unmapped=1", rows)
+                    " urls=excluded.urls, record=excluded.record, unmapped=1", rows)
                 created = now()
                 self._db.executemany("INSERT INTO outbox (identifier, action, reason, created) VALUES (?,?,?,?)",
                                      [(*entry, created) for entry in enqueue])
@@ -175,16 +188,24 @@ class Ledger:
     def unmapped(self) -> list[Deployment]:
         return self._records("SELECT record FROM deployments WHERE unmapped = 1 ORDER BY seq")
 
-    def unfinished(self) -> list[Deployment]:
-        """Deployments the workload manager should be running or about to run."""
-        return self._records("SELECT record FROM deployments WHERE status IN ('queued', 'starting', 'running')"
-                             " ORDER BY seq")
+    def unfinished(self) -> dict[str, tuple[str, dict[str, str]]]:
+        """Deployments the workload manager should be running or about to run: identifier -> (status,
+        endpoint URLs), without reading the records (what the reconciler compares on every round)."""
+        with self._lock:
+            rows = self._db.execute("SELECT identifier, status, urls FROM deployments"
+                                    " WHERE status IN ('queued', 'starting', 'running') ORDER BY seq").fetchall()
+        return {identifier: (status, json.loads(urls)) for identifier, status, urls in rows}
 
     def find(self, owner: str | None = None, vos: Iterable[str] | None = None, status: str | None = None,
              datacenter: str | None = None, kind: str | None = None, module: str | None = None,
              after: int = 0, limit: int = 100) -> list[tuple[int, Deployment]]:
         """Deployments matching every filter given, in creation order after the keyset `after`.
-        `vos`: only these VOs (None: any)."""
+        `vos`: only these VOs (None: any).
+
+        The index is chosen here, not by SQLite, which has no statistics for a ledger that grew while
+        the server ran and would walk one datacenter's rows to find one user's deployment (80 ms
+        instead of 0.1 ms at 100,000): the owner, else the module, else the VO, the status, the
+        datacenter, in that order (the most selective first)."""
         where, parameters = ["seq > ?"], [after]
         for column, value in (("owner", owner), ("status", status), ("datacenter", datacenter), ("kind", kind),
                               ("module", module)):
@@ -195,7 +216,10 @@ class Ledger:
             vos = sorted(vos)
             where.append(f"vo IN ({','.join('?' * len(vos))})" if vos else "0")
             parameters.extend(vos)
-        sql = f"SELECT seq, record FROM deployments WHERE {' AND '.join(where)} ORDER BY seq LIMIT ?"
+        chosen = next((f" INDEXED BY deployments_by_{column}" for column, value in (
+            ("owner", owner), ("module", module), ("vo", vos), ("status", status), ("datacenter", datacenter))
+            if value is not None), "")
+        sql = f"SELECT seq, record FROM deployments{chosen} WHERE {' AND '.join(where)} ORDER BY seq LIMIT ?"
         with self._lock:
             rows = self._db.execute(sql, (*parameters, limit)).fetchall()
         return [(seq, Deployment.from_json(json.loads(record))) for seq, record in rows]

@@ -397,67 +397,94 @@ class Deployments:
 
     def reconcile(self) -> ReconcileReport:
         """Compare what the executor reports with the ledger and repair the difference: a job gone
-        (failed), a job the platform does not know or has ended (stopped), a status changed."""
+        (failed), a job the platform does not know or has ended (stopped), a status changed.
+
+        The comparison reads the ledger's status and URL columns only; records are read and
+        written only for what differs, BATCH_SIZE at a time, each batch under the lock on its own
+        (re-read there: a request in between wins, and the next round looks again), so a round
+        with many changes does not hold up requests for its whole length."""
         started = time.perf_counter()
         report = ReconcileReport()
         with self._lock:  # observed under the lock: a start in between would look like a job gone
             observed = self.executor.observe()
-            report.observed = len(observed)
+            known = self.ledger.unfinished()
             pending = {(a.identifier, a.action) for a in self.ledger.pending()}
-            changed: list[Deployment] = []
-            repairs: list[tuple[str, str, str]] = []
-            unfinished = self.ledger.unfinished()
-            report.checked = len(unfinished)
-            known = {d.identifier for d in unfinished}
-            for deployment in unfinished:
-                seen = observed.get(deployment.identifier)
-                if deployment.status == "queued":
-                    if seen is not None and (deployment.identifier, "start") in pending:
-                        # started before a crash kept the record from saying so: take it as it is
-                        deployment.placed_on = seen.datacenter
-                        if self._follow(deployment, seen, "the workload manager runs it"):
-                            changed.append(deployment)
-                            repairs.append((deployment.identifier, "status-changed", f"queued -> {seen.status}"))
-                    continue
-                if seen is None:
-                    if (deployment.identifier, "stop") in pending:
-                        continue
-                    deployment.move("failed", f"the reconciler found no job {deployment.identifier} on the "
-                                              f"{self.executor.name} workload manager")
-                    changed.append(deployment)
-                    repairs.append((deployment.identifier, "job-gone", f"was {deployment.history[-2].status}"))
-                    report.gone += 1
-                    continue
-                before = deployment.status
-                if self._follow(deployment, seen, seen.detail or f"the {self.executor.name} workload manager "
-                                                                 f"reports it {seen.status}"):
-                    changed.append(deployment)
-                    if before != deployment.status:
-                        repairs.append((deployment.identifier, "status-changed", f"{before} -> {deployment.status}"))
-            for identifier, seen in observed.items():
-                if identifier in known or seen.status not in ACTIVE:
-                    continue
-                # running, but the ledger has no such deployment or has it ended: stop it
-                record = self.ledger.get(identifier)
-                try:
-                    self.executor.stop(identifier, record.vo if record else (seen.vo or ""))
-                except Exception as exc:
-                    log.warning("the reconciler could not stop unknown job %s: %s", identifier, exc)
-                    continue
-                what = "no deployment of that name" if record is None else f"the deployment is {record.status}"
-                repairs.append((identifier, "unknown-job", f"stopped a running job: {what}"))
-                report.unknown += 1
-            for start in range(0, len(changed), BATCH_SIZE):
-                chunk = changed[start:start + BATCH_SIZE]
-                closed = [a.seq for a in self.ledger.pending() if a.action == "start"
-                          and a.identifier in {d.identifier for d in chunk if d.status != "queued"}]
-                self._write(chunk, done=closed)
-            for identifier, repair, detail in repairs:
-                self.ledger.record_repair(identifier, repair, detail)
-        report.changed = len(changed)
-        report.repairs = [r for r in self.ledger.repairs(len(repairs))] if repairs else []
+        report.observed, report.checked = len(observed), len(known)
+        differing = []
+        for identifier, (status, urls) in known.items():
+            seen = observed.get(identifier)
+            if status == "queued":
+                if seen is not None and (identifier, "start") in pending:
+                    differing.append((identifier, status))  # started before a crash kept the record from saying so
+            elif seen is None:
+                if (identifier, "stop") not in pending:
+                    differing.append((identifier, status))
+            elif seen.status != status or (seen.urls != urls and seen.status not in FINAL):
+                differing.append((identifier, status))
+        repairs: list[tuple[str, str, str]] = []
+        for start in range(0, len(differing), BATCH_SIZE):
+            with self._lock:
+                repairs += self._repair(differing[start:start + BATCH_SIZE], observed, report)
+        for identifier, seen in observed.items():
+            if identifier in known or seen.status not in ACTIVE:
+                continue
+            # running, but the ledger has no such deployment or has it ended: stop it
+            record = self.ledger.get(identifier)
+            if record is not None and record.status not in FINAL:
+                continue  # created since the comparison
+            try:
+                self.executor.stop(identifier, record.vo if record else (seen.vo or ""))
+            except Exception as exc:
+                log.warning("the reconciler could not stop unknown job %s: %s", identifier, exc)
+                continue
+            what = "no deployment of that name" if record is None else f"the deployment is {record.status}"
+            repairs.append((identifier, "unknown-job", f"stopped a running job: {what}"))
+            report.unknown += 1
+        for identifier, repair, detail in repairs:
+            self.ledger.record_repair(identifier, repair, detail)
+        report.repairs = self.ledger.repairs(len(repairs)) if repairs else []
         report.seconds = time.perf_counter() - started
         return report
+
+    def _repair(self, differing: list[tuple[str, str]], observed: dict[str, Observed],
+                report: ReconcileReport) -> list[tuple[str, str, str]]:
+        """Take what the executor reports for these deployments (each as it was compared) and
+        write them in one batch; the repairs made."""
+        pending = {(a.identifier, a.action): a.seq for a in self.ledger.pending()}
+        changed: list[Deployment] = []
+        repairs: list[tuple[str, str, str]] = []
+        for identifier, compared in differing:
+            deployment = self.ledger.get(identifier)
+            if deployment is None or deployment.status != compared:
+                continue  # changed since the comparison
+            seen = observed.get(identifier)
+            if compared == "queued":
+                if seen is None or (identifier, "start") not in pending:
+                    continue
+                deployment.placed_on = seen.datacenter
+                if self._follow(deployment, seen, "the workload manager runs it"):
+                    changed.append(deployment)
+                    repairs.append((identifier, "status-changed", f"queued -> {seen.status}"))
+                continue
+            if seen is None:
+                if (identifier, "stop") in pending:
+                    continue
+                deployment.move("failed", f"the reconciler found no job {identifier} on the "
+                                          f"{self.executor.name} workload manager")
+                changed.append(deployment)
+                repairs.append((identifier, "job-gone", f"was {compared}"))
+                report.gone += 1
+                continue
+            if self._follow(deployment, seen, seen.detail or f"the {self.executor.name} workload manager "
+                                                             f"reports it {seen.status}"):
+                changed.append(deployment)
+                if compared != deployment.status:
+                    repairs.append((identifier, "status-changed", f"{compared} -> {deployment.status}"))
+        closed = [pending[(d.identifier, "start")] for d in changed
+                  if d.status != "queued" and (d.identifier, "start") in pending]
+        self._write(changed, done=closed)
+        report.changed += len(changed)
+        return repairs
 
     @staticmethod
     def _follow(deployment: Deployment, seen: Observed, reason: str) -> bool:
