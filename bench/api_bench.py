@@ -129,7 +129,7 @@ import pyoxigraph as ox  # noqa: E402
 import uvicorn  # noqa: E402
 
 import generate as gen  # noqa: E402  (bench/generate.py)
-from run import Report, fmt, p50, log, machine, now, own_time_table, percentile  # noqa: E402  (bench/run.py helpers)
+from run import Report, fmt, p50, log, now, own_time_table, percentile, publish, version  # noqa: E402  (bench/run.py helpers)
 
 from ai4kg.api.access import ANONYMOUS  # noqa: E402
 from ai4kg.api.app import create_app  # noqa: E402
@@ -1082,25 +1082,10 @@ def main() -> None:
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
-    text = "\n".join([
-        f"## ai4kg API benchmarks ({'quick' if args.quick else 'full'} sizes)", "", machine(),
-        f"- uvicorn {_version('uvicorn')}, fastapi {_version('fastapi')}, starlette {_version('starlette')}, "
-        f"httpx {_version('httpx')}; uvicorn runs {' and '.join(server_options().values())} "
-        f"(httptools {_version('httptools')}, uvloop {_version('uvloop')}, h11 {_version('h11')})", "",
-        f"Command: `uv run python bench/api_bench.py {' '.join(sys.argv[1:])}`".replace("  ", " "),
-        f"Total wall time: {now() - started:.0f} s", "", report.markdown()])
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n", "utf-8")
-
-
-def _version(name: str) -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return "(not installed)"
+    publish(f"ai4kg API benchmarks ({'quick' if args.quick else 'full'} sizes)", "api_bench.py", report, started,
+            args.out, f"- uvicorn {version('uvicorn')}, fastapi {version('fastapi')}, starlette {version('starlette')}, "
+            f"httpx {version('httpx')}; uvicorn runs {' and '.join(server_options().values())} "
+            f"(httptools {version('httptools')}, uvloop {version('uvloop')}, h11 {version('h11')})")
 
 
 def _timed(function: Callable[[], Any]) -> float:

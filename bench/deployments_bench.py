@@ -72,7 +72,7 @@ from typing import Any, Callable, Iterator
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
-from run import Report, StageTimer, fmt, log, machine, now, own_time_table, p50, percentile  # noqa: E402  (bench/run.py helpers)
+from run import Report, StageTimer, fmt, log, now, own_time_table, p50, percentile, publish, version  # noqa: E402  (bench/run.py helpers)
 
 import httpx  # noqa: E402
 import uvicorn  # noqa: E402
@@ -641,7 +641,7 @@ RECONCILE_STAGES: list[tuple[Any, str, str]] = [
     (Ledger, "save", "  of which: Ledger.save"),
     (KnowledgeGraph, "write", "  of which: KnowledgeGraph.write"),
     (NomadExecutor, "stop", "NomadExecutor.stop (unknown jobs)"),
-    (Ledger, "record_repair", "Ledger.record_repair"),
+    (Ledger, "record_repairs", "Ledger.record_repairs"),
 ]
 
 
@@ -967,24 +967,9 @@ def main() -> None:
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
-    text = "\n".join([
-        f"## ai4kg deployments benchmarks ({'quick' if args.quick else 'full'} sizes)", "", machine(),
-        f"- uvicorn {_version('uvicorn')} ({' and '.join(server_options().values())}), httpx {_version('httpx')}, "
-        f"python-nomad {_version('python-nomad')}", "",
-        f"Command: `uv run python bench/deployments_bench.py {' '.join(sys.argv[1:])}`".replace("  ", " "),
-        f"Total wall time: {now() - started:.0f} s", "", report.markdown()])
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n", "utf-8")
-
-
-def _version(name: str) -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return "(not installed)"
+    publish(f"ai4kg deployments benchmarks ({'quick' if args.quick else 'full'} sizes)", "deployments_bench.py",
+            report, started, args.out, f"- uvicorn {version('uvicorn')} ({' and '.join(server_options().values())}), "
+            f"httpx {version('httpx')}, python-nomad {version('python-nomad')}")
 
 
 if __name__ == "__main__":

@@ -57,7 +57,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import Report, fmt, p50, StageTimer, log, machine, now, own_time_table, percentile  # noqa: E402  (bench/run.py helpers)
+from run import Report, fmt, p50, StageTimer, log, now, own_time_table, percentile, publish  # noqa: E402  (bench/run.py helpers)
 
 import pyoxigraph as ox  # noqa: E402
 import pyshacl  # noqa: E402
@@ -808,14 +808,9 @@ def main() -> None:
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
-    text = "\n".join([
-        f"## ai4kg provenance benchmarks ({'quick' if args.quick else 'full'} sizes: {sizes.events:,} events, "
-        f"{sizes.modules} modules, lineage at {sizes.checkpoint:,} and {sizes.runs:,} runs)", "", machine(), "",
-        f"Command: `uv run python bench/provenance_bench.py {' '.join(sys.argv[1:])}`".replace("  ", " "),
-        f"Total wall time: {now() - started:.0f} s", "", report.markdown()])
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n", "utf-8")
+    publish(f"ai4kg provenance benchmarks ({'quick' if args.quick else 'full'} sizes: {sizes.events:,} events, "
+            f"{sizes.modules} modules, lineage at {sizes.checkpoint:,} and {sizes.runs:,} runs)", "provenance_bench.py",
+            report, started, args.out)
     if args.json:
         args.json.write_text(json.dumps({"sizes": sizes.__dict__, "wall_seconds": now() - started, **report.figures},
                                         default=str, indent=1) + "\n", "utf-8")

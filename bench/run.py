@@ -176,6 +176,26 @@ def own_time_table(profiler: cProfile.Profile, calls: int, builtins: tuple[str, 
     return total, table
 
 
+def version(name: str) -> str:
+    """An installed package's version, for the report's header."""
+    try:
+        return importlib_metadata.version(name)
+    except importlib_metadata.PackageNotFoundError:
+        return "(not installed)"
+
+
+def publish(title: str, script: str, report: "Report", started: float, out: Path | None, extra: str = "") -> str:
+    """The Markdown report of a bench run (title, machine, `extra` lines, the command, the wall time,
+    the table): printed, written to `out` when given, and returned."""
+    text = "\n".join([f"## {title}", "", machine(), *([extra] if extra else []), "",
+                      f"Command: `uv run python bench/{script} {' '.join(sys.argv[1:])}`".replace("  ", " "),
+                      f"Total wall time: {now() - started:.0f} s", "", report.markdown()])
+    print(text)
+    if out:
+        out.write_text(text + "\n", "utf-8")
+    return text
+
+
 def machine() -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
@@ -621,13 +641,8 @@ def main() -> None:
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
-    text = "\n".join([
-        f"## ai4kg benchmarks ({'quick' if args.quick else 'full'} sizes, build={args.build})", "",
-        machine(), "", f"Command: `uv run python bench/run.py {' '.join(sys.argv[1:])}`".replace("  ", " "),
-        f"Total wall time: {now() - started:.0f} s", "", report.markdown()])
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n", "utf-8")
+    publish(f"ai4kg benchmarks ({'quick' if args.quick else 'full'} sizes, build={args.build})", "run.py", report,
+            started, args.out)
 
 
 if __name__ == "__main__":

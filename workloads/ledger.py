@@ -159,10 +159,14 @@ class Ledger:
         with self._lock:
             self._db.executemany("UPDATE outbox SET done = 1 WHERE seq = ?", [(s,) for s in seqs])
 
-    def record_repair(self, identifier: str, repair: str, detail: str) -> None:
+    def record_repairs(self, repairs: Iterable[tuple[str, str, str]]) -> None:
+        """(identifier, repair, detail) each, in one transaction."""
+        at = now()
         with self._lock:
-            self._db.execute("INSERT INTO repairs (at, identifier, repair, detail) VALUES (?,?,?,?)",
-                             (now(), identifier, repair, detail))
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT INTO repairs (at, identifier, repair, detail) VALUES (?,?,?,?)",
+                                 [(at, *repair) for repair in repairs])
+            self._db.execute("COMMIT")
 
     def set_health(self, found: Iterable[Health]) -> None:
         checked = now()

@@ -440,8 +440,7 @@ class Deployments:
             what = "no deployment of that name" if record is None else f"the deployment is {record.status}"
             repairs.append((identifier, "unknown-job", f"stopped a running job: {what}"))
             report.unknown += 1
-        for identifier, repair, detail in repairs:
-            self.ledger.record_repair(identifier, repair, detail)
+        self.ledger.record_repairs(repairs)
         report.repairs = self.ledger.repairs(len(repairs)) if repairs else []
         report.seconds = time.perf_counter() - started
         return report
