@@ -336,6 +336,7 @@ def _stub(alloc: dict[str, Any]) -> dict[str, Any]:
 
 def _handler(api: NomadApi) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        disable_nagle_algorithm = True  # as a real server: no 40 ms wait on kept-alive requests (Nagle vs delayed ACK)
         protocol_version = "HTTP/1.1"
 
         def _serve(self) -> None:
