@@ -45,7 +45,6 @@ import os
 import pstats
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -126,10 +125,9 @@ if __name__ == "__main__" and "--load" in sys.argv:
 
 # -- the rest needs the product ----------------------------------------------------------------------
 import pyoxigraph as ox  # noqa: E402
-import uvicorn  # noqa: E402
 
 import generate as gen  # noqa: E402  (bench/generate.py)
-from run import Report, fmt, p50, log, now, own_time_table, percentile, publish, version  # noqa: E402  (bench/run.py helpers)
+from run import Report, fmt, p50, log, now, own_time_table, percentile, publish, serving, version  # noqa: E402  (bench/run.py helpers)
 
 from ai4kg.api.access import ANONYMOUS  # noqa: E402
 from ai4kg.api.app import create_app  # noqa: E402
@@ -457,33 +455,6 @@ def plot_figure(points: dict[int, dict[tuple[int, str], list[float]]], datacente
 
 
 # -- 2. latency: HTTP vs in-process ASGI vs direct ---------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextlib.contextmanager
-def serving(app: Any) -> Iterator[str]:
-    """uvicorn on a free loopback port in a background thread (the HTTP parser and event loop that
-    `ai4kg serve` uses, access log off)."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
-                                           **server_options()))
-    thread = threading.Thread(target=server.run, daemon=True, name="uvicorn")
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise SystemExit("uvicorn did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-
-
 @dataclass
 class Call:
     """One request, as sent over HTTP and in-process."""

@@ -58,11 +58,9 @@ import pstats
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -72,10 +70,9 @@ from typing import Any, Callable, Iterator
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
-from run import Report, StageTimer, fmt, log, now, own_time_table, p50, percentile, publish, version  # noqa: E402  (bench/run.py helpers)
+from run import Report, StageTimer, fmt, log, now, own_time_table, p50, percentile, publish, serving, version  # noqa: E402  (bench/run.py helpers)
 
 import httpx  # noqa: E402
-import uvicorn  # noqa: E402
 
 from ai4kg.adapters.local import LocalExecutor  # noqa: E402
 from ai4kg.adapters.nomad import NomadExecutor, NomadWorkloads, job_spec  # noqa: E402
@@ -261,34 +258,6 @@ def graph_deployments(graph: KnowledgeGraph) -> int:
 
 
 # -- serving ------------------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextlib.contextmanager
-def serving(app: Any) -> Iterator[str]:
-    """uvicorn on a free loopback port in a background thread (the HTTP parser and event loop that
-    `ai4kg serve` uses, access log off) with the lifespan off: the app's control loop (a reconcile
-    every few seconds) does not run."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
-                                           lifespan="off", **server_options()))
-    thread = threading.Thread(target=server.run, daemon=True, name=f"uvicorn-{port}")
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise SystemExit("uvicorn did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-
-
 # -- 1. find and retrieve one deployment among N --------------------------------------------------------
 @dataclass
 class Point:
@@ -426,7 +395,7 @@ def bench_find(report: Report, sizes: Sizes, work: Path) -> None:
             contextlib.ExitStack() as stack:
         clients = {}
         for point in points:
-            url = stack.enter_context(serving(create_app(point.graph, point.keys, point.deployments)))
+            url = stack.enter_context(serving(create_app(point.graph, point.keys, point.deployments), lifespan=False))
             clients[id(point)] = stack.enter_context(httpx.Client(
                 base_url=url, timeout=60, headers={"Authorization": f"Bearer {point.secret}"}))
         plans = {id(p): requests_of(p) for p in points}

@@ -196,6 +196,42 @@ def publish(title: str, script: str, report: "Report", started: float, out: Path
     return text
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serving(app: Any, lifespan: bool = True) -> Iterator[str]:
+    """uvicorn on a free loopback port in a background thread (the HTTP parser and event loop that
+    `ai4kg serve` uses, access log off). `lifespan=False`: the app's control loop (a reconcile every
+    few seconds) does not run."""
+    import threading
+
+    import uvicorn
+
+    from ai4kg.cli import server_options
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
+                                           lifespan="on" if lifespan else "off", **server_options()))
+    thread = threading.Thread(target=server.run, daemon=True, name=f"uvicorn-{port}")
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise SystemExit("uvicorn did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
 def machine() -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
