@@ -671,8 +671,8 @@ def bench_reconcile(report: Report, sizes: Sizes, work: Path) -> None:
             return now() - start
 
         cases: list[tuple[str, list[float], list[float], Any, dict[str, float], list[float]]] = []
-        with report.phase("2. (a) steady state"):
-            observe_once()  # warm-up (connection, caches)
+        def steady(label: str) -> None:
+            """Reconciles with nothing to repair, each beside one observe() (their order alternating)."""
             rec, obs, parts, lists = [], [], defaultdict(float), []
             result = None
             for rep in range(sizes.steady_reps):
@@ -687,7 +687,12 @@ def bench_reconcile(report: Report, sizes: Sizes, work: Path) -> None:
                 for k, v in diff.items():
                     parts[k] += v / sizes.steady_reps
                 assert (result.changed, result.gone, result.unknown) == (0, 0, 0), result
-            cases.append(("(a) nothing changed", rec, obs, result, dict(parts), lists))
+            cases.append((label, rec, obs, result, dict(parts), lists))
+
+        with report.phase("2. (a) steady state"):
+            observe_once()  # warm-up (connection, caches)
+            steady("(a) nothing changed")
+
         with report.phase(f"2. (b) {sizes.completed_share:.0%} of the jobs completed"):
             rng = random.Random(2)
             done = rng.sample([r.identifier for r in records], int(sizes.jobs * sizes.completed_share))
@@ -720,17 +725,7 @@ def bench_reconcile(report: Report, sizes: Sizes, work: Path) -> None:
             cases.append((f"(c) {sizes.gone} jobs gone + {sizes.unknown} unknown", [spent], obs, result, diff,
                           [listing_once()]))
         with report.phase("2. (a') steady state again"):
-            rec, obs, lists = [], [], []
-            parts = defaultdict(float)
-            for rep in range(sizes.steady_reps):
-                obs.append(observe_once())
-                spent, result, diff = reconcile_once()
-                rec.append(spent)
-                lists.append(listing_once())
-                for k, v in diff.items():
-                    parts[k] += v / sizes.steady_reps
-                assert (result.changed, result.gone, result.unknown) == (0, 0, 0), result
-            cases.append(("(a') nothing changed, afterwards", rec, obs, result, dict(parts), lists))
+            steady("(a') nothing changed, afterwards")
         deployments.close()
     graph.close()
     shutil.rmtree(folder, ignore_errors=True)
