@@ -72,6 +72,9 @@ class Settings:
     def __post_init__(self) -> None:
         if not self.sparql_timeout > 0:
             raise ValueError(f"the SPARQL timeout must be a positive number of seconds, not {self.sparql_timeout!r}")
+        if self.workloads == "nomad" and not self.nomad_address:
+            raise ValueError("AI4KG_WORKLOADS=nomad needs AI4KG_NOMAD_ADDR (the Nomad server's HTTP API, "
+                             "e.g. http://127.0.0.1:4646)")
         if self.sparql_result_limit < 1:
             raise ValueError(f"the SPARQL result limit must be a positive number of rows, not {self.sparql_result_limit!r}")
 

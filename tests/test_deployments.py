@@ -555,3 +555,26 @@ def test_the_local_executor_refuses_what_needs_nomads_sidecars(platform: Platfor
     assert refused.history[-1].reason.startswith("the local workload manager refused it: the local executor downloads")
     assert "alice@example.org" not in platform.graph.export(ox.RdfFormat.N_QUADS).decode()  # kept out of the graph
     assert platform.deployments.ledger.pending() == []
+
+
+def test_the_settings_choose_the_executor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ai4kg.adapters.nomad import NomadExecutor
+    from ai4kg.workloads.service import open_deployments
+
+    monkeypatch.setenv("AI4KG_WORKLOADS", "nomad")
+    monkeypatch.delenv("AI4KG_NOMAD_ADDR", raising=False)
+    with pytest.raises(ValueError, match="AI4KG_NOMAD_ADDR"):
+        Settings.from_env(tmp_path / "data")
+    monkeypatch.setenv("AI4KG_NOMAD_ADDR", "http://127.0.0.1:4646")
+    monkeypatch.setenv("AI4KG_NOMAD_DATACENTERS", "north, south")
+    capacity = tmp_path / "quotas.json"
+    capacity.write_text(json.dumps({"user": {"gpu": 2}, "vo": {"default": {"cpu": 8, "memory_mb": 1, "gpu": 0,
+                                                                           "disk_mb": 1}}}))
+    monkeypatch.setenv("AI4KG_QUOTAS", str(capacity))
+    with KnowledgeGraph(Settings.from_env(tmp_path / "data")) as graph:
+        deployments = open_deployments(graph)
+        assert isinstance(deployments.executor, NomadExecutor)
+        assert deployments.executor.datacenters == ["north", "south"]
+        assert deployments.quotas.user.gpu == 2 and deployments.quotas.user.cpu == 16  # the rest: defaults
+        assert deployments.quotas.vo["default"] == Resources(8, 1, 0, 1)
+        deployments.close()

@@ -548,9 +548,7 @@ def open_deployments(graph: KnowledgeGraph) -> Deployments:
     if settings.workloads == "nomad":
         from ..adapters.nomad import NomadExecutor, NomadWorkloads
 
-        if not settings.nomad_address:
-            raise ValueError("AI4KG_WORKLOADS=nomad needs AI4KG_NOMAD_ADDR (the Nomad server's HTTP API)")
-        executor = NomadExecutor(NomadWorkloads(settings.nomad_address, settings.nomad_token),
+        executor = NomadExecutor(NomadWorkloads(settings.nomad_address or "", settings.nomad_token),  # Settings checked it
                                  list(settings.nomad_datacenters))
     else:
         from ..adapters.local import LocalExecutor
