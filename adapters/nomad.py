@@ -312,7 +312,7 @@ class NomadWorkloads:
         return None if job is None else job.get("Status")
 
     def allocations(self, job_id: str, namespace: str) -> list[dict[str, Any]]:
-        """The job's allocations (Nomad's stubs); none when the job is not there."""
+        """The job's allocations (Nomad's list entries); none when the job is not there."""
         try:
             return self._call(f"list the allocations of job {job_id}",
                               lambda: self._nomad.job.get_allocations(job_id, namespace=namespace))
@@ -340,12 +340,12 @@ class NomadWorkloads:
         return found
 
     def jobs(self, namespace: str = "*") -> list[dict[str, Any]]:
-        """The job stubs (with their meta and `JobSummary`) in `namespace`, or in every namespace the
+        """The job list entries (with their meta and `JobSummary`) in `namespace`, or in every namespace the
         token may list."""
         return self._call("list jobs", lambda: self._nomad.jobs.get_jobs(namespace=namespace, meta=True))
 
     def nodes(self, datacenter: str | None = None, resources: bool = False) -> list[dict[str, Any]]:
-        """The client nodes (Nomad's stubs), of one datacenter or all; with `resources`, each with its
+        """The client nodes (Nomad's list entries), of one datacenter or all; with `resources`, each with its
         `NodeResources` and `ReservedResources`. The datacenter is filtered by the server (a filter
         expression, Nomad >= 1.2) and again here, for a server that ignores the filter."""
         expression = None if datacenter is None else f'Datacenter == "{_quoted(datacenter)}"'
@@ -430,19 +430,19 @@ class NomadExecutor:
     def observe(self) -> dict[str, Observed]:
         """Every platform job of every namespace, from one job list. Only running service jobs cost more
         calls (their allocation, for the URLs), and only when the job changed since the last look."""
-        stubs = self.workloads.jobs("*")
+        entries = self.workloads.jobs("*")
         vos = {namespace: vo for vo, namespace in self.workloads.namespaces.items()}
         previous, fresh = self._urls, {}
         found: dict[str, Observed] = {}
-        for stub in stubs:
-            kind = (stub.get("Meta") or {}).get("ai4kg.kind")
+        for entry in entries:
+            kind = (entry.get("Meta") or {}).get("ai4kg.kind")
             if not kind:
                 continue  # not the platform's
-            identifier, namespace = stub["ID"], stub.get("Namespace") or "default"
-            status, detail = job_status(stub)
+            identifier, namespace = entry["ID"], entry.get("Namespace") or "default"
+            status, detail = job_status(entry)
             serves = status == "running" and kind in SERVING_KINDS
-            urls = self._urls_of(stub, namespace, previous, fresh) if serves else {}
-            datacenters = stub.get("Datacenters") or [None]
+            urls = self._urls_of(entry, namespace, previous, fresh) if serves else {}
+            datacenters = entry.get("Datacenters") or [None]
             seen = Observed(identifier, status, datacenters[0], vos.get(namespace, namespace), urls, detail)
             other = found.get(identifier)
             # the same ID in two namespaces (a VO moved to another namespace): the one that runs counts
@@ -517,23 +517,23 @@ class NomadExecutor:
             endpoints=dict(job.endpoints), dataset_doi=job.datasets[0] if job.datasets else None,
             storage=job.storage, notify_email=job.notify, module=job.module or None)
 
-    def _urls_of(self, stub: dict[str, Any], namespace: str,
+    def _urls_of(self, entry: dict[str, Any], namespace: str,
                  previous: dict[tuple[str, str], tuple[tuple[int, int], dict[str, str]]],
                  fresh: dict[tuple[str, str], tuple[tuple[int, int], dict[str, str]]]) -> dict[str, str]:
         """The running job's URLs, read from its allocation only when the job is new to the cache or
         changed: a new version (`JobModifyIndex`) or an allocation that changed state
         (`JobSummary.ModifyIndex`: a rescheduled allocation gets other ports). When the read fails,
         the URLs last read serve, and the next look tries again."""
-        key = (namespace, stub["ID"])
-        version = (stub.get("JobModifyIndex") or 0, (stub.get("JobSummary") or {}).get("ModifyIndex") or 0)
+        key = (namespace, entry["ID"])
+        version = (entry.get("JobModifyIndex") or 0, (entry.get("JobSummary") or {}).get("ModifyIndex") or 0)
         cached = previous.get(key)
         if cached is not None and cached[0] == version:
             fresh[key] = cached
             return cached[1]
         try:
-            endpoints = self.workloads.endpoints(stub["ID"], namespace)
+            endpoints = self.workloads.endpoints(entry["ID"], namespace)
         except (NomadUnavailable, NomadRejected) as exc:
-            log.warning("the URLs of Nomad job %s (namespace %s) are unknown for now: %s", stub["ID"], namespace, exc)
+            log.warning("the URLs of Nomad job %s (namespace %s) are unknown for now: %s", entry["ID"], namespace, exc)
             if cached is not None:
                 fresh[key] = cached
                 return cached[1]
@@ -544,26 +544,26 @@ class NomadExecutor:
         return urls
 
 
-def job_status(stub: dict[str, Any]) -> tuple[Status, str]:
-    """The platform's status of a job stub, and why, from its `Stop` flag, `Status` (pending, running,
-    dead) and the allocation counts of its `JobSummary`, summed over its task groups."""
+def job_status(entry: dict[str, Any]) -> tuple[Status, str]:
+    """The platform's status of an entry of Nomad's job list, and why, from its `Stop` flag, `Status`
+    (pending, running, dead) and the allocation counts of its `JobSummary`, summed over its task groups."""
     counts = dict.fromkeys(SUMMARY_COUNTS, 0)
-    for group in ((stub.get("JobSummary") or {}).get("Summary") or {}).values():
+    for group in ((entry.get("JobSummary") or {}).get("Summary") or {}).values():
         for name in SUMMARY_COUNTS:
             counts[name] += int((group or {}).get(name) or 0)
-    said = (stub.get("StatusDescription") or "").strip()
-    if stub.get("Stop"):
+    said = (entry.get("StatusDescription") or "").strip()
+    if entry.get("Stop"):
         return "stopped", said or "the Nomad job was stopped"
     if counts["Running"] > 0:
         return "running", ""
-    if stub.get("Status") == "dead":
+    if entry.get("Status") == "dead":
         if counts["Failed"] or counts["Lost"]:
             return "failed", said or (f"the Nomad job is dead: {counts['Failed']} allocation(s) failed, "
                                       f"{counts['Lost']} lost")
         if counts["Complete"]:
             return "completed", said or f"the Nomad job is dead: {counts['Complete']} allocation(s) completed"
     waiting = [f"{counts[name]} {name.lower()}" for name in ("Queued", "Starting", "Unknown") if counts[name]]
-    return "starting", f"Nomad job {stub.get('Status') or 'pending'}" + (f": {', '.join(waiting)}" if waiting else "")
+    return "starting", f"Nomad job {entry.get('Status') or 'pending'}" + (f": {', '.join(waiting)}" if waiting else "")
 
 
 def schedulable(node: dict[str, Any]) -> bool:
@@ -573,7 +573,7 @@ def schedulable(node: dict[str, Any]) -> bool:
 
 
 def node_resources(node: dict[str, Any]) -> Resources | None:
-    """What a node has (a node stub listed with `resources=true`), or None when it does not say."""
+    """What a node has (a node list entry, listed with `resources=true`), or None when it does not say."""
     resources = node.get("NodeResources")
     if not resources:
         return None
