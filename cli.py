@@ -593,7 +593,7 @@ def serve(ctx: click.Context, host: str, port: int, demo: bool) -> None:
     options = server_options()
     err.print(f"ai4kg {__version__}: store {ctx.obj.data_dir}; SPARQL at http://{host}:{port}/sparql "
               f"(uvicorn with {options['http']} and {options['loop']})")
-    app = create_app(graph)
+    app = create_app(graph, platform_url=f"http://{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:{port}")
     executor = app.state.deployments.executor
     err.print(f"deployments run by the {executor.name} executor on "
               f"{', '.join(sorted(executor.capacity())) or '(no datacenter)'}; `ai4kg deploy --help`")
@@ -615,6 +615,7 @@ def serve(ctx: click.Context, host: str, port: int, demo: bool) -> None:
     finally:
         if periodic is not None:
             periodic.stop()
+        app.state.federations.close()
         app.state.deployments.close()
 
 

@@ -68,6 +68,12 @@ class Settings:
     quotas_file: Path | None = None
     """JSON: {"user": {...}, "vo": {"NAME": {...}}, "try_me_per_user": N} (AI4KG_QUOTAS); None: the defaults."""
     control_interval: float = DEFAULT_CONTROL_INTERVAL
+    platform_url: str | None = None
+    """Where workloads reach this platform's API, e.g. a federation's server posting its rounds
+    (AI4KG_PLATFORM_URL); None: the address `ai4kg serve` listens on."""
+    flower_env: Path | None = None
+    """Where the Flower environment is built (AI4KG_FLOWER_ENV); None: the user's cache directory,
+    one folder per lock file of federated/flower-app."""
 
     def __post_init__(self) -> None:
         if not self.sparql_timeout > 0:
@@ -103,7 +109,9 @@ class Settings:
                                            if d.strip()) or ("dc1",),
                    local_capacity_file=_path("AI4KG_LOCAL_CAPACITY"), local_runtimes_file=_path("AI4KG_LOCAL_RUNTIMES"),
                    quotas_file=_path("AI4KG_QUOTAS"),
-                   control_interval=positive_number("AI4KG_CONTROL_INTERVAL", float, DEFAULT_CONTROL_INTERVAL))
+                   control_interval=positive_number("AI4KG_CONTROL_INTERVAL", float, DEFAULT_CONTROL_INTERVAL),
+                   platform_url=(os.environ.get("AI4KG_PLATFORM_URL") or "").rstrip("/") or None,
+                   flower_env=_path("AI4KG_FLOWER_ENV"))
 
     @classmethod
     def in_memory(cls, base_url: str = DEFAULT_BASE_URL) -> "Settings":

@@ -12,16 +12,22 @@ from fastapi.responses import RedirectResponse
 from .. import __version__
 from ..graph.store import KnowledgeGraph
 from ..credentials import KeyStore
+from ..federated.service import Federations
 from ..workloads.service import Controller, Deployments, open_deployments
-from . import access, assets, auth, catalog, deployments as deployments_api, fair, graphql, oai, problems, provenance, sparql
+from . import access, assets, auth, catalog, deployments as deployments_api, fair, federations as federations_api, graphql, oai, problems, provenance, sparql
 
 
-def create_app(graph: KnowledgeGraph, keys: KeyStore | None = None, deployments: Deployments | None = None) -> FastAPI:
+def create_app(graph: KnowledgeGraph, keys: KeyStore | None = None, deployments: Deployments | None = None,
+               platform_url: str | None = None) -> FastAPI:
     """The API over `graph`; API keys are checked against `keys` (default: the data directory's);
-    deployments run by `deployments` (default: the executor the settings name). While the app runs
-    (its lifespan), the deployments' control loop runs in a thread."""
+    deployments run by `deployments` (default: the executor the settings name); federations' servers
+    post their rounds to `platform_url` (where this app is served). While the app runs (its
+    lifespan), the control loop of deployments and federations runs in a thread."""
     deployments = deployments or open_deployments(graph)
-    controller = Controller(deployments, graph.settings.control_interval)
+    federations = Federations(graph, deployments, graph.settings.flower_env)
+    if graph.settings.platform_url or platform_url:
+        federations.platform_url = graph.settings.platform_url or platform_url  # type: ignore[assignment]
+    controller = Controller(deployments, graph.settings.control_interval, also=[federations.tick])
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -34,6 +40,7 @@ def create_app(graph: KnowledgeGraph, keys: KeyStore | None = None, deployments:
     app = FastAPI(title="ai4kg", version=__version__, responses=problems.RESPONSES, lifespan=lifespan,
                   description="Knowledge graph of AI modules, deployments, runs and datasets.")
     app.state.deployments = deployments
+    app.state.federations = federations
     problems.install(app)
     auth.install(app, auth.Authenticator(graph.settings, keys or KeyStore(graph.settings.data_dir)))
     app.include_router(sparql.router(graph))
@@ -44,6 +51,7 @@ def create_app(graph: KnowledgeGraph, keys: KeyStore | None = None, deployments:
     app.include_router(oai.router(graph))
     app.include_router(provenance.router(graph))
     app.include_router(deployments_api.router(deployments))
+    app.include_router(federations_api.router(federations))
 
     @app.get("/health", tags=["service"])
     async def health() -> dict:

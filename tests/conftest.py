@@ -183,3 +183,18 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory, request: pytest.Fixt
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait()
         log.close()
+
+
+@pytest.fixture(scope="session")
+def flower_bin() -> Path:
+    """The `bin` folder of the Flower environment (built from federated/flower-app/uv.lock with uv
+    the first time, about a minute; then found in the user's cache)."""
+    from ai4kg.federated.environment import ensure
+
+    return ensure()
+
+
+@pytest.fixture(scope="session")
+def flower_python(flower_bin: Path) -> Path:
+    """The Flower environment's python, to run checks that import flwr (the platform never does)."""
+    return flower_bin / "python"

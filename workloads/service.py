@@ -24,7 +24,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import pyoxigraph as ox
 
@@ -156,14 +156,15 @@ class Deployments:
                 for node, kind in sorted(typed)]
 
     # -- requests ----------------------------------------------------------------------------------
-    def create(self, body: Any, requester: Requester) -> tuple[Deployment, bool]:
+    def create(self, body: Any, requester: Requester, federation: bool = False) -> tuple[Deployment, bool]:
         """Queue a deployment (and try to start it at once): the record, and False when the same
-        request with the same `name` was made before (nothing new is done)."""
-        issues = check_request(body)
+        request with the same `name` was made before (nothing new is done). `federation`: the
+        request is a federation's server (federated/service.py), which users do not ask for here."""
+        issues = check_request(body, federation)
         if issues:
             raise DeploymentRejected(422, "Invalid deployment request", issues)
-        module_iri, image, module_vo = self._module(body["module"], requester)
-        vo = self._vo_of(body, requester, module_vo)
+        module_iri, image, module_vo = self.module_of(body["module"], requester)
+        vo = self.vo_of(body, requester, module_vo)
         with self._lock:
             name = body.get("name")
             if name:
@@ -184,7 +185,7 @@ class Deployments:
         self.dispatch()
         return self.ledger.get(identifier) or deployment, True
 
-    def _module(self, name: str, requester: Requester) -> tuple[str, str, str]:
+    def module_of(self, name: str, requester: Requester) -> tuple[str, str, str]:
         """The module (or tool) of the catalogue the request names, if the requester may see it:
         its IRI, image and VO."""
         for kind in ("Module", "Tool"):
@@ -205,7 +206,7 @@ class Deployments:
             "module", "exists", "no module or tool of that name in the catalogue", name)])
 
     @staticmethod
-    def _vo_of(body: dict[str, Any], requester: Requester, module_vo: str) -> str:
+    def vo_of(body: dict[str, Any], requester: Requester, module_vo: str) -> str:
         if "vo" in body:
             if not (requester.admin or body["vo"] in requester.vos):
                 raise DeploymentRejected(403, "Forbidden", [Issue(
@@ -252,7 +253,8 @@ class Deployments:
             return None
         return deployment
 
-    def delete(self, identifier: str, requester: Requester) -> Deployment | None:
+    def delete(self, identifier: str, requester: Requester, reason: str = "deleted by its owner"
+               ) -> Deployment | None:
         """Stop the deployment and free what it holds (its record stays, `stopped`); None if the
         requester cannot see it. Deleting one already ended changes nothing."""
         with self._lock:
@@ -266,10 +268,10 @@ class Deployments:
                 return deployment
             if deployment.status == "queued":  # never started: nothing to stop
                 starts = [a.seq for a in self.ledger.pending() if a.identifier == identifier]
-                deployment.move("stopped", "deleted by its owner before it started")
+                deployment.move("stopped", f"{reason} before it started")
                 self._write([deployment], done=starts)
             else:
-                self.ledger.save([], enqueue=[(identifier, "stop", "deleted by its owner")])
+                self.ledger.save([], enqueue=[(identifier, "stop", reason)])
         self.dispatch()
         return self.ledger.get(identifier)
 
@@ -527,9 +529,12 @@ class Controller(Periodic):
     """The control loop in a daemon thread: `tick` every `interval` seconds, and a probe of the
     datacenters first and then every `probe_interval`."""
 
-    def __init__(self, deployments: Deployments, interval: float = 2.0, probe_interval: float = 30.0):
+    def __init__(self, deployments: Deployments, interval: float = 2.0, probe_interval: float = 30.0,
+                 also: Iterable[Callable[[], None]] = ()):
         super().__init__("deployments", interval, self.round)
         self.deployments, self.probe_interval = deployments, probe_interval
+        self.also = list(also)
+        """what else runs after each tick (the federations' own, which follow their servers)"""
         self._last_probe: float | None = None
 
     def round(self) -> None:
@@ -537,6 +542,8 @@ class Controller(Periodic):
             self.deployments.probe()
             self._last_probe = time.monotonic()
         self.deployments.tick()
+        for step in self.also:
+            step()
 
 
 def open_deployments(graph: KnowledgeGraph) -> Deployments:

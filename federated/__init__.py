@@ -1,0 +1,1 @@
+"""Federated learning on Flower: federations, client credentials, rounds as provenance."""
