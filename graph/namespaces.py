@@ -8,6 +8,9 @@ PLATFORM_GRAPH = "urn:ai4kg:platform"
 """The platform's description of itself (its catalogue: title, publisher, homepage)."""
 RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
 SKOS = "http://www.w3.org/2004/02/skos/core#"
+PROV = "http://www.w3.org/ns/prov#"
+MLS = "http://www.w3.org/ns/mls#"
+RDFS_LABEL = "http://www.w3.org/2000/01/rdf-schema#label"
 
 
 def asset_iri(base_url: str, kind: str, identifier: str) -> str:

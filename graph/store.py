@@ -159,7 +159,7 @@ _DC_RELATIONS = ("sourceCode", "documentation", "citation", "weights", "training
 _SOFTWARE = {"Module", "Tool", "Application"}
 _DCMI_TYPES = {"Dataset": "Dataset", "DriftReport": "Text", "Provider": "Service", "Datacenter": "Service",
                "Deployment": "Event", "ModuleDeployment": "Event", "BatchTrainingDeployment": "Event",
-               "TryMeDeployment": "Event", "ToolDeployment": "Event", "TrainingRun": "Event",
+               "TryMeDeployment": "Event", "ToolDeployment": "Event", "FederatedServerDeployment": "Event", "TrainingRun": "Event",
                "FederatedSession": "Event", "FederatedRound": "Event", "Build": "Event"}
 """DCMI Type Vocabulary terms of the asset kinds (software for modules and tools)."""
 

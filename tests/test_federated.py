@@ -1,0 +1,246 @@
+"""Federated learning through the platform (issue 7): federations as deployments of a real Flower
+SuperLink, client keys admitted and revoked, rounds posted by the ServerApp and written to the
+graph as provenance, divergence flagged, VO isolation. The strategies themselves (DP noise,
+FedAvgOpt, each switch) are checked in test_federated_strategies.py."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from ai4kg.api.app import create_app
+from ai4kg.credentials import KeyStore
+from ai4kg.federated.environment import process_environment
+from ai4kg.workloads.service import Requester
+from ai4kg.federated.records import (check_request, check_round, divergence_scores, flagged, new_federation,
+                                     run_config)
+from conftest import serving
+from test_deployments import MODULE, Platform, stop_everything, wait_for
+
+AI4KG = "https://w3id.org/ai4kg/ns#"
+
+
+# -- the request and the run config: typed, validated -------------------------------------------------
+def test_a_privacy_switch_given_as_a_string_is_an_error_not_a_switch_that_is_on() -> None:
+    issues = check_request({"module": MODULE, "privacy": {"differential_privacy": "true"}})
+    assert [(i.field, i.rule, i.value) for i in issues] == [("privacy.differential_privacy", "type", "true")]
+    issues = check_request({"module": MODULE, "rounds": "5", "divergence": {"revoke": 1}})
+    assert {(i.field, i.rule) for i in issues} == {("rounds", "type"), ("divergence.revoke", "type")}
+
+
+def test_rules_the_schema_cannot_say_name_their_field() -> None:
+    issues = check_request({"module": MODULE, "strategy": "FedAvg", "min_fit_clients": 3, "min_available_clients": 2,
+                            "strategy_options": {"proximal_mu": 0.5}, "privacy": {"metric_privacy": True}})
+    assert {(i.field, i.rule) for i in issues} == {
+        ("min_fit_clients", "min-available"), ("strategy_options.proximal_mu", "strategy"),
+        ("privacy.metric_privacy", "differential-privacy")}
+    assert check_request({"module": MODULE, "strategy": "FedProx", "strategy_options": {"proximal_mu": 0.5}}) == []
+    assert [i.field for i in check_request({"module": MODULE, "unknown": 1})] == ["unknown"]
+
+
+def test_the_run_config_keeps_types_and_each_minimum_in_its_own_setting() -> None:
+    body = {"module": MODULE, "strategy": "FedAvgM", "min_fit_clients": 2, "min_available_clients": 5,
+            "min_evaluate_clients": 1, "privacy": {"differential_privacy": True, "metric_privacy": True}}
+    assert check_request(body) == []
+    config = run_config(new_federation(body, "f", "https://x.org/", "alice", "default", "https://x.org/m"), "", "")
+    assert config["min-fit-clients"] == 2 and config["min-available-clients"] == 5 and config["min-evaluate-clients"] == 1
+    assert config["dp"] is True and config["metric-privacy"] is True and config["strategy"] == "fedavgm"
+    assert config["server-learning-rate"] == 1.0 and "proximal-mu" not in config
+    off = run_config(new_federation({"module": MODULE}, "g", "https://x.org/", "a", "default", "https://x.org/m"), "", "")
+    assert off["dp"] is False and off["metric-privacy"] is False
+
+
+def test_divergence_flags_the_update_far_from_all_others() -> None:
+    honest = [[0.0, 1.0, 1.2, 0.9], [1.0, 0.0, 1.1, 1.0], [1.2, 1.1, 0.0, 1.3], [0.9, 1.0, 1.3, 0.0]]
+    assert flagged(divergence_scores(honest), 3.0) == []
+    poisoned = copy.deepcopy(honest)
+    for other in range(3):
+        poisoned[3][other] = poisoned[other][3] = 10.0
+    scores = divergence_scores(poisoned)
+    assert flagged(scores, 3.0) == [3] and scores[3] == 10.0
+    assert flagged(divergence_scores([row[:3] for row in poisoned[:3]]), 3.0) == []  # three: nothing stands out
+
+
+def round_record(federation: str, number: int, nodes: list[str], distances: list[list[float]] | None = None,
+                 **extra: Any) -> dict[str, Any]:
+    n = len(nodes)
+    return {"federation": federation, "run_id": "42", "round": number, "started_at": "2026-12-03T10:00:00Z",
+            "ended_at": "2026-12-03T10:00:09Z", "strategy": "fedavg", "sampled_nodes": nodes,
+            "updates": [{"node_id": node, "num_examples": 100, "metrics": {"train-loss": 0.5}, "weight": 1 / n,
+                         "update_norm": 1.0, "clipped": False} for node in nodes],
+            "failures": [], "distances": distances or [[0.0 if i == j else 1.0 for j in range(n)] for i in range(n)],
+            "model": {"sha256": f"{number:064x}", "parameters": 10}, "previous_model": {"sha256": f"{number - 1:064x}"},
+            "train_metrics": {"train-loss": 0.5}, "evaluate_metrics": {"mse": 0.3}, "server_metrics": {"mse": 0.25},
+            "privacy": None, **extra}
+
+
+def test_a_round_record_is_checked_before_anything_is_written() -> None:
+    record = round_record("f", 1, ["1", "2"])
+    assert check_round(record) == []
+    bad = {**record, "distances": [[0.0]], "ended_at": "2026-12-03T09:00:00Z"}
+    assert {(i.field, i.rule) for i in check_round(bad)} == {("distances", "shape"), ("ended_at", "order")}
+    assert [i.field for i in check_round({**record, "updates": [{"node_id": "x", "num_examples": -1}]})] \
+        == ["updates[0].node_id", "updates[0].num_examples"]
+
+
+# -- through the platform --------------------------------------------------------------------------
+class Served:
+    """The platform served over HTTP (the ServerApp posts to it), its control loop in a thread."""
+
+    def __init__(self, root: Path):
+        self.platform = Platform(root)
+        keys = KeyStore(root / "data")
+        self.alice = {"Authorization": f"Bearer {keys.create('alice', frozenset({'default'}))[1]}"}
+        self.bob = {"Authorization": f"Bearer {keys.create('bob', frozenset({'other'}))[1]}"}
+        self.carol = {"Authorization": f"Bearer {keys.create('carol', frozenset({'default'}))[1]}"}
+        self.app = create_app(self.platform.graph, keys, self.platform.deployments)
+        self.federations = self.app.state.federations
+        self.client = TestClient(self.app)
+
+
+@pytest.fixture
+def served(tmp_path: Path, flower_bin: Path) -> Iterator[tuple[Served, str]]:
+    made = Served(tmp_path)
+    made.federations.flower_location = flower_bin.parent
+    try:
+        with serving(made.app) as url:
+            made.federations.platform_url = url
+            yield made, url
+    finally:
+        stop_everything(tmp_path / "local")
+        made.federations.close()
+        made.platform.close()
+
+
+def tick(made: Served) -> None:
+    made.platform.deployments.tick()
+    made.federations.tick()
+
+
+def token_of(made: Served, federation: str) -> dict[str, str]:
+    return {"X-Recorder-Token": (made.federations.root / federation / "recorder.token").read_text().strip()}
+
+
+def test_rounds_need_the_recorder_token_are_checked_and_are_written_once(served: tuple[Served, str]) -> None:
+    made, _ = served
+    client = made.client
+    created = client.post("/v1/federations", json={"module": MODULE, "name": "rounds", "rounds": 3},
+                          headers=made.alice)
+    assert created.status_code == 201, created.text
+    assert created.json()["deployment"] == "rounds-server"
+    for name in ("site-a", "site-b", "site-c", "site-d"):
+        assert client.post("/v1/federations/rounds/clients", json={"name": name}, headers=made.alice).status_code == 201
+    federation = made.federations.get("rounds")
+    assert all(c.node_id is None for c in federation.clients)  # registered once the SuperLink runs
+    wait_for(lambda: (tick(made), all(c.node_id for c in made.federations.get("rounds").clients))[1], 60,
+             "the clients' keys to be registered with the SuperLink")
+    nodes = made.federations.get("rounds").admitted_nodes()
+
+    record = round_record("rounds", 1, nodes)
+    assert client.post("/v1/federations/rounds/rounds", json=record).status_code == 401
+    assert client.post("/v1/federations/rounds/rounds", json=record, headers={"X-Recorder-Token": "guess"}
+                       ).status_code == 401
+    assert client.get("/v1/federations/rounds/admitted", headers=made.alice).status_code == 401
+    token = token_of(made, "rounds")
+    bad = client.post("/v1/federations/rounds/rounds", json={**record, "distances": [[0.0]]}, headers=token)
+    assert bad.status_code == 422 and bad.json()["invalid-params"][0]["name"] == "distances"
+    assert client.get("/v1/federations/rounds/rounds", headers=made.alice).json()["rounds"] == []
+
+    posted = client.post("/v1/federations/rounds/rounds", json=record, headers=token)
+    assert posted.status_code == 201, posted.text
+    assert posted.json()["admitted_nodes"] == nodes and posted.json()["flagged_nodes"] == []
+    again = client.post("/v1/federations/rounds/rounds", json=record, headers=token)
+    assert again.status_code == 200
+    other = client.post("/v1/federations/rounds/rounds", json={**record, "server_metrics": {"mse": 9.0}}, headers=token)
+    assert other.status_code == 409
+
+    # the round in the graph: its session, the updates it used and the model it made
+    rows = made.platform.graph.query(
+        "PREFIX ai4kg: <https://w3id.org/ai4kg/ns#> PREFIX prov: <http://www.w3.org/ns/prov#> "
+        "SELECT ?round ?n (COUNT(?update) AS ?updates) WHERE { GRAPH ?round { ?round ai4kg:session ?s ; "
+        "ai4kg:roundNumber ?n ; prov:used ?update . ?update a ai4kg:ClientUpdate } ?s ai4kg:identifier \"rounds\" } "
+        "GROUP BY ?round ?n")
+    assert [(r["n"].value, r["updates"].value) for r in rows] == [("1", "4")]
+
+    # another VO sees none of it, in any interface
+    assert client.get("/v1/federations/rounds", headers=made.bob).status_code == 404
+    assert client.get("/v1/federations/rounds/rounds", headers=made.bob).status_code == 404
+    assert client.get("/v1/federations/rounds", headers=made.carol).status_code == 200
+    assert client.post("/v1/federations/rounds/clients", json={"name": "x"}, headers=made.carol).status_code == 403
+    query = "SELECT (COUNT(*) AS ?n) WHERE { ?r a <https://w3id.org/ai4kg/ns#FederatedRound> }"
+    for headers, expected in ((made.bob, "0"), ({}, "0"), (made.carol, "1")):
+        answer = client.get("/sparql", params={"query": query}, headers={**headers, "Accept": "application/sparql-results+json"})
+        assert answer.json()["results"]["bindings"][0]["n"]["value"] == expected, headers
+    graphql = '{ federatedSession(identifier: "rounds") { strategy rounds { number updates { numExamples } } } }'
+    assert client.post("/graphql", json={"query": graphql}, headers=made.bob).json()["data"]["federatedSession"] is None
+    seen = client.post("/graphql", json={"query": graphql}, headers=made.carol).json()["data"]["federatedSession"]
+    assert seen == {"strategy": "FedAvg", "rounds": [{"number": 1, "updates": [{"numExamples": 100}] * 4}]}
+
+    # a poisoned update is flagged in the graph; revoking its client takes it out of the admitted nodes
+    far = [[0.0 if i == j else (10.0 if 3 in (i, j) else 1.0) for j in range(4)] for i in range(4)]
+    flagged_round = client.post("/v1/federations/rounds/rounds", json=round_record("rounds", 2, nodes, far),
+                                headers=token).json()
+    assert flagged_round["flagged_nodes"] == [nodes[3]] and nodes[3] in flagged_round["admitted_nodes"]
+    divergent = made.platform.graph.query(
+        "PREFIX ai4kg: <https://w3id.org/ai4kg/ns#> PREFIX prov: <http://www.w3.org/ns/prov#> "
+        "SELECT ?client WHERE { GRAPH ?g { ?u ai4kg:divergent true ; prov:wasAttributedTo ?client } }")
+    by_node = {c.node_id: c.name for c in made.federations.get("rounds").clients}
+    assert [r["client"].value.rsplit("-client-", 1)[1] for r in divergent] == [by_node[nodes[3]]]
+    revoked = client.delete(f"/v1/federations/rounds/clients/{by_node[nodes[3]]}", headers=made.alice)
+    assert revoked.status_code == 200 and revoked.json()["status"] == "revoked"
+    admitted = client.get("/v1/federations/rounds/admitted", headers=token).json()
+    assert admitted["admitted_nodes"] == nodes[:3] and admitted["revoked_nodes"] == [nodes[3]]
+    statuses = {r["status"]["value"] for r in client.get("/sparql", params={"query": (
+        "SELECT ?status WHERE { ?c a <https://w3id.org/ai4kg/ns#FederatedClient> ; "
+        "<https://w3id.org/ai4kg/ns#status> ?status }")}, headers={**made.carol, "Accept": "application/sparql-results+json"}
+    ).json()["results"]["bindings"]}
+    assert statuses == {"admitted", "revoked"}
+
+    stopped = client.delete("/v1/federations/rounds", headers=made.alice)
+    assert stopped.status_code == 200 and stopped.json()["status"] == "stopped"
+    wait_for(lambda: (tick(made), made.platform.deployments.get("rounds-server").status == "stopped")[1], 30,
+             "the server to stop")
+
+
+def test_automatic_revocation_by_policy(served: tuple[Served, str]) -> None:
+    made, _ = served
+    client = made.client
+    assert client.post("/v1/federations", json={"module": MODULE, "name": "policy", "divergence": {"revoke": True}},
+                       headers=made.alice).status_code == 201
+    for name in ("a", "b", "c", "d"):
+        client.post("/v1/federations/policy/clients", json={"name": name}, headers=made.alice)
+    wait_for(lambda: (tick(made), all(c.node_id for c in made.federations.get("policy").clients))[1], 60,
+             "the clients' keys to be registered")
+    nodes = made.federations.get("policy").admitted_nodes()
+    far = [[0.0 if i == j else (10.0 if 0 in (i, j) else 1.0) for j in range(4)] for i in range(4)]
+    answer = client.post("/v1/federations/policy/rounds", json=round_record("policy", 1, nodes, far),
+                         headers=token_of(made, "policy")).json()
+    assert answer["flagged_nodes"] == [nodes[0]] and nodes[0] not in answer["admitted_nodes"]
+    [revoked] = [c for c in made.federations.get("policy").clients if c.status == "revoked"]
+    assert revoked.node_id == nodes[0] and "divergent in round 1" in revoked.reason
+    control = made.federations._control(made.federations.get("policy"))
+    assert {n["node-id"]: n["status"] for n in control.nodes()}[nodes[0]] == "unregistered"
+
+
+def test_a_federation_request_is_refused_whole(served: tuple[Served, str]) -> None:
+    made, _ = served
+    answer = made.client.post("/v1/federations", json={"module": MODULE, "strategy": "FedMagic",
+                                                       "privacy": {"differential_privacy": "yes"}}, headers=made.alice)
+    assert answer.status_code == 422
+    assert {e["name"] for e in answer.json()["invalid-params"]} == {"strategy", "privacy.differential_privacy"}
+    assert made.client.post("/v1/federations", json={"module": "no-such-module"}, headers=made.alice).status_code == 422
+    assert made.client.post("/v1/federations", json={"module": MODULE}).status_code == 401
+    assert made.client.post("/v1/deployments", json={"kind": "federated", "module": MODULE},
+                            headers=made.alice).json()["invalid-params"][0]["rule"] == "federation"
+    assert made.federations.ledger.find() == []
+    assert made.platform.deployments.find(Requester("alice", frozenset({"default"}))) == []
