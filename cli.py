@@ -1,4 +1,4 @@
-"""The `ai4kg` command: validate, import, query, export, stats, migrate, search, fair, provenance, apikey, deploy, serve."""
+"""The `ai4kg` command: validate, import, query, export, stats, migrate, search, fair, provenance, apikey, deploy, federation, serve."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from .catalog import VISIBILITIES, FileReport, ImportOptions, expand_paths, impo
 from .config import DEFAULT_VO, Settings
 from .graph.views import NATIVE, VIEWS, UnknownView, serialize, view_of
 from .graph.store import KnowledgeGraph, StoreLocked
+from .federated.cli import federation
 from .workloads.cli import deploy
 
 EXIT_OK, EXIT_INVALID, EXIT_UNREADABLE = 0, 1, 2
@@ -620,3 +621,4 @@ def serve(ctx: click.Context, host: str, port: int, demo: bool) -> None:
 
 
 main.add_command(deploy)
+main.add_command(federation)

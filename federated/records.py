@@ -32,9 +32,8 @@ STRATEGIES = ("FedAvg", "FedAvgM", "FedMedian", "FedProx", "FedOpt", "FedAdam", 
 STRATEGY_OPTIONS = {
     "proximal_mu": ("FedProx",),
     "server_learning_rate": ("FedAvgM",), "server_momentum": ("FedAvgM",),
-    "eta": ("FedOpt", "FedAdam", "FedYogi"), "eta_l": ("FedOpt", "FedAdam", "FedYogi"),
-    "tau": ("FedOpt", "FedAdam", "FedYogi"),
-    "beta_1": ("FedAdam", "FedYogi"), "beta_2": ("FedAdam", "FedYogi"),
+    "eta": ("FedOpt", "FedAdam", "FedYogi"), "beta_1": ("FedOpt", "FedAdam", "FedYogi"),
+    "eta_l": ("FedAdam", "FedYogi"), "tau": ("FedAdam", "FedYogi"), "beta_2": ("FedAdam", "FedYogi"),
 }
 """Each strategy setting and the strategies that have it (another strategy would ignore it silently)."""
 OPTION_DEFAULTS = {"proximal_mu": 0.1, "server_learning_rate": 1.0, "server_momentum": 0.9, "eta": 0.1,

@@ -244,3 +244,122 @@ def test_a_federation_request_is_refused_whole(served: tuple[Served, str]) -> No
                             headers=made.alice).json()["invalid-params"][0]["rule"] == "federation"
     assert made.federations.ledger.find() == []
     assert made.platform.deployments.find(Requester("alice", frozenset({"default"}))) == []
+
+
+# -- acceptance: a real SuperLink and SuperNodes on loopback, five rounds through the platform ---------
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class SuperNode:
+    """A client site: a Flower SuperNode with the key the platform handed over, on loopback."""
+
+    def __init__(self, bin_directory: Path, folder: Path, admitted: dict[str, Any], node_config: str):
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "client.key").write_text(admitted["private_key"])
+        (folder / "client.key").chmod(0o600)
+        (folder / "ca.pem").write_text(admitted["root_certificates"])
+        self.log = folder / "supernode.log"
+        command = [str(bin_directory / "flower-supernode"), "--superlink", admitted["superlink"],
+                   "--root-certificates", str(folder / "ca.pem"),
+                   "--auth-supernode-private-key", str(folder / "client.key"),
+                   "--host", "127.0.0.1", "--port", str(_free_port()), "--node-config", node_config]
+        with open(self.log, "wb") as output:
+            self.process = subprocess.Popen(command, env=process_environment(folder / "home", bin_directory),
+                                            stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def stop(self) -> None:
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(10)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(self.process.pid, signal.SIGKILL)
+
+
+def test_five_rounds_of_four_quadrants_through_the_platform(served: tuple[Served, str], flower_bin: Path,
+                                                            tmp_path: Path) -> None:
+    """Four clients with differently distributed data (the paper's four radar quadrants), a fifth
+    that scales its update by 10 (poisoned) and is revoked by the divergence policy in the first
+    round it takes part in, and an intruder whose key was revoked before it ever connected."""
+    made, _ = served
+    client = made.client
+    created = client.post("/v1/federations", headers=made.alice, json={
+        "module": MODULE, "name": "nowcast", "rounds": 5, "strategy": "FedAvgOpt", "min_fit_clients": 4,
+        "min_evaluate_clients": 4, "min_available_clients": 4, "round_timeout_s": 300,
+        "divergence": {"threshold": 3.0, "revoke": True}, "training": {"local_epochs": 5, "seed": 7}})
+    assert created.status_code == 201, created.text
+    names = ["quadrant-0", "quadrant-1", "quadrant-2", "quadrant-3", "poisoned", "intruder"]
+    handed = {}
+    for name in names:
+        answer = client.post("/v1/federations/nowcast/clients", json={"name": name}, headers=made.alice)
+        assert answer.status_code == 201, answer.text
+        handed[name] = answer.json()
+    assert client.delete("/v1/federations/nowcast/clients/intruder", headers=made.alice).status_code == 200
+    wait_for(lambda: (tick(made), client.get("/v1/federations/nowcast", headers=made.alice).json()["connection"]
+                      ["superlink"])[1], 60, "the SuperLink to run")
+    wait_for(lambda: (tick(made), all(c.node_id for c in made.federations.get("nowcast").clients
+                                      if c.status == "admitted"))[1], 60, "the keys to be registered")
+    connection = client.get("/v1/federations/nowcast", headers=made.alice).json()["connection"]
+    configs = {f"quadrant-{i}": f"partition-id={i} num-partitions=4" for i in range(4)}
+    configs["poisoned"] = "partition-id=0 num-partitions=4 poison-scale=10.0"
+    configs["intruder"] = "partition-id=1 num-partitions=4"
+    nodes = {name: SuperNode(flower_bin, tmp_path / name, {**handed[name], **connection}, configs[name])
+             for name in names}
+    try:
+        def finished() -> bool:
+            tick(made)
+            return made.federations.get("nowcast").status in ("completed", "failed", "stopped")
+        wait_for(finished, 900, "the federation to finish")
+        federation = made.federations.get("nowcast")
+        assert federation.status == "completed", (federation.detail, (tmp_path / "poisoned" / "supernode.log").read_text()[-3000:])
+        by_name = {c.name: c for c in federation.clients}
+        honest = sorted(by_name[f"quadrant-{i}"].node_id for i in range(4))
+
+        rounds = client.get("/v1/federations/nowcast/rounds", headers=made.alice).json()["rounds"]
+        assert [r["round"] for r in rounds] == [1, 2, 3, 4, 5]
+        poisoned = by_name["poisoned"].node_id
+        updates = [sorted(u["node_id"] for u in r["updates"]) for r in rounds]
+        assert all(len(nodes_of_round) >= 4 for nodes_of_round in updates)
+        # the poisoned client is flagged in the first round it took part in (round 1, or 2 when it
+        # connected after round 1 had sampled the four quadrants), revoked, and never sampled again
+        first = next(i for i, nodes_of_round in enumerate(updates) if poisoned in nodes_of_round)
+        assert first <= 1 and rounds[first]["divergence"]["flagged_nodes"] == [poisoned]
+        for later in range(first + 1, 5):
+            assert updates[later] == honest and rounds[later]["divergence"]["flagged_nodes"] == [], later + 1
+        assert by_name["poisoned"].status == "revoked" and f"divergent in round {first + 1}" in by_name["poisoned"].reason
+        # each round used the model the one before made
+        assert all(r["previous_model"]["sha256"] == p["model"]["sha256"] for p, r in zip(rounds, rounds[1:]))
+        assert rounds[-1]["server_metrics"]["mse"] < rounds[0]["server_metrics"]["mse"]
+
+        # the revoked keys are refused by the SuperLink itself: the intruder never got in (Flower's
+        # exit code 305), and the poisoned client's SuperNode was turned away at its next request
+        # and shut down (gracefully: exit 0), while the honest ones run on
+        assert nodes["intruder"].process.wait(60) == 305
+        assert all(by_name["intruder"].node_id not in [u["node_id"] for u in r["updates"]] for r in rounds)
+        assert all(nodes[f"quadrant-{i}"].process.poll() is None for i in range(4))
+        nodes["poisoned"].process.wait(60)
+        assert "SuperNode terminated gracefully" in nodes["poisoned"].log.read_text()
+
+        # the rounds are provenance in the graph: SPARQL and GraphQL
+        models = made.platform.graph.query(
+            "PREFIX ai4kg: <https://w3id.org/ai4kg/ns#> PREFIX prov: <http://www.w3.org/ns/prov#> "
+            "SELECT ?n ?model ?used WHERE { GRAPH ?g { ?round ai4kg:roundNumber ?n ; ai4kg:produced ?model ; "
+            "prov:used ?used . FILTER NOT EXISTS { ?used a ai4kg:ClientUpdate } } } ORDER BY ?n")
+        produced = [r["model"].value for r in models]
+        used = [r["used"].value for r in models]
+        assert len(produced) == 5 and used[1:] == produced[:-1]
+        seen = client.post("/graphql", headers=made.carol, json={"query": (
+            '{ federatedSession(identifier: "nowcast") { strategy numRounds status '
+            'rounds { number model updates { divergent } metrics { name scope value } } } }')}).json()
+        session = seen["data"]["federatedSession"]
+        assert session["strategy"] == "FedAvgOpt" and session["numRounds"] == 5 and session["status"] == "completed"
+        assert [r["number"] for r in session["rounds"]] == [1, 2, 3, 4, 5]
+        assert [u["divergent"] for u in session["rounds"][0]["updates"]].count(True) == 1
+        assert {(m["name"], m["scope"]) for m in session["rounds"][4]["metrics"]} >= {("mse", "server"), ("mse", "client")}
+        assert made.platform.deployments.get("nowcast-server").status == "stopped"
+        assert (made.federations.root / "nowcast" / "model.npz").exists()
+    finally:
+        for node in nodes.values():
+            node.stop()
