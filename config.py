@@ -71,6 +71,9 @@ class Settings:
     platform_url: str | None = None
     """Where workloads reach this platform's API, e.g. a federation's server posting its rounds
     (AI4KG_PLATFORM_URL); None: the address `ai4kg serve` listens on."""
+    federation_hosts: tuple[str, ...] = ()
+    """DNS names or addresses clients reach federations' SuperLinks by, besides loopback: their TLS
+    certificates name them (AI4KG_FEDERATION_HOSTS, comma-separated; e.g. *.cloud.example.eu for Nomad)."""
     flower_env: Path | None = None
     """Where the Flower environment is built (AI4KG_FLOWER_ENV); None: the user's cache directory,
     one folder per lock file of federated/flower-app."""
@@ -111,6 +114,8 @@ class Settings:
                    quotas_file=_path("AI4KG_QUOTAS"),
                    control_interval=positive_number("AI4KG_CONTROL_INTERVAL", float, DEFAULT_CONTROL_INTERVAL),
                    platform_url=(os.environ.get("AI4KG_PLATFORM_URL") or "").rstrip("/") or None,
+                   federation_hosts=tuple(h.strip() for h in os.environ.get("AI4KG_FEDERATION_HOSTS", "").split(",")
+                                          if h.strip()),
                    flower_env=_path("AI4KG_FLOWER_ENV"))
 
     @classmethod

@@ -109,14 +109,18 @@ def fingerprint(public_key: str) -> str:
 
 # -- the SuperLink ---------------------------------------------------------------------------------
 
-def superlink_command(bin_directory: Path, state: Path, host: str, port: int) -> list[str]:
+def superlink_command(program: str, tls: str, host: str, port: int | str, database: str,
+                      install_dependencies: bool = False) -> list[str]:
     """The SuperLink of one federation: HTTPS on `host:port` (its Fleet, Control and Runtime APIs
-    share it), node authentication on (only registered keys connect), its state in a SQLite file
-    (registered keys and runs outlive a restart), no package installs at run time."""
-    return [str(bin_directory / "flower-superlink"), "--host", host, "--port", str(port),
-            "--ssl-ca-certfile", str(state / "tls" / "ca.pem"), "--ssl-certfile", str(state / "tls" / "server.pem"),
-            "--ssl-keyfile", str(state / "tls" / "server.key"), "--enable-supernode-auth",
-            "--database", str(state / "superlink.db"), "--disable-runtime-dependency-installation"]
+    share it) with the certificate in the folder `tls` (ca.pem, server.pem, server.key), node
+    authentication on (only registered keys connect), its state in the SQLite file `database`
+    (registered keys and runs outlive a restart). Without `install_dependencies` the Flower App's
+    dependencies must be in the SuperLink's environment already (the platform's Flower
+    environment has them; Flower's own image installs them per run)."""
+    command = [program, "--host", host, "--port", str(port), "--ssl-ca-certfile", f"{tls}/ca.pem",
+               "--ssl-certfile", f"{tls}/server.pem", "--ssl-keyfile", f"{tls}/server.key", "--enable-supernode-auth",
+               "--database", database]
+    return command if install_dependencies else command + ["--disable-runtime-dependency-installation"]
 
 
 class FlowerControl:

@@ -33,6 +33,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 import nomad
@@ -61,6 +62,10 @@ KINDS: dict[str, dict[str, Any]] = {
     "try-me": {"job": {"Type": "service", "Priority": 25}, "serves": True,
                "group": {"RestartPolicy": {"Attempts": 0, "Mode": "fail"},
                          "ReschedulePolicy": {"Attempts": 0, "Unlimited": False}}},
+    # federated: a federation's Flower SuperLink, a service until its federation ends
+    "federated": {"job": {"Type": "service", "Priority": 50}, "serves": True,
+                  "group": {"RestartPolicy": {"Attempts": 3, "Interval": 1800_000_000_000,
+                                              "Delay": 15_000_000_000, "Mode": "fail"}}},
     # batch: runs its command to the end; a failed run is not restarted in place
     "batch": {"job": {"Type": "batch", "Priority": 40}, "serves": False,
               "group": {"RestartPolicy": {"Attempts": 0, "Mode": "fail"},
@@ -157,6 +162,9 @@ class DeploymentSpec:
     module: str | None = None
     """the catalogue's module (or tool) it runs: the job's meta `ai4kg.module`, so an operator looking
     at Nomad sees what a job is without asking the platform"""
+    secrets: tuple[str, ...] = ()
+    """names of the files the job's Nomad Variable (`variable_path`) holds: each is rendered into the
+    task's secrets directory, and one named *.env into its environment (KEY=VALUE lines)"""
 
 
 def _invalid(name: str, rule: str, value: Any) -> ValueError:
@@ -202,6 +210,33 @@ def _check(spec: DeploymentSpec, namespace: str) -> None:
         raise _invalid("storage", "must be an rclone remote:path", spec.storage)
     if spec.module is not None and not isinstance(spec.module, str):
         raise _invalid("module", "must be a string (Nomad's meta values are strings)", spec.module)
+    for name in spec.secrets:
+        if not SECRET_NAME.match(name):
+            raise _invalid("secrets", "file names must be 1-128 letters, digits, '.', '_' or '-'", name)
+
+
+SECRET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def variable_path(job_id: str) -> str:
+    """The Nomad Variable a job's tasks may read without any policy (Nomad's workload identity)."""
+    return f"nomad/jobs/{job_id}"
+
+
+def variable_key(name: str) -> str:
+    """A file name as a Variable item key (letters, digits and '_', what templates can name)."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", name)
+
+
+def secret_templates(job_id: str, names: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Templates rendering each secret file from the job's Variable into the secrets directory
+    (never into the job's definition, which anyone reading the namespace's jobs sees)."""
+    templates = []
+    for name in names:
+        body = f'{{{{ with nomadVar "{variable_path(job_id)}" }}}}{{{{ .{variable_key(name)} }}}}{{{{ end }}}}'
+        templates.append({"EmbeddedTmpl": body, "DestPath": f"secrets/{name}", "ChangeMode": "restart",
+                          "Perms": "0600", "Envvars": name.endswith(".env")})
+    return templates
 
 
 def job_spec(spec: DeploymentSpec, namespace: str | None = None) -> dict[str, Any]:
@@ -223,6 +258,8 @@ def job_spec(spec: DeploymentSpec, namespace: str | None = None) -> dict[str, An
         config["ports"] = list(spec.endpoints)
     main = {"Name": "main", "Driver": "docker", "Config": config, "Resources": resources,
             "Env": {"DATASET_DIR": DATASET_DIR, "STORAGE_DIR": STORAGE_DIR}}
+    if spec.secrets:
+        main["Templates"] = secret_templates(spec.identifier, spec.secrets)
     tasks = [main]
     if spec.dataset_doi:
         sidecar = copy.deepcopy(SIDECARS["dataset"])
@@ -285,6 +322,19 @@ class NomadWorkloads:
         job = job_spec(spec, self.namespace(spec.vo))
         answer = self._call(f"register job {spec.identifier}", lambda: self._nomad.jobs.register_job(job))
         return answer["EvalID"]
+
+    def put_variable(self, path: str, items: dict[str, str], namespace: str) -> None:
+        """Write (replace) a Nomad Variable."""
+        self._call(f"write variable {path}", lambda: self._nomad.variable.create_variable(
+            path, {"Namespace": namespace, "Path": path, "Items": items}, namespace=namespace))
+
+    def delete_variable(self, path: str, namespace: str) -> None:
+        """Remove a Nomad Variable (none there: nothing to do)."""
+        try:
+            self._call(f"delete variable {path}", lambda: self._nomad.variable.delete_variable(path, namespace=namespace))
+        except NomadRejected as exc:
+            if exc.status != 404:
+                raise
 
     def stop(self, job_id: str, namespace: str, purge: bool = False) -> bool:
         """Stop the job (and forget it, with `purge`): False when it is not there."""
@@ -412,6 +462,8 @@ class NomadExecutor:
         if existing is not None and not existing.get("Stop") and existing.get("Status") != "dead":
             return  # a replayed start: Nomad runs it (or is placing it)
         try:
+            if job.secrets_from:  # the secrets first: the job's templates wait for nothing else
+                self.workloads.put_variable(variable_path(job.identifier), _secret_items(job.secrets_from), namespace)
             self.workloads.register(spec)
         except NomadRejected as exc:
             if exc.status in TRANSIENT_REFUSALS:
@@ -424,6 +476,7 @@ class NomadExecutor:
         can be read. False when Nomad has no such job in the VO's namespace."""
         namespace = self.workloads.namespace(vo)
         stopped = self.workloads.stop(identifier, namespace, purge=False)
+        self.workloads.delete_variable(variable_path(identifier), namespace)  # its secrets go with it
         self._urls.pop((namespace, identifier), None)
         return stopped
 
@@ -515,7 +568,9 @@ class NomadExecutor:
             cpu=job.resources.cpu * MHZ_PER_CORE, memory_mb=job.resources.memory_mb, gpu=job.resources.gpu,
             gpu_model=job.gpu_model, disk_mb=job.resources.disk_mb, datacenters=[job.datacenter],
             endpoints=dict(job.endpoints), dataset_doi=job.datasets[0] if job.datasets else None,
-            storage=job.storage, notify_email=job.notify, module=job.module or None)
+            storage=job.storage, notify_email=job.notify, module=job.module or None,
+            secrets=tuple(sorted(p.name for p in Path(job.secrets_from).iterdir() if p.is_file()))
+            if job.secrets_from else ())
 
     def _urls_of(self, entry: dict[str, Any], namespace: str,
                  previous: dict[tuple[str, str], tuple[tuple[int, int], dict[str, str]]],
@@ -590,3 +645,8 @@ def _url(address: str) -> str:
     """`http://host:port/` of an endpoint's `host:port` (an IPv6 host in brackets)."""
     host, _, port = address.rpartition(":")
     return f"http://[{host}]:{port}/" if ":" in host and not host.startswith("[") else f"http://{host}:{port}/"
+
+
+def _secret_items(folder: str) -> dict[str, str]:
+    """The files of a secrets folder as a Variable's items (by `variable_key`)."""
+    return {variable_key(p.name): p.read_text("utf-8") for p in sorted(Path(folder).iterdir()) if p.is_file()}

@@ -37,8 +37,9 @@ def _problem(exc: DeploymentRejected) -> Problem:
 
 
 def answer(deployment: Deployment) -> dict[str, Any]:
-    """A deployment as the API shows it (its record)."""
-    return deployment.as_json()
+    """A deployment as the API shows it (its record; where its secrets are read from stays the
+    platform's own business)."""
+    return {k: v for k, v in deployment.as_json().items() if k != "secrets_from"}
 
 
 def cursor_of(seq: int) -> str:

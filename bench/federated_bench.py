@@ -108,7 +108,8 @@ def plain_flower(bin_directory: Path, work: Path, rounds: int) -> dict[str, Any]
     state = work / f"plain-{time.monotonic_ns()}"
     make_tls(state / "tls", ["127.0.0.1"])
     port = free_port()
-    processes = [start(superlink_command(bin_directory, state, "127.0.0.1", port),
+    processes = [start(superlink_command(str(bin_directory / "flower-superlink"), str(state / "tls"), "127.0.0.1", port,
+                                         str(state / "superlink.db")),
                        process_environment(state / "home", bin_directory), state / "superlink.log")]
     try:
         control = FlowerControl(bin_directory, state / "cli", f"127.0.0.1:{port}", state / "tls" / "ca.pem")

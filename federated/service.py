@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 import secrets
 import sys
@@ -33,7 +34,7 @@ from typing import Any
 
 import pyoxigraph as ox
 
-from ..adapters.flower import FlowerControl, FlowerError, make_tls, new_client_key
+from ..adapters.flower import FlowerControl, FlowerError, make_tls, new_client_key, superlink_command
 from ..graph.namespaces import AI4KG, RDF_TYPE, asset_iri
 from ..graph.store import AssetWrite, KnowledgeGraph
 from ..graph.validation import validate
@@ -43,6 +44,7 @@ from ..workloads.records import now
 from ..workloads.service import DeploymentRejected, Deployments, Requester
 from . import environment
 from .ledger import FederationLedger
+from .superlink import TOKEN_VARIABLE
 from .records import (FINAL, Client, Federation, check_request, check_round, client_iri, divergence_scores,
                       federated_mapping, flagged, new_federation, round_records, run_config, session_records,
                       to_quads)
@@ -74,6 +76,8 @@ class Federations:
         self.platform_url = "http://127.0.0.1:8000"
         """Where a ServerApp reaches this platform's API (`serve` sets it to where it listens)."""
         self.listen_host = getattr(deployments.executor, "host", "127.0.0.1")
+        self.hosts = list(graph.settings.federation_hosts)
+        """the names clients reach SuperLinks by (their certificates name them), beyond loopback"""
         self._lock = threading.RLock()
         self._polled: dict[str, float] = {}
         self.recover()
@@ -172,26 +176,35 @@ class Federations:
             state = self.root / identifier
             token = self._prepare(state, bin_directory)
             server = {"name": f"{identifier}-server", "kind": "federated", "module": body["module"], "vo": vo,
-                      "title": f"Server of {federation.title}"[:200],
-                      "command": [sys.executable, "-m", "ai4kg.federated.superlink", str(state)],
+                      "title": f"Server of {federation.title}"[:200], "command": self._server_command(state),
                       **{k: body[k] for k in ("resources", "datacenter") if k in body}}
-            deployment, _ = self.deployments.create(server, requester, federation=True)
+            deployment, _ = self.deployments.create(server, requester, federation=True,
+                                                    secrets_from=str(state / "secrets"))
             federation.deployment = deployment.identifier
             self._write_session(federation, token_digest=_digest(token))
         return federation, True
 
     def _prepare(self, state: Path, bin_directory: Path) -> str:
-        """The federation's folder: TLS files, the SuperLink's settings, the recorder token (0600)."""
-        import json
-
-        make_tls(state / "tls", [self.listen_host, "127.0.0.1", "localhost"])
+        """The federation's folder: the SuperLink's settings; secrets/ (0700): its TLS files and
+        superlink.env, the recorder token its ServerApp posts rounds with."""
+        make_tls(state / "secrets", [*self.hosts, "127.0.0.1", "localhost"])
+        (state / "secrets").chmod(0o700)
         (state / "superlink.json").write_text(json.dumps({"bin": str(bin_directory), "host": self.listen_host}),
                                               "utf-8")
         token = secrets.token_urlsafe(32)
-        token_file = state / "recorder.token"
-        token_file.touch(mode=0o600)
-        token_file.write_text(token, "utf-8")
+        env_file = state / "secrets" / "superlink.env"
+        env_file.touch(mode=0o600)
+        env_file.write_text(f"{TOKEN_VARIABLE}={token}\n", "utf-8")
         return token
+
+    def _server_command(self, state: Path) -> list[str]:
+        """What the server deployment runs: on the local executor, the launcher (which reads the
+        folder); on Nomad, Flower's SuperLink image with the secrets Nomad renders into the task's
+        secrets directory, its state in the allocation's data directory."""
+        if self.deployments.executor.name == "local":
+            return [sys.executable, "-m", "ai4kg.federated.superlink", str(state)]
+        return superlink_command("flower-superlink", "${NOMAD_SECRETS_DIR}", "0.0.0.0", "${NOMAD_PORT_superlink}",
+                                 "${NOMAD_ALLOC_DIR}/data/superlink.db", install_dependencies=True)
 
     def get(self, identifier: str, requester: Requester | None = None) -> Federation | None:
         federation = self.ledger.get(identifier)
@@ -288,7 +301,7 @@ class Federations:
     def connection(self, federation: Federation) -> dict[str, Any]:
         """What a client needs to connect: the SuperLink's address (once it runs) and its CA."""
         state = self.root / federation.identifier
-        ca = (state / "tls" / "ca.pem").read_text("utf-8") if (state / "tls" / "ca.pem").exists() else None
+        ca = (state / "secrets" / "ca.pem").read_text("utf-8") if (state / "secrets" / "ca.pem").exists() else None
         return {"superlink": self._address(federation), "root_certificates": ca}
 
     # -- rounds ---------------------------------------------------------------------------------------
@@ -402,7 +415,7 @@ class Federations:
         if address is None:
             return None
         state = self.root / federation.identifier
-        return FlowerControl(self.flower_bin(), state / "cli", address, state / "tls" / "ca.pem")
+        return FlowerControl(self.flower_bin(), state / "cli", address, state / "secrets" / "ca.pem")
 
 
 def _may_read(requester: Requester, federation: Federation) -> bool:

@@ -69,6 +69,7 @@ class NomadApi:
         """the ClientStatus of a registered job's new allocations; "queued": none is placed"""
         self.queued: dict[tuple[str, str], dict[str, int]] = {}      # (namespace, id) -> group -> unplaced
         self.nodes: dict[str, dict[str, Any]] = {}                   # node id -> node
+        self.variables: dict[tuple[str, str], dict[str, Any]] = {}   # (namespace, path) -> Nomad Variable
         self.latency: dict[str, float] = {}                          # datacenter -> seconds its node lists take
         self._index = itertools.count(10)
         self._ports = itertools.count(20000)
@@ -126,11 +127,33 @@ class NomadApi:
                     return 404, "job not found"
                 return 200, [_stub(a) for a in self.allocs.values()
                              if a["Namespace"] == namespace and a["JobID"] == parts[2]]
+            if len(parts) > 2 and parts[:2] == ["v1", "var"]:
+                return self._variable(method, namespace, "/".join(parts[2:]), body)
             if len(parts) == 3 and parts[:2] == ["v1", "allocation"] and method == "GET":
                 alloc = self.allocs.get(parts[2])
                 return (200, alloc) if alloc else (404, "alloc not found")
         if method == "GET":
             return 404, f"Invalid URL: {path}"
+        return 405, "Invalid method"
+
+    def _variable(self, method: str, namespace: str, path: str, body: bytes) -> tuple[int, Any]:
+        """Variables (https://developer.hashicorp.com/nomad/api-docs/variables): PUT writes one (its
+        Items: a map of strings), GET reads it, DELETE removes it (no body)."""
+        key = (namespace, path)
+        if method == "PUT":
+            given = json.loads(body or b"{}")
+            items = given.get("Items")
+            if not isinstance(items, dict) or not items or not all(isinstance(v, str) for v in items.values()):
+                return 400, "variable items must be a non-empty map of strings"
+            index = next(self._index)
+            self.variables[key] = {"Namespace": namespace, "Path": path, "Items": items, "CreateIndex": index,
+                                   "ModifyIndex": index}
+            return 200, self.variables[key]
+        if method == "GET":
+            return (200, self.variables[key]) if key in self.variables else (404, "variable not found")
+        if method == "DELETE":
+            self.variables.pop(key, None)
+            return 200, ""
         return 405, "Invalid method"
 
     def _list(self, namespace: str, meta: bool) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ from rdflib.namespace import RDF, SH
 from ai4kg.graph.validation import shapes_graph, validate
 
 PREFIXES = """@prefix ai4kg: <https://w3id.org/ai4kg/ns#> . @prefix xsd: <http://www.w3.org/2001/XMLSchema#> .
-@prefix prov: <http://www.w3.org/ns/prov#> .
+@prefix prov: <http://www.w3.org/ns/prov#> . @prefix mls: <http://www.w3.org/ns/mls#> .
 @prefix v: <https://w3id.org/ai4kg/vocab/> . @prefix : <https://w3id.org/ai4kg/id/x/> .
 """
 MODULE = """:m a ai4kg:Module ; ai4kg:identifier "m" ; ai4kg:title "T" ; ai4kg:summary "S" ; ai4kg:description "D" ;
@@ -78,6 +78,31 @@ EXAMPLES: dict[str, tuple[str, str]] = {
         ':c a ai4kg:StatusChange ; ai4kg:sequence 1 ; ai4kg:status "running" ; ai4kg:reason "placed" ; '
         'prov:atTime "2024-01-01T10:00:00Z"^^xsd:dateTime .',
         ':c a ai4kg:StatusChange ; ai4kg:sequence -1 ; ai4kg:status "asleep" .'),
+    "FederatedSessionRecordShape": (
+        SESSION + ' :s ai4kg:federatedModule :m ; ai4kg:participant :c . ' + MODULE +
+        ' :c a ai4kg:FederatedClient ; ai4kg:identifier "s.c" ; ai4kg:name "c" ; ai4kg:status "admitted" ; '
+        'ai4kg:keyFingerprint "SHA256:3bpd1/Wa66dVxGjncbxMErCcFsNLSk/z1gjVVr26cRY" .',
+        ':s a ai4kg:FederatedSession ; ai4kg:federatedModule :m, :n ; ai4kg:participant :c . :m a ai4kg:Module . '
+        ':n a ai4kg:Module .'),
+    "FederatedClientShape": (
+        ':c a ai4kg:FederatedClient ; ai4kg:keyFingerprint "SHA256:3bpd1/Wa66dVxGjncbxMErCcFsNLSk/z1gjVVr26cRY" ; '
+        'ai4kg:status "admitted" ; ai4kg:nodeId "17421653574618038848" ; ai4kg:identifier "f.c" ; ai4kg:name "c" .',
+        ':c a ai4kg:FederatedClient ; ai4kg:keyFingerprint "-----BEGIN OPENSSH PRIVATE KEY-----" ; '
+        'ai4kg:status "banned" .'),
+    "FederatedRoundRecordShape": (
+        ':r a ai4kg:FederatedRound ; prov:startedAtTime "2024-01-01T10:00:00Z"^^xsd:dateTime ; '
+        'prov:endedAtTime "2024-01-01T10:01:00Z"^^xsd:dateTime ; ai4kg:noiseScale "0.5"^^xsd:double ; '
+        'ai4kg:identifier "r1" ; ai4kg:roundNumber 1 ; ai4kg:session :s ; ai4kg:produced :w . '
+        ':w a ai4kg:ModelWeights ; prov:wasGeneratedBy :r . ' + SESSION,
+        ':r a ai4kg:FederatedRound ; prov:startedAtTime "2024-01-01T10:02:00Z"^^xsd:dateTime ; '
+        'prov:endedAtTime "2024-01-01T10:01:00Z"^^xsd:dateTime ; ai4kg:noiseScale "-1"^^xsd:double .'),
+    "ClientUpdateShape": (
+        ':u a ai4kg:ClientUpdate ; ai4kg:numExamples 100 ; ai4kg:aggregationWeight "0.25"^^xsd:double ; '
+        'ai4kg:divergenceScore "1.5"^^xsd:double ; ai4kg:divergent false .',
+        ':u a ai4kg:ClientUpdate ; ai4kg:numExamples -1 ; ai4kg:divergent "maybe" .'),
+    "RoundEvaluationShape": (
+        ':e a mls:ModelEvaluation ; mls:hasValue "0.1"^^xsd:double ; ai4kg:metricScope "server" .',
+        ':e a mls:ModelEvaluation ; mls:hasValue "low" ; ai4kg:metricScope "anywhere" .'),
     "GpuModelShape": (':r a ai4kg:ResourceRequirements ; ai4kg:gpuModel "Tesla T4" .',
                       ':r a ai4kg:ResourceRequirements ; ai4kg:gpuModel "" .'),
 }

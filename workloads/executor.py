@@ -63,6 +63,9 @@ class Job:
     notify: str | None = None
     """an e-mail address to tell when the job ends"""
     module: str = ""
+    secrets_from: str | None = None
+    """a folder of the platform whose files the job is given as secrets (Nomad: a Nomad Variable of
+    the job, rendered into its secrets directory; the local executor's jobs read the folder)"""
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,9 @@ DEFAULT_ENDPOINTS = {"module": {"api": 5000}, "try-me": {"api": 5000}, "tool": {
                      "federated": {"superlink": 9092}}
 """Where the workload listens inside its task: DEEPaaS's API port for modules, an IDE for tools, the
 Flower SuperLink's one HTTPS port (Fleet, Control and Runtime APIs) for a federation's server."""
+FEDERATED_SERVER_IMAGE = "flwr/superlink:1.42.0"
+"""What a federation's server runs on a workload manager with containers: Flower's own SuperLink image,
+of the flwr release the Flower App is locked to (federated/flower-app/uv.lock)."""
 DEFAULT_TRY_ME_MINUTES = 10
 VISIBILITY = "private"
 """Deployments are seen by their owner, their VO's members and administrators, never anonymously."""
@@ -128,6 +131,9 @@ class Deployment:
     storage: str | None = None
     notify: str | None = None
     """who is told by mail when it ends (kept here, never in the graph)"""
+    secrets_from: str | None = None
+    """a folder of the platform whose files the workload is given as secrets (a federation's TLS key
+    and recorder token); the path is kept here, never in the graph, and the contents nowhere"""
     expires_at: str | None = None
     status: str = "queued"
     history: list[Change] = field(default_factory=list)
@@ -181,20 +187,22 @@ def image_reference(image: str, version: str) -> str:
 
 
 def new_deployment(body: dict[str, Any], identifier: str, base_url: str, owner: str, vo: str, module_iri: str,
-                   module_image: str, executor: str) -> Deployment:
-    """The record of a checked request: defaults filled in, status queued."""
+                   module_image: str, executor: str, secrets_from: str | None = None) -> Deployment:
+    """The record of a checked request: defaults filled in, status queued. A federation's server
+    runs Flower's SuperLink image, not the module's."""
     kind = body["kind"]
     version = body.get("version") or "latest"
+    image = FEDERATED_SERVER_IMAGE if kind == "federated" else image_reference(module_image, version)
     created = now()
     deployment = Deployment(
         identifier=identifier, iri=asset_iri(base_url, "Deployment", identifier), kind=kind, owner=owner, vo=vo,
-        module=body["module"], module_iri=module_iri, version=version, image=image_reference(module_image, version),
+        module=body["module"], module_iri=module_iri, version=version, image=image,
         title=body.get("title") or f"{body['module']} ({kind})", description=body.get("description", ""),
         resources={**DEFAULT_RESOURCES[kind], **body.get("resources", {})}, executor=executor, created_at=created,
         datacenter=body.get("datacenter"), command=body.get("command"),
         endpoints=dict(body["endpoints"]) if "endpoints" in body else dict(DEFAULT_ENDPOINTS[kind]),
         datasets=[d["doi"] for d in body.get("datasets", [])], storage=body.get("storage"),
-        notify=body.get("notify"))
+        notify=body.get("notify"), secrets_from=secrets_from)
     if kind == "try-me":
         minutes = body.get("duration_minutes", DEFAULT_TRY_ME_MINUTES)
         deployment.expires_at = datetime.fromtimestamp(datetime.now(timezone.utc).timestamp() + 60 * minutes,

@@ -156,10 +156,12 @@ class Deployments:
                 for node, kind in sorted(typed)]
 
     # -- requests ----------------------------------------------------------------------------------
-    def create(self, body: Any, requester: Requester, federation: bool = False) -> tuple[Deployment, bool]:
+    def create(self, body: Any, requester: Requester, federation: bool = False, secrets_from: str | None = None
+               ) -> tuple[Deployment, bool]:
         """Queue a deployment (and try to start it at once): the record, and False when the same
         request with the same `name` was made before (nothing new is done). `federation`: the
-        request is a federation's server (federated/service.py), which users do not ask for here."""
+        request is a federation's server (federated/service.py), which users do not ask for here;
+        `secrets_from`: the folder of files it is given as secrets."""
         issues = check_request(body, federation)
         if issues:
             raise DeploymentRejected(422, "Invalid deployment request", issues)
@@ -179,7 +181,7 @@ class Deployments:
                         "name", "unique", "the graph has a deployment of that name; choose another name", name)])
             identifier = name or f"d-{uuid.uuid4().hex[:16]}"
             deployment = new_deployment(body, identifier, self.graph.settings.base_url, requester.subject, vo,
-                                        module_iri, image, self.executor.name)
+                                        module_iri, image, self.executor.name, secrets_from)
             self._check_feasible(deployment)
             self._write([deployment], enqueue=[(identifier, "start", "created by its owner")])
         self.dispatch()
@@ -384,7 +386,8 @@ class Deployments:
                    image=deployment.image, title=deployment.title, datacenter=datacenter, resources=deployment.needs,
                    gpu_model=deployment.resources.get("gpu_model"), description=deployment.description,
                    command=deployment.command, endpoints=dict(deployment.endpoints), datasets=tuple(deployment.datasets),
-                   storage=deployment.storage, notify=deployment.notify, module=deployment.module)
+                   storage=deployment.storage, notify=deployment.notify, module=deployment.module,
+                   secrets_from=deployment.secrets_from)
 
     def expire(self) -> int:
         """Ask to stop the try-me deployments whose time is up."""
