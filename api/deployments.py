@@ -32,8 +32,20 @@ def requester_of(identity: Identity) -> Requester:
     return Requester(identity.subject, identity.vos, identity.admin)
 
 
-def _problem(exc: DeploymentRejected) -> Problem:
+def problem_of(exc: DeploymentRejected) -> Problem:
+    """A refused request (deployments, federations) as a problem listing each field at fault."""
     return Problem.of_issues(exc.status, exc.title, exc.issues)
+
+
+async def json_body(request: Request, what: str) -> Any:
+    """The request's JSON body: 413 over MAX_REQUEST_BYTES, 400 when it is not JSON."""
+    body = await request.body()
+    if len(body) > MAX_REQUEST_BYTES:
+        raise Problem(413, "Body too large", f"{what} is limited to {MAX_REQUEST_BYTES:,} bytes")
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise Problem(400, "Not JSON", f"the body is not JSON: {exc}", "body") from None
 
 
 def answer(deployment: Deployment) -> dict[str, Any]:
@@ -75,18 +87,12 @@ def router(deployments: Deployments) -> APIRouter:
         the value, and nothing is written. A deployment over a quota, or with no room on any
         healthy datacenter, is created `queued` and says why in `waiting`; it starts when room frees."""
         identity = writer(identity_of(request), "deploy")
-        body = await request.body()
-        if len(body) > MAX_REQUEST_BYTES:
-            raise Problem(413, "Body too large", f"a deployment request is limited to {MAX_REQUEST_BYTES:,} bytes")
-        try:
-            document = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise Problem(400, "Not JSON", f"the body is not JSON: {exc}", "body") from None
+        document = await json_body(request, "a deployment request")
         try:
             deployment, created = await anyio.to_thread.run_sync(deployments.create, document,
                                                                   requester_of(identity))
         except DeploymentRejected as exc:
-            raise _problem(exc) from None
+            raise problem_of(exc) from None
         return JSONResponse(answer(deployment), status_code=201 if created else 200,
                             headers={"Location": f"/v1/deployments/{deployment.identifier}"})
 
@@ -168,7 +174,7 @@ def router(deployments: Deployments) -> APIRouter:
         try:
             found = await anyio.to_thread.run_sync(deployments.delete, identifier, requester_of(identity))
         except DeploymentRejected as exc:
-            raise _problem(exc) from None
+            raise problem_of(exc) from None
         if found is None:
             raise Problem(404, "Not found", f"no deployment {identifier!r}", "identifier", identifier)
         return answer(found)

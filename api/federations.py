@@ -12,7 +12,6 @@ digest), not a user's credentials.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import anyio.to_thread
@@ -23,7 +22,7 @@ from ..federated.records import Federation
 from ..federated.service import FederationRejected, Federations
 from ..workloads.service import DeploymentRejected
 from .auth import identity_of
-from .deployments import MAX_REQUEST_BYTES, requester_of
+from .deployments import json_body, problem_of, requester_of
 from .problems import Problem
 from .publishing import writer
 
@@ -37,20 +36,6 @@ def answer(federation: Federation, federations: Federations) -> dict[str, Any]:
     data["clients"] = [{k: v for k, v in c.items() if k != "public_key"} for c in data["clients"]]
     data["connection"] = federations.connection(federation)
     return data
-
-
-async def _json_body(request: Request, what: str) -> Any:
-    body = await request.body()
-    if len(body) > MAX_REQUEST_BYTES:
-        raise Problem(413, "Body too large", f"{what} is limited to {MAX_REQUEST_BYTES:,} bytes")
-    try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise Problem(400, "Not JSON", f"the body is not JSON: {exc}", "body") from None
-
-
-def _problem(exc: DeploymentRejected) -> Problem:
-    return Problem.of_issues(exc.status, exc.title, exc.issues)
 
 
 def router(federations: Federations) -> APIRouter:
@@ -68,12 +53,12 @@ def router(federations: Federations) -> APIRouter:
         privacy, divergence monitoring); errors name the field, the rule and the value, and
         nothing is written. Admit clients with POST /v1/federations/{id}/clients."""
         identity = writer(identity_of(request), "start a federation")
-        document = await _json_body(request, "a federation request")
+        document = await json_body(request, "a federation request")
         try:
             federation, created = await anyio.to_thread.run_sync(federations.create, document,
                                                                   requester_of(identity))
         except DeploymentRejected as exc:
-            raise _problem(exc) from None
+            raise problem_of(exc) from None
         return JSONResponse(answer(federation, federations), status_code=201 if created else 200,
                             headers={"Location": f"/v1/federations/{federation.identifier}"})
 
@@ -84,14 +69,18 @@ def router(federations: Federations) -> APIRouter:
         found = await anyio.to_thread.run_sync(federations.find, requester_of(identity))
         return {"federations": [answer(f, federations) for f in found]}
 
-    @routes.get("/{identifier}", responses={404: {"description": "No such federation (that you may see)"}})
-    async def inspect(request: Request, identifier: str) -> dict[str, Any]:
-        """One federation: its settings, status, clients (by key fingerprint) and connection."""
+    async def visible(request: Request, identifier: str) -> Federation:
+        """The federation, if the signed-in reader may see it; else 404 (as if there were none)."""
         identity = writer(identity_of(request), "see federations")
         found = await anyio.to_thread.run_sync(federations.get, identifier, requester_of(identity))
         if found is None:
             raise Problem(404, "Not found", f"no federation {identifier!r}", "identifier", identifier)
-        return answer(found, federations)
+        return found
+
+    @routes.get("/{identifier}", responses={404: {"description": "No such federation (that you may see)"}})
+    async def inspect(request: Request, identifier: str) -> dict[str, Any]:
+        """One federation: its settings, status, clients (by key fingerprint) and connection."""
+        return answer(await visible(request, identifier), federations)
 
     @routes.delete("/{identifier}", responses={403: {"description": "Not its owner"},
                                                404: {"description": "No such federation (that you may see)"}})
@@ -101,7 +90,7 @@ def router(federations: Federations) -> APIRouter:
         try:
             found = await anyio.to_thread.run_sync(federations.delete, identifier, requester_of(identity))
         except DeploymentRejected as exc:
-            raise _problem(exc) from None
+            raise problem_of(exc) from None
         return answer(found, federations)
 
     @routes.post("/{identifier}/clients", status_code=201, responses={
@@ -111,14 +100,14 @@ def router(federations: Federations) -> APIRouter:
         platform keeps only the public key's fingerprint. The client runs a Flower SuperNode with
         that key (`flower-supernode --auth-supernode-private-key`), the CA and the address given."""
         identity = writer(identity_of(request), "admit clients")
-        document = await _json_body(request, "a client request")
+        document = await json_body(request, "a client request")
         if not isinstance(document, dict) or set(document) - {"name"}:
             raise Problem(422, "Invalid client", "a client request is {\"name\": ...}", "body", document)
         try:
             federation, client, private_key = await anyio.to_thread.run_sync(
                 federations.add_client, identifier, document.get("name"), requester_of(identity))
         except DeploymentRejected as exc:
-            raise _problem(exc) from None
+            raise problem_of(exc) from None
         connection = federations.connection(federation)
         return JSONResponse({
             "name": client.name, "fingerprint": client.fingerprint, "node_id": client.node_id, "status": client.status,
@@ -139,16 +128,13 @@ def router(federations: Federations) -> APIRouter:
             client = await anyio.to_thread.run_sync(federations.revoke_client, identifier, name,
                                                     requester_of(identity))
         except DeploymentRejected as exc:
-            raise _problem(exc) from None
+            raise problem_of(exc) from None
         return {k: v for k, v in client.__dict__.items() if k != "public_key"}
 
     @routes.get("/{identifier}/rounds", responses={404: {"description": "No such federation (that you may see)"}})
     async def rounds(request: Request, identifier: str) -> dict[str, Any]:
         """Every round recorded: as the ServerApp posted it, with the divergence found."""
-        identity = writer(identity_of(request), "see federations")
-        found = await anyio.to_thread.run_sync(federations.get, identifier, requester_of(identity))
-        if found is None:
-            raise Problem(404, "Not found", f"no federation {identifier!r}", "identifier", identifier)
+        found = await visible(request, identifier)
         return {"rounds": await anyio.to_thread.run_sync(federations.rounds, found)}
 
     # -- the ServerApp's routes (the recorder token, not a user) ----------------------------------------
@@ -173,11 +159,11 @@ def router(federations: Federations) -> APIRouter:
         """A round's record (mappings/federated/round.schema.json), written to the graph as the
         round's provenance. The answer: the nodes admitted from now on, and those flagged."""
         federation = recorder(request, identifier)
-        document = await _json_body(request, "a round record")
+        document = await json_body(request, "a round record")
         try:
             reply, created = await anyio.to_thread.run_sync(federations.record_round, federation, document)
         except FederationRejected as exc:
-            raise _problem(exc) from None
+            raise problem_of(exc) from None
         return JSONResponse(reply, status_code=201 if created else 200)
 
     return routes

@@ -752,9 +752,8 @@ class FederatedSession(Activity):
 
     @strawberry.field(description="The rounds recorded so far, in order (each its own graph: ai4kg:session).")
     async def rounds(self, info: Info) -> list["FederatedRound"]:
-        found = [FederatedRound(asset=a) for a in await info.context.pointing_at("session", self.asset.iri,
-                                                                                   "FederatedRound")]
-        return sorted(found, key=lambda r: r.number or 0)
+        found = await info.context.pointing_at("session", self.asset.iri, "FederatedRound")
+        return [FederatedRound(asset=a) for a in sorted(found, key=lambda a: _int(a.text("roundNumber")) or 0)]
 
 
 @strawberry.type(description="A client's update as one round used it.")

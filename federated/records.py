@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import statistics
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -26,7 +26,7 @@ from ..metadata.issues import Issue
 from ..metadata.rml import RmlMapping, mapping_path
 from ..metadata.schema import schema_issues, validator_of
 from ..provenance.records import Iris
-from ..workloads.records import now
+from ..workloads.records import now, record_json, record_of
 
 STRATEGIES = ("FedAvg", "FedAvgM", "FedMedian", "FedProx", "FedOpt", "FedAdam", "FedYogi", "FedAvgOpt")
 STRATEGY_OPTIONS = {
@@ -148,16 +148,11 @@ class Federation:
     rounds_done: int = 0
 
     def as_json(self) -> dict[str, Any]:
-        data = dict(self.__dict__)
-        data["clients"] = [dict(c.__dict__) for c in self.clients]
-        return data
+        return record_json(self, "clients")
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Federation":
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
-        values["clients"] = [Client(**c) for c in values.get("clients", [])]
-        return cls(**values)
+        return record_of(cls, data, "clients", Client)
 
     def client(self, identifier: str) -> Client | None:
         return next((c for c in self.clients if c.identifier == identifier), None)

@@ -23,6 +23,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import secrets
 import sys
 import tempfile
@@ -253,8 +254,6 @@ class Federations:
     # -- clients --------------------------------------------------------------------------------------
     def add_client(self, identifier: str, name: Any, requester: Requester) -> tuple[Federation, Client, str]:
         """Admit a client: its record, and its private key (shown once, kept nowhere)."""
-        import re
-
         if not isinstance(name, str) or not re.match(CLIENT_NAME, name):
             raise FederationRejected(422, "Invalid client", [Issue(
                 "name", "pattern", "a client's name is 1-64 letters, digits, '.', '_' or '-'", name)])
@@ -271,7 +270,10 @@ class Federations:
                             created_at=now(), created_by=requester.subject)
             control = self._control(federation)
             if control is not None:  # the SuperLink runs: admit the key now (else when it starts)
-                client.node_id = self._register(control, client)
+                try:
+                    client.node_id = self._register(control, client)
+                except FlowerError as exc:  # the control loop registers it at its next round
+                    log.warning("registering %s of %s: %s", name, identifier, exc)
             federation.clients.append(client)
             self._write_session(federation)
             return federation, client, key.private_key

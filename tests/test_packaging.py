@@ -30,7 +30,11 @@ def test_wheel_installs_and_imports_from_its_own_copy(tmp_path: Path) -> None:
                      "ai4kg/graph/queries/asset-counts.rq", "ai4kg/graph/store.py", "ai4kg/api/sparql.py",
                      "ai4kg/workloads/service.py", "ai4kg/adapters/local_runner.py", "ai4kg/shapes/deployments.ttl",
                      "ai4kg/mappings/deployments/deployment.rml.ttl",
-                     "ai4kg/mappings/deployments/deployment.schema.json"):
+                     "ai4kg/mappings/deployments/deployment.schema.json", "ai4kg/federated/service.py",
+                     "ai4kg/shapes/federated.ttl", "ai4kg/mappings/federated/federated.rml.ttl",
+                     "ai4kg/mappings/federated/federation.schema.json", "ai4kg/mappings/federated/round.schema.json",
+                     "ai4kg/federated/flower-app/pyproject.toml", "ai4kg/federated/flower-app/uv.lock",
+                     "ai4kg/federated/flower-app/ai4kg_flower/server_app.py"):
         assert required in names, required
     top_level = {name.split("/")[0] for name in names if not name.startswith("ai4kg-")}
     assert top_level == {"ai4kg"}, f"only one import name may be installed, found {top_level}"
