@@ -389,7 +389,7 @@ def test_five_rounds_of_four_quadrants_through_the_platform(served: tuple[Served
         session = seen["data"]["federatedSession"]
         assert session["strategy"] == "FedAvgOpt" and session["numRounds"] == 5 and session["status"] == "completed"
         assert [r["number"] for r in session["rounds"]] == [1, 2, 3, 4, 5]
-        assert [u["divergent"] for u in session["rounds"][0]["updates"]].count(True) == 1
+        assert [u["divergent"] for u in session["rounds"][first]["updates"]].count(True) == 1
         scopes = {(m["name"], m["scope"]) for m in session["rounds"][4]["metrics"]}
         assert ("mse", "server") in scopes and any(scope == "training" for _, scope in scopes)
         assert made.platform.deployments.get("nowcast-server").status == "stopped"
