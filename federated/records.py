@@ -286,6 +286,8 @@ def round_records(federation: Federation, record: dict[str, Any], base_url: str,
             "score": scores[index], "divergent": _boolean(index in outliers)}.items() if v is not None})
     for scope, key in (("server", "server_metrics"), ("client", "evaluate_metrics"), ("training", "train_metrics")):
         for name, value in sorted((record.get(key) or {}).items()):
+            if value is None:  # not a finite number (the ServerApp sends null): nothing to state
+                continue
             evaluations.append({"evaluation@iri": f"{iri}#{scope}-{name}", "round@iri": iri, "scope": scope,
                                 "name": name, "value": float(value),
                                 "measure@iri": f"{base_url}measure/{name}"})

@@ -301,10 +301,14 @@ class Federations:
             return client
 
     def connection(self, federation: Federation) -> dict[str, Any]:
-        """What a client needs to connect: the SuperLink's address (once it runs) and its CA."""
+        """What a client needs to connect: the SuperLink's address and its CA. The address is given
+        once the run is submitted, which the control loop does right after registering the keys
+        admitted so far: a SuperNode that connects before its key is registered is refused, and
+        exits. (A client admitted later is registered before its admission is answered.)"""
         state = self.root / federation.identifier
         ca = (state / "secrets" / "ca.pem").read_text("utf-8") if (state / "secrets" / "ca.pem").exists() else None
-        return {"superlink": self._address(federation), "root_certificates": ca}
+        ready = federation.run_id is not None and federation.status not in FINAL
+        return {"superlink": self._address(federation) if ready else None, "root_certificates": ca}
 
     # -- rounds ---------------------------------------------------------------------------------------
     def authorised(self, identifier: str, token: str | None) -> Federation | None:

@@ -111,6 +111,9 @@ def test_every_predicate_object_map_of_the_federated_mapping_produces_a_triple()
 def test_a_round_record_is_checked_before_anything_is_written() -> None:
     record = round_record("f", 1, ["1", "2"])
     assert check_round(record) == []
+    fallback = {"mechanism": "metric-privacy", "noise_multiplier": 1.0, "clipping_norm": 1.0, "sampled_clients": 1,
+                "max_distance": 0.0, "sigma": 1.0, "note": "max pairwise distance is 0: sigma falls back to z*C/m"}
+    assert check_round({**record, "server_metrics": {"mse": None}, "privacy": fallback}) == []  # what the App may send
     bad = {**record, "distances": [[0.0]], "ended_at": "2026-12-03T09:00:00Z"}
     assert {(i.field, i.rule) for i in check_round(bad)} == {("distances", "shape"), ("ended_at", "order")}
     assert [i.field for i in check_round({**record, "updates": [{"node_id": "x", "num_examples": -1}]})] \

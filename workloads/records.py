@@ -166,18 +166,29 @@ class Deployment:
         return True
 
     def as_json(self) -> dict[str, Any]:
-        """The record as JSON values. A shallow copy (its nested dicts and lists are the record's own,
-        for reading and serialising): dataclasses.asdict's deep copy was most of a listing's time."""
-        data = dict(self.__dict__)
-        data["history"] = [dict(change.__dict__) for change in self.history]
-        return data
+        return record_json(self, "history")
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Deployment":
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
-        values["history"] = [Change(**c) for c in values.get("history", [])]
-        return cls(**values)
+        return record_of(cls, data, "history", Change)
+
+
+def record_json(record: Any, nested: str) -> dict[str, Any]:
+    """A record dataclass as JSON values, its list `nested` of dataclasses too. A shallow copy (its
+    nested dicts and lists are the record's own, for reading and serialising): dataclasses.asdict's
+    deep copy was most of a listing's time."""
+    data = dict(record.__dict__)
+    data[nested] = [dict(item.__dict__) for item in getattr(record, nested)]
+    return data
+
+
+def record_of(cls: Any, data: dict[str, Any], nested: str, item: Any) -> Any:
+    """The record dataclass `cls` from `record_json`'s values (keys it does not know, from an older
+    or newer release, are left out)."""
+    known = {f.name for f in fields(cls)}
+    values = {k: v for k, v in data.items() if k in known}
+    values[nested] = [item(**c) for c in values.get(nested, [])]
+    return cls(**values)
 
 
 def image_reference(image: str, version: str) -> str:
