@@ -371,9 +371,8 @@ def test_five_rounds_of_four_quadrants_through_the_platform(served: tuple[Served
         # the revoked keys are refused by the SuperLink itself: the intruder never got in, and the
         # poisoned client's SuperNode was turned away at its next request and shut down
         # (gracefully: exit 0), while the honest ones run on
-        assert nodes["intruder"].process.wait(60) != 0
+        assert nodes["intruder"].process.wait(60) != 0 and by_name["intruder"].node_id is None  # never registered
         assert "Failed to activate SuperNode" in nodes["intruder"].log.read_text()
-        assert all(by_name["intruder"].node_id not in [u["node_id"] for u in r["updates"]] for r in rounds)
         assert all(nodes[f"quadrant-{i}"].process.poll() is None for i in range(4))
         nodes["poisoned"].process.wait(60)
         assert "SuperNode terminated gracefully" in nodes["poisoned"].log.read_text()
