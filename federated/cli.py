@@ -14,14 +14,12 @@ from typing import Any
 import click
 from rich.table import Table
 
-from ..workloads.cli import Server, err, out
+from ..workloads.cli import Server, err, out, server_options
 from .records import FINAL, STRATEGIES
 
 
 @click.group()
-@click.option("--server", envvar="AI4KG_SERVER", default="http://127.0.0.1:8000", show_default=True,
-              help="The ai4kg server [env AI4KG_SERVER].")
-@click.option("--token", envvar="AI4KG_TOKEN", help="An API key or bearer token [env AI4KG_TOKEN].")
+@server_options
 @click.pass_context
 def federation(ctx: click.Context, server: str, token: str | None) -> None:
     """Federated learning: sessions, their clients and rounds (through a running `ai4kg serve`)."""

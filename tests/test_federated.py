@@ -441,3 +441,33 @@ def test_a_federation_server_on_nomad_gets_its_secrets_from_a_variable_not_its_j
         finally:
             federations.close()
             platform.close()
+
+
+def test_the_federation_command_speaks_to_the_server(served: tuple[Served, str], tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from ai4kg.cli import main
+
+    made, url = served
+    token = made.alice["Authorization"].split(" ", 1)[1]
+    runner = CliRunner()
+
+    def run(*arguments: str) -> Any:
+        return runner.invoke(main, ["federation", "--server", url, "--token", token, *arguments])
+
+    created = run("create", MODULE, "--name", "bycli", "--strategy", "FedProx", "--rounds", "2", "--json")
+    assert created.exit_code == 0, created.output
+    assert json.loads(created.output)["settings"]["strategy_options"] == {"proximal_mu": 0.1}
+    refused = run("create", MODULE, "--min-fit-clients", "3", "--min-available-clients", "2")
+    assert refused.exit_code == 1 and "min_fit_clients" in refused.output
+    added = run("client", "add", "bycli", "site-a", "--out", str(tmp_path / "site-a"))
+    assert added.exit_code == 0, added.output
+    key = tmp_path / "site-a" / "client.key"
+    assert key.read_text().startswith("-----BEGIN OPENSSH PRIVATE KEY-----") and oct(key.stat().st_mode)[-3:] == "600"
+    shown = run("show", "bycli")
+    assert shown.exit_code == 0 and "site-a" in shown.output and "admitted" in shown.output
+    assert run("client", "revoke", "bycli", "site-a").output.strip() == "site-a: revoked"
+    assert run("rounds", "bycli", "--json").output.strip() == "[]"
+    assert run("stop", "bycli").output.strip() == "bycli: stopped"
+    unreachable = runner.invoke(main, ["federation", "--server", "http://127.0.0.1:9", "list"])
+    assert unreachable.exit_code == 2

@@ -54,10 +54,15 @@ class Server:
         return response.json()
 
 
+def server_options(group: Any) -> Any:
+    """--server and --token, for the commands that speak to a running `ai4kg serve`."""
+    group = click.option("--token", envvar="AI4KG_TOKEN", help="An API key or bearer token [env AI4KG_TOKEN].")(group)
+    return click.option("--server", envvar="AI4KG_SERVER", default="http://127.0.0.1:8000", show_default=True,
+                        help="The ai4kg server [env AI4KG_SERVER].")(group)
+
+
 @click.group()
-@click.option("--server", envvar="AI4KG_SERVER", default="http://127.0.0.1:8000", show_default=True,
-              help="The ai4kg server [env AI4KG_SERVER].")
-@click.option("--token", envvar="AI4KG_TOKEN", help="An API key or bearer token [env AI4KG_TOKEN].")
+@server_options
 @click.pass_context
 def deploy(ctx: click.Context, server: str, token: str | None) -> None:
     """Deployments: create, list, show, delete (through a running `ai4kg serve`)."""
