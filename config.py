@@ -23,6 +23,13 @@ DEFAULT_CONTROL_INTERVAL = 2.0
 """Seconds between two rounds of the deployments' control loop while `ai4kg serve` runs (AI4KG_CONTROL_INTERVAL)."""
 DEFAULT_MLFLOW_SYNC_INTERVAL = 300.0
 """Seconds between two pulls from the MLflow tracking server while `ai4kg serve` runs (AI4KG_MLFLOW_SYNC_INTERVAL)."""
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+"""Bytes a request body may have (AI4KG_MAX_BODY_BYTES): a metadata document, a SPARQL query, a
+GraphQL request, a provenance event or a deployment request is far smaller."""
+DEFAULT_MAX_UPDATE_BYTES = 64 * 1024 * 1024
+"""Bytes a SPARQL Update by the platform administrator may have (AI4KG_MAX_UPDATE_BYTES)."""
+DEFAULT_SPARQL_SERVICE_TIMEOUT = 10.0
+"""Seconds one remote endpoint may take to answer a SPARQL SERVICE call (AI4KG_SPARQL_SERVICE_TIMEOUT)."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,16 @@ class Settings:
     flower_env: Path | None = None
     """Where the Flower environment is built (AI4KG_FLOWER_ENV); None: the user's cache directory,
     one folder per lock file of federated/flower-app."""
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    """The largest request body any route takes (AI4KG_MAX_BODY_BYTES); larger ones get 413."""
+    max_update_bytes: int = DEFAULT_MAX_UPDATE_BYTES
+    """The largest SPARQL Update the platform administrator may POST (AI4KG_MAX_UPDATE_BYTES)."""
+    sparql_services: tuple[str, ...] = ()
+    """Remote SPARQL endpoints a query may call with SERVICE (AI4KG_SPARQL_SERVICES, comma-separated
+    endpoint URLs). Empty, the default: federated queries are off and a query with SERVICE gets 400,
+    so the server never sends a request on an anonymous caller's behalf."""
+    sparql_service_timeout: float = DEFAULT_SPARQL_SERVICE_TIMEOUT
+    """Seconds one allowed endpoint may take to answer a SERVICE call (AI4KG_SPARQL_SERVICE_TIMEOUT)."""
 
     def __post_init__(self) -> None:
         if not self.sparql_timeout > 0:
@@ -84,6 +101,9 @@ class Settings:
         if self.workloads == "nomad" and not self.nomad_address:
             raise ValueError("AI4KG_WORKLOADS=nomad needs AI4KG_NOMAD_ADDR (the Nomad server's HTTP API, "
                              "e.g. http://127.0.0.1:4646)")
+        for name in ("max_body_bytes", "max_update_bytes", "sparql_service_timeout"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be a positive number, not {getattr(self, name)!r}")
         if self.sparql_result_limit < 1:
             raise ValueError(f"the SPARQL result limit must be a positive number of rows, not {self.sparql_result_limit!r}")
 
@@ -116,7 +136,13 @@ class Settings:
                    platform_url=(os.environ.get("AI4KG_PLATFORM_URL") or "").rstrip("/") or None,
                    federation_hosts=tuple(h.strip() for h in os.environ.get("AI4KG_FEDERATION_HOSTS", "").split(",")
                                           if h.strip()),
-                   flower_env=_path("AI4KG_FLOWER_ENV"))
+                   flower_env=_path("AI4KG_FLOWER_ENV"),
+                   max_body_bytes=positive_number("AI4KG_MAX_BODY_BYTES", int, DEFAULT_MAX_BODY_BYTES),
+                   max_update_bytes=positive_number("AI4KG_MAX_UPDATE_BYTES", int, DEFAULT_MAX_UPDATE_BYTES),
+                   sparql_services=tuple(u.strip() for u in os.environ.get("AI4KG_SPARQL_SERVICES", "").split(",")
+                                         if u.strip()),
+                   sparql_service_timeout=positive_number("AI4KG_SPARQL_SERVICE_TIMEOUT", float,
+                                                          DEFAULT_SPARQL_SERVICE_TIMEOUT))
 
     @classmethod
     def in_memory(cls, base_url: str = DEFAULT_BASE_URL) -> "Settings":
