@@ -39,7 +39,6 @@ import time
 from typing import Any
 from urllib.parse import parse_qsl
 
-import anyio
 import anyio.to_thread
 import pyoxigraph as ox
 from fastapi import APIRouter, Request
@@ -52,6 +51,8 @@ from .access import readers_of
 from .auth import identity_of
 from .negotiation import negotiate
 from .problems import Problem
+from .query_threads import QueryThreads, QueryTimedOut
+from .sparql_services import FederatedQueries
 
 _SOLUTION_FORMATS: list[tuple[str, Any]] = [
     ("application/sparql-results+json", ox.QueryResultsFormat.JSON),
@@ -256,7 +257,16 @@ def _evaluate(graph: KnowledgeGraph, query: str, dataset: dict[str, list[ox.Name
               accept: str, deadline: float) -> tuple[str, bytes]:
     """Run the query, collect its rows until the result limit or the deadline, then serialise them.
 
-    Runs in a worker thread. Once the deadline passes, the next row ends it."""
+    Runs in a thread of its own (api/query_threads.py). Once the deadline passes, the next row ends it."""
+    try:
+        return _collect(graph, query, dataset, base_iri, accept, deadline)
+    except OSError as exc:  # a SERVICE call that failed (api/sparql_services.py says why), or the store
+        reason = str(exc).split("with payload:", 1)[-1].strip()
+        raise Problem(502, "Federated query failed", f"a SERVICE call failed: {reason}", parameter="query") from None
+
+
+def _collect(graph: KnowledgeGraph, query: str, dataset: dict[str, list[ox.NamedNode]], base_iri: str,
+             accept: str, deadline: float) -> tuple[str, bytes]:
     settings = graph.settings
     try:
         result = graph.query(query, base_iri=base_iri, **dataset)
@@ -285,6 +295,15 @@ def _evaluate(graph: KnowledgeGraph, query: str, dataset: dict[str, list[ox.Name
         del result  # pyoxigraph's result iterators must be dropped on the thread that made them
 
 
+def _caller(request: Request) -> str:
+    """Whose query this is, for the limits on abandoned queries: the signed-in subject, or else the
+    client's address (anonymous callers behind one address share a budget)."""
+    identity = identity_of(request)
+    if identity is not None:
+        return f"{identity.via}:{identity.subject}"
+    return f"anonymous:{request.client.host if request.client else 'unknown'}"
+
+
 def _openapi(post: bool) -> dict[str, Any]:
     """The protocol's parameters and answers for /docs (the handlers read the raw request themselves)."""
     iri_list = {"type": "array", "items": {"type": "string"}}
@@ -295,8 +314,11 @@ def _openapi(post: bool) -> dict[str, Any]:
                               "description": "the SPARQL query; without any parameter: the service description"})
     answers = {"200": {"description": "results, or the service description",
                        "content": {media: {} for media, _ in _SOLUTION_FORMATS + _GRAPH_FORMATS}}}
-    errors = [("400", "no query, several, invalid SPARQL or IRI, not UTF-8"), ("406", "no format fits Accept"),
-              ("422", "more rows than the result limit"), ("503", "past the query timeout")]
+    errors = [("400", "no query, several, invalid SPARQL or IRI, not UTF-8, a SERVICE not allowed"),
+              ("406", "no format fits Accept"), ("422", "more rows than the result limit"),
+              ("429", "the caller's earlier queries passed the timeout and still run"),
+              ("502", "a SERVICE call failed"),
+              ("503", "past the query timeout, or too many abandoned queries still run")]
     if post:
         answers["204"] = {"description": "the update is done"}
         errors += [("401", "an update without credentials"), ("403", "an update by someone not administrator"),
@@ -317,18 +339,20 @@ def _openapi(post: bool) -> dict[str, Any]:
 
 def router(graph: KnowledgeGraph) -> APIRouter:
     routes = APIRouter(tags=["sparql"])
+    settings = graph.settings
+    threads = QueryThreads(settings.sparql_abandoned_per_caller, settings.sparql_abandoned_limit)
+    services = FederatedQueries(settings)
+    routes.query_threads, routes.federated_queries = threads, services  # type: ignore[attr-defined]
 
     async def answer(request: Request, params: list[tuple[str, str]], body_query: str | None) -> Response:
-        query = _one(params, body_query, "query")
+        query = services.prepare(_one(params, body_query, "query"))
         dataset = _protocol_dataset(params)
         dataset = _confined(graph, query, dataset, readers_of(request), _endpoint(request))
-        timeout = graph.settings.sparql_timeout
+        timeout, accept = settings.sparql_timeout, request.headers.get("accept", "")
         try:
-            with anyio.fail_after(timeout):
-                media, body = await anyio.to_thread.run_sync(
-                    _evaluate, graph, query, dataset, _endpoint(request), request.headers.get("accept", ""),
-                    time.monotonic() + timeout, abandon_on_cancel=True)
-        except TimeoutError:
+            media, body = await threads.run(_caller(request), timeout, lambda: _evaluate(
+                graph, query, dataset, _endpoint(request), accept, time.monotonic() + timeout))
+        except QueryTimedOut:
             raise _timed_out(timeout) from None
         return Response(body, media_type=media)
 

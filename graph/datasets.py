@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from rdflib import URIRef, Variable
 from rdflib.plugins.sparql import algebra, parser
 
+from ..threads import RDFLIB_SPARQL
+
 # Comments, strings and IRIs, blanked out before looking for a FROM keyword.
 _NOT_KEYWORDS = re.compile(r"""
     <[^<>"{}|^`\\\x00-\x20]*>
@@ -42,7 +44,8 @@ def dataset_clause(sparql: str, base_iri: str | None = None) -> DatasetClause | 
     if not has_dataset_clause(sparql):
         return None
     try:
-        parsed = algebra.translateQuery(parser.parseQuery(sparql), base=base_iri)
+        with RDFLIB_SPARQL:  # rdflib's parser is not safe in two threads at once (threads.py)
+            parsed = algebra.translateQuery(parser.parseQuery(sparql), base=base_iri)
     except Exception as exc:  # noqa: BLE001 - pyparsing and rdflib raise many kinds
         raise SyntaxError(f"the query's FROM clauses could not be read: {exc}") from None
     clauses = parsed.algebra.get("datasetClause") or []
@@ -61,7 +64,8 @@ def graphs_written(update: str, base_iri: str | None = None) -> set[str] | None:
     its text (a graph variable, ALL / NAMED, or text rdflib cannot read). The default graph is
     left out: it holds no asset."""
     try:
-        operations = algebra.translateUpdate(parser.parseUpdate(update), base=base_iri).algebra
+        with RDFLIB_SPARQL:
+            operations = algebra.translateUpdate(parser.parseUpdate(update), base=base_iri).algebra
     except Exception:  # noqa: BLE001 - pyparsing and rdflib raise many kinds; Oxigraph judges the syntax
         return ANY_GRAPH
     written: set[object] = set()
@@ -136,3 +140,35 @@ def with_using(update: str, default: list[str], named: list[str]) -> str:
     for start, end, replacement in reversed(edits):
         update = update[:start] + replacement + update[end:]
     return update
+
+
+@dataclass(frozen=True)
+class ServiceCall:
+    """A SERVICE clause of a query: where its endpoint is written in the text, and what is written."""
+
+    start: int
+    end: int
+    """Offsets of the endpoint term (`<iri>`, a variable or a prefixed name) in the query text."""
+    endpoint: str
+    """The term as written: `<http://...>`, `?var` or `prefix:name`."""
+
+
+_SERVICE_KEYWORD = re.compile(r"(?<![\w?$:.@-])SERVICE(?![\w:.-])", re.IGNORECASE)
+_SILENT_THEN_TERM = re.compile(r"\s*(?:SILENT(?![\w:.-])\s*)?(<[^<>\"{}|^`\\\x00-\x20]*>|[?$]\w+|[\w.-]*:[\w.%-]*)",
+                               re.IGNORECASE)
+
+
+def service_calls(sparql: str) -> list[ServiceCall]:
+    """The SERVICE clauses of a query (SPARQL 1.1 Federated Query), found with comments, strings and
+    IRIs blanked out (offsets kept), so the word inside a literal or an IRI is not one; a prefixed
+    name or variable spelled `service` is not the keyword either. The endpoint term is read from the
+    original text at the offset the keyword gives."""
+    masked = _NOT_KEYWORDS.sub(lambda m: " " * len(m.group()), sparql)
+    calls = []
+    for keyword in _SERVICE_KEYWORD.finditer(masked):
+        term = _SILENT_THEN_TERM.match(sparql, keyword.end())
+        if term is None:  # not a SERVICE clause Oxigraph would accept: its parser will say so
+            calls.append(ServiceCall(keyword.start(), keyword.end(), ""))
+            continue
+        calls.append(ServiceCall(term.start(1), term.end(1), term.group(1)))
+    return calls

@@ -19,7 +19,6 @@ from __future__ import annotations
 import threading
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from functools import cache
 from importlib import resources
 from typing import Any, Iterable
 
@@ -35,6 +34,7 @@ from rdflib.term import Node, URIRef
 from .search import FacetQuery, Readers
 from .store import KnowledgeGraph
 from .views import PREFIXES, VIEWS
+from ..threads import once
 
 AI4KG = rdflib.Namespace("https://w3id.org/ai4kg/ns#")
 DCT = rdflib.Namespace("http://purl.org/dc/terms/")
@@ -122,13 +122,13 @@ class _Shapes:
         return report
 
 
-@cache
+@once
 def model_shapes() -> _Shapes:
     """The FAIR checks and the official MLDCAT-AP 3.1.0 shapes, one shapes graph."""
     return _Shapes((FAIR_CHECKS, *MLDCAT_AP))
 
 
-@cache
+@once
 def catalog_shapes() -> _Shapes:
     """The official DCAT-AP 3.0.1 shapes, merged."""
     return _Shapes(DCAT_AP)
@@ -147,7 +147,7 @@ class _Catalogue:
     """An official property shape -> its node shape."""
 
 
-@cache
+@once
 def _catalogue() -> _Catalogue:
     graph = model_shapes().graph
     text = lambda node, p: str(graph.value(node, p)) if graph.value(node, p) is not None else None  # noqa: E731

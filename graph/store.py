@@ -10,14 +10,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import threading
-from contextlib import contextmanager
-import uuid
 from dataclasses import dataclass
-from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterable, Mapping
 
 import pyoxigraph as ox
 
@@ -27,11 +23,11 @@ from .namespaces import AI4KG, ONTOLOGY_GRAPH, PLATFORM_GRAPH, RDF_TYPE, VOCABUL
 from .datasets import ANY_GRAPH, graphs_written, has_dataset_clause
 from .remote import RemoteStore
 from .search import EVERY_ASSET, PUBLIC, Readers, SearchDocument, SearchHit, SearchIndex
+from ..threads import once
 
 _STAGING_PREFIX = "urn:ai4kg:staging:"
-"""New content is written to a fresh scratch graph, then moved over the asset's graph. A fresh name
-per write matters: reusing one graph piles RocksDB delete tombstones under one key range, and
-every later MOVE walks them (writes got 20x slower over a 10,000-module import; bench/staging.py)."""
+"""Earlier releases wrote new content to a scratch graph of this name, then moved it over the
+asset's graph; a crash could leave one behind, and `_recover_index` still drops them."""
 
 _EVERY_ASSET = EVERY_ASSET
 """A pending mark that stands for every asset: set while a SPARQL Update that may write any
@@ -41,46 +37,6 @@ SYSTEM_GRAPHS = {ONTOLOGY_GRAPH: "ontology/ai4kg.ttl", VOCABULARY_GRAPH: "ontolo
                  PLATFORM_GRAPH: "mappings/views/platform-catalog.ttl"}
 """Graphs the store keeps for itself (ontology, vocabularies, the platform's catalogue), readable by
 everyone. They are rewritten from their files (the platform's: Settings.catalog_file) on open."""
-
-
-class _ReadWriteLock:
-    """Many readers or one writer; a waiting writer goes before readers that come after it.
-
-    Guards the moment a scratch graph exists: a write holds it from the scratch write to the MOVE,
-    a query while Oxigraph evaluates `store.query` (the whole query for ASK, ORDER BY and
-    aggregates, which Oxigraph computes there). Queries never wait for one another."""
-
-    def __init__(self) -> None:
-        self._condition = threading.Condition()
-        self._readers = 0
-        self._writing = False
-        self._writers_waiting = 0
-
-    @contextmanager
-    def reading(self) -> Iterator[None]:
-        with self._condition:
-            self._condition.wait_for(lambda: not self._writing and not self._writers_waiting)
-            self._readers += 1
-        try:
-            yield
-        finally:
-            with self._condition:
-                self._readers -= 1
-                self._condition.notify_all()
-
-    @contextmanager
-    def writing(self) -> Iterator[None]:
-        with self._condition:
-            self._writers_waiting += 1
-            self._condition.wait_for(lambda: not self._writing and not self._readers)
-            self._writers_waiting -= 1
-            self._writing = True
-        try:
-            yield
-        finally:
-            with self._condition:
-                self._writing = False
-                self._condition.notify_all()
 
 
 class StoreLocked(Exception):
@@ -95,7 +51,7 @@ class AssetWrite:
     quads: list[ox.Quad]
 
 
-@cache
+@once
 def query_text(name: str) -> str:
     """A SPARQL query from graph/queries/NAME.rq."""
     return resources.files("ai4kg").joinpath(f"graph/queries/{name}.rq").read_text("utf-8")
@@ -254,8 +210,6 @@ class KnowledgeGraph:
         self.index = SearchIndex(search_path)
         self.fragments = FragmentStore(settings.data_dir)
         """Provenance fragments, kept verbatim (provenance/fragments.py)."""
-        # Readers in this process never see scratch content beside the asset's current graph.
-        self._scratch_lock = _ReadWriteLock()
         self._load_system_graphs()
         # An index rebuilt (another version) or a record log upgraded on open holds the pending mark
         # of every asset, committed with the change: it is refilled here, and again after a crash.
@@ -329,15 +283,20 @@ class KnowledgeGraph:
 
     # -- writes --------------------------------------------------------------------------------
     def _replace_graph(self, iri: str, quads: list[ox.Quad]) -> None:
+        """Replace the graph `iri` by `quads` in one SPARQL Update, which Oxigraph (embedded or
+        server) runs as one transaction: a reader's snapshot holds the old graph or the new one.
+
+        No lock is needed, and none is taken: a query never waits for a write nor a write for a
+        query, however long that query runs (issue 14: an abandoned query used to hold a lock that a
+        write waited for, and every later reader queued behind that write). The quads go into the
+        text in their N-Triples form, which pyoxigraph writes with every character escaped that
+        could end a term early, so no data can break out of the INSERT DATA block."""
         graph = ox.NamedNode(iri)  # validates the IRI; its N-Triples form below cannot break out
         if not quads:
             self.store.update(f"DROP SILENT GRAPH {graph}")
             return
-        staging = ox.NamedNode(_STAGING_PREFIX + uuid.uuid4().hex)
-        with self._scratch_lock.writing():
-            self.store.extend(ox.Quad(q.subject, q.predicate, q.object, staging) for q in quads)
-            # One SPARQL update is one transaction: the old graph is replaced as a whole or not at all.
-            self.store.update(f"MOVE GRAPH {staging} TO GRAPH {graph}")
+        body = "\n".join(f"{q.subject} {q.predicate} {q.object} ." for q in quads)
+        self.store.update(f"DROP SILENT GRAPH {graph} ;\nINSERT DATA {{ GRAPH {graph} {{\n{body}\n}} }}")
 
     def write(self, writes: Iterable[AssetWrite]) -> None:
         """Replace each asset's graph (its quads only), one atomic commit per asset."""
@@ -401,14 +360,13 @@ class KnowledgeGraph:
         if named_graphs is not None:
             options["named_graphs"] = named_graphs
         union = default_graph is None and not has_dataset_clause(sparql)
-        with self._scratch_lock.reading():  # Oxigraph snapshots the store when the query starts
-            try:
-                return self.store.query(sparql, use_default_graph_as_union=union, **options)
-            except RuntimeError as exc:
-                if "SELECT projection" in str(exc):
-                    raise ValueError(f"{exc}: Oxigraph binds only variables the query selects "
-                                     "(SEP-0007); add them to the SELECT clause") from None
-                raise
+        try:  # Oxigraph snapshots the store when the query starts: no lock against writes is needed
+            return self.store.query(sparql, use_default_graph_as_union=union, **options)
+        except RuntimeError as exc:
+            if "SELECT projection" in str(exc):
+                raise ValueError(f"{exc}: Oxigraph binds only variables the query selects "
+                                 "(SEP-0007); add them to the SELECT clause") from None
+            raise
 
     def named_query(self, name: str, **bindings: ox.NamedNode | ox.Literal) -> Any:
         return self.query(query_text(name), bindings)

@@ -8,7 +8,6 @@ a predicate into the field the user wrote is the caller's job (it knows the mapp
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
 from importlib import resources
 from typing import Iterable
 
@@ -16,6 +15,8 @@ import pyoxigraph as ox
 import pyshacl
 import rdflib
 from rdflib.namespace import RDF, SH
+
+from ..threads import once
 
 
 
@@ -32,7 +33,7 @@ class Violation:
     severity: str
 
 
-@cache
+@once
 def shapes_graph() -> rdflib.Graph:
     graph = rdflib.Graph()
     for entry in sorted(resources.files("ai4kg").joinpath("shapes").iterdir(), key=lambda p: p.name):
@@ -41,7 +42,7 @@ def shapes_graph() -> rdflib.Graph:
     return graph
 
 
-@cache
+@once
 def vocabulary_graph() -> rdflib.Graph:
     """The SKOS vocabularies and ontology: mixed into each data graph so sh:node/sh:class checks see them."""
     graph = rdflib.Graph()

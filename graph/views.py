@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from functools import cache
 from importlib import resources
 from typing import Any, Iterable, Literal
 
@@ -31,18 +30,19 @@ from pyld import jsonld
 
 from .search import Readers
 from .store import SYSTEM_GRAPHS, KnowledgeGraph
+from ..threads import once
 
 NATIVE = "ai4kg"
 """The asset's own graph, in the platform's ontology (https://w3id.org/ai4kg/ns#)."""
 
 
-@cache
+@once
 def view_query(file: str) -> str:
     """A CONSTRUCT query from mappings/views/FILE."""
     return resources.files("ai4kg").joinpath(f"mappings/views/{file}").read_text("utf-8")
 
 
-@cache
+@once
 def view_context(file: str) -> dict[str, Any]:
     """A JSON-LD context document (`{"@context": ...}`) from mappings/views/FILE."""
     document = json.loads(view_query(file))

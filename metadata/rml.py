@@ -16,7 +16,6 @@ import logging
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
-from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable
@@ -28,6 +27,7 @@ from morph_kgc.constants import RML_TRIPLES_MAP_CLASS
 from morph_kgc.mapping.mapping_parser import retrieve_mappings
 from morph_kgc.materializer import _materialize_mapping_group_to_set
 
+from ..threads import RDFLIB_SPARQL, once
 from .records import Records
 
 logging.getLogger("morph_kgc").setLevel(logging.WARNING)
@@ -67,6 +67,11 @@ class RmlMapping:
 
     def __init__(self, path: Path):
         self.path = path
+        with RDFLIB_SPARQL:  # morph-kgc reads the mapping with rdflib's SPARQL (see threads.py)
+            self._parse(path)
+        self.rules = _read_rules(path)
+
+    def _parse(self, path: Path) -> None:
         config = load_config_from_argument(f"[CONFIGURATION]\nnumber_of_processes=1\nlogging_level=WARNING\noutput_format=N-QUADS\n"
                                            f"[Mapping]\nmappings={path}\n")
         rml_df, fnml_df, http_api_df = retrieve_mappings(config)
@@ -76,7 +81,6 @@ class RmlMapping:
         self._groups = [(group, {value.strip("{}") for value in group["logical_source_value"]})
                         for _, group in asserted.groupby(by="mapping_partition")]
         """morph-kgc's rules in its partitions, each with the record sources its rules read."""
-        self.rules = _read_rules(path)
 
     @property
     def sources(self) -> set[str]:
@@ -200,9 +204,10 @@ def mapping_path(name: str) -> Path:
     return Path(str(resources.files("ai4kg").joinpath(f"mappings/{name}.rml.ttl")))
 
 
-@cache
+@once
 def mapping_for(generation: str) -> RmlMapping:
-    """The parsed mapping of an ai4-metadata generation ('v1' or 'v2'), parsed on first use."""
+    """The parsed mapping of an ai4-metadata generation ('v1' or 'v2'), parsed once, on first use,
+    however many writes ask for it at the same moment."""
     return RmlMapping(mapping_path(f"ai4-metadata-{generation}"))
 
 

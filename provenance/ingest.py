@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from functools import cache
 from typing import Any, Callable, Iterable
 
 import pyoxigraph as ox
@@ -29,6 +28,7 @@ from ..graph.validation import validate
 from ..metadata.issues import Issue
 from ..metadata.rml import RmlMapping, mapping_path
 from .fragments import FragmentStore, StoredFragment, canonical, digest_of, now
+from ..threads import once
 from .records import (BUILDERS, FIELD, Application, FragmentError, Iris, Mapped, Origin, application_field,
                       application_name, check, fragment_key, origin_of, value_at)
 
@@ -36,7 +36,7 @@ BATCH_SIZE = 200
 """Fragments mapped and validated together: morph-kgc and pyshacl cost a fixed amount per call."""
 
 
-@cache
+@once
 def provenance_mapping() -> RmlMapping:
     return RmlMapping(mapping_path("provenance/provenance"))
 

@@ -1,0 +1,197 @@
+"""Many requests at once: lazily built things are built once, safely, and no reader waits behind a
+writer that waits for a query (issue 14, items 1 and 3)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+from conftest import REPO, valid_module_files
+
+FIRST_WRITES = textwrap.dedent("""
+    import json, sys, threading
+    from pathlib import Path
+    from ai4kg.__main__ import without_script_directory
+    without_script_directory()
+    from ai4kg.catalog import ImportOptions, InlineFile, import_files
+    from ai4kg.config import Settings
+    from ai4kg.graph.store import KnowledgeGraph
+
+    files = [Path(p) for p in sys.argv[1:]]
+    graph = KnowledgeGraph(Settings.in_memory())
+    start = threading.Barrier(len(files))
+    statuses = {}
+
+    def publish(index, path):
+        start.wait()  # every thread asks for the mapping, not yet built, at the same moment
+        try:
+            [report] = import_files(graph, [InlineFile(path.name, path.read_bytes())],
+                                    ImportOptions(identifier=f"module-{index}"))
+            statuses[index] = report.status
+        except Exception as exc:
+            statuses[index] = f"{type(exc).__name__}: {exc}"
+
+    threads = [threading.Thread(target=publish, args=(i, p)) for i, p in enumerate(files)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # and the process keeps working afterwards
+    [again] = import_files(graph, [InlineFile(files[0].name, files[0].read_bytes())], ImportOptions(identifier="after"))
+    print(json.dumps({"first": sorted(statuses.values()), "after": again.status}))
+""")
+
+
+def test_concurrent_first_writes_build_the_mapping_once_and_all_succeed() -> None:
+    """Eight writes at the moment a process starts, each the first to need the RML mapping (and with
+    it rdflib's SPARQL parser): before the fix, nearly every trial failed with pyparsing errors
+    (`Param.postParse2() missing 1 required positional argument`) and some broke the process for
+    good. Each trial is a fresh process, since the first use is what races."""
+    files = [str(p) for p in valid_module_files() if p.suffix == ".yml"][:8]
+    for trial in range(3):
+        done = subprocess.run([sys.executable, "-c", FIRST_WRITES, *files], cwd=REPO, capture_output=True,
+                              text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        outcome = json.loads(done.stdout.strip().splitlines()[-1])
+        assert outcome == {"first": ["imported"] * len(files), "after": "imported"}, (trial, outcome)
+
+
+# -- item 3: a query past its deadline holds up nobody ------------------------------------------------
+class HeldEndpoint:
+    """A SPARQL endpoint on loopback that holds every call until released: a query whose SERVICE
+    call goes there runs exactly as long as the test wants, on any machine."""
+
+    ANSWER = b'{"head":{"vars":["s"]},"results":{"bindings":[{"s":{"type":"uri","value":"http://x/s"}}]}}'
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.release, self.calls, self.holding = threading.Event(), 0, threading.Semaphore(0)
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                self.rfile.read(int(self.headers.get("content-length") or 0))
+                endpoint.calls += 1
+                endpoint.holding.release()
+                endpoint.release.wait(120)
+                self.send_response(200)
+                self.send_header("content-type", "application/sparql-results+json")
+                self.send_header("content-length", str(len(endpoint.ANSWER)))
+                self.end_headers()
+                self.wfile.write(endpoint.ANSWER)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/sparql"
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _query_threads() -> list:
+    import threading
+
+    return [t for t in threading.enumerate() if t.name == "sparql-query" and t.is_alive()]
+
+
+def _wait_until(condition, seconds: float = 120) -> None:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "gave up waiting"
+        time.sleep(0.05)
+
+
+def test_an_abandoned_query_holds_up_no_write_no_query_and_no_health_check() -> None:
+    """The probe's stall: a query past its deadline kept a read lock, a write waited for it, and every
+    reader (and /health) queued behind that write for as long as the query ran. Here the query is
+    held for as long as the test likes (its SERVICE endpoint does not answer): while it is, a write
+    completes, SPARQL and /health answer, and the abandoned query's thread runs at the lowest
+    priority; once released, it ends."""
+    import threading
+
+    import httpx
+    import pyoxigraph as ox
+
+    from ai4kg.api.app import create_app
+    from ai4kg.api.query_threads import LOWEST_PRIORITY, thread_priority
+    from ai4kg.config import Settings
+    from ai4kg.graph.store import AssetWrite, KnowledgeGraph
+    from conftest import serving
+
+    held = HeldEndpoint()
+    settings = Settings(data_dir=None, sparql_timeout=0.3, sparql_services=(held.url,), sparql_service_timeout=120)
+    try:
+        with KnowledgeGraph(settings) as graph, serving(create_app(graph)) as url, httpx.Client(timeout=60) as client:
+            slow = client.get(f"{url}/sparql", params={"query": f"SELECT * WHERE {{ SERVICE <{held.url}> {{ ?s ?p ?o }} }}"})
+            assert slow.status_code == 503 and "timeout of 0.3 s" in slow.json()["detail"]
+            assert held.holding.acquire(timeout=60)  # the abandoned query is inside its SERVICE call
+            [abandoned] = _query_threads()
+            assert thread_priority(abandoned) == LOWEST_PRIORITY
+
+            iri = "https://w3id.org/ai4kg/id/module/written-meanwhile"
+            quad = ox.Quad(ox.NamedNode(iri), ox.NamedNode("https://w3id.org/ai4kg/ns#title"), ox.Literal("t"),
+                           ox.NamedNode(iri))
+            writer = threading.Thread(target=graph.write, args=([AssetWrite(iri, [quad])],))
+            writer.start()
+            writer.join(60)
+            assert not writer.is_alive(), "the write waited for the abandoned query"
+            count = client.get(f"{url}/sparql", params={"query": f"ASK {{ <{iri}> ?p ?o }}"},
+                               headers={"accept": "application/sparql-results+json"})
+            assert count.status_code == 200 and count.json()["boolean"] is True
+            assert client.get(f"{url}/health").json() == {"status": "ok"}
+            assert not held.release.is_set() and abandoned.is_alive()  # all of that while it still ran
+
+            held.release.set()
+            _wait_until(lambda: not _query_threads())
+    finally:
+        held.close()
+
+
+def test_abandoned_queries_are_limited_per_caller_and_in_all() -> None:
+    """A caller whose abandoned queries still run at the per-caller limit gets 429 (others are still
+    served); at the overall limit every new query gets 503; both clear when the queries end."""
+    import httpx
+
+    from ai4kg.api.app import create_app
+    from ai4kg.config import Settings
+    from ai4kg.credentials import KeyStore
+    from ai4kg.graph.store import KnowledgeGraph
+    from conftest import serving
+
+    held = HeldEndpoint()
+    settings = Settings(data_dir=None, sparql_timeout=0.3, sparql_services=(held.url,), sparql_service_timeout=120,
+                        sparql_abandoned_per_caller=1, sparql_abandoned_limit=2)
+    keys = KeyStore(None)
+    _, member = keys.create("member", frozenset({"vo.a.eu"}))
+    slow = {"query": f"SELECT * WHERE {{ SERVICE <{held.url}> {{ ?s ?p ?o }} }}"}
+    quick = {"query": "ASK {}"}
+    signed_in = {"authorization": f"Bearer {member}"}
+    try:
+        with KnowledgeGraph(settings) as graph, serving(create_app(graph, keys)) as url, \
+                httpx.Client(timeout=60) as client:
+            assert client.get(f"{url}/sparql", params=slow).status_code == 503
+            refused = client.get(f"{url}/sparql", params=quick)
+            assert refused.status_code == 429 and refused.headers["retry-after"]
+            assert "AI4KG_SPARQL_ABANDONED_PER_CALLER" in refused.json()["detail"]
+            assert client.get(f"{url}/sparql", params=quick, headers=signed_in).status_code == 200
+            assert client.get(f"{url}/sparql", params=slow, headers=signed_in).status_code == 503
+            everyone = client.get(f"{url}/sparql", params=quick, headers={"authorization": "Bearer " + keys.create(
+                "third", frozenset())[1]})
+            assert everyone.status_code == 503 and "AI4KG_SPARQL_ABANDONED_LIMIT" in everyone.json()["detail"]
+            held.release.set()
+            _wait_until(lambda: not _query_threads())
+            assert client.get(f"{url}/sparql", params=quick).status_code == 200
+    finally:
+        held.close()
