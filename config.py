@@ -162,6 +162,19 @@ class Settings:
         return cls(data_dir=None, base_url=base_url)
 
 
+def private_directory(path: Path) -> Path:
+    """`path`, created if need be, readable by this user only (0700), with the files directly in it
+    (SQLite databases: the search index with the OAI-PMH token key, the API keys' digests, the
+    ledgers) 0600: a data directory made by an earlier release, or copied, is tightened on open."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o700)
+    for entry in path.iterdir():
+        if entry.is_file() and not entry.is_symlink() and entry.stat().st_mode & 0o077:
+            entry.chmod(0o600)
+    return path
+
+
 def _path(variable: str) -> Path | None:
     return Path(os.environ[variable]) if os.environ.get(variable) else None
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .config import private_directory
+
 PREFIX = "ai4kg_"
 
 _SCHEMA = """
@@ -45,7 +47,7 @@ class KeyStore:
     def __init__(self, data_dir: Path | None):
         path = str(data_dir / "credentials.sqlite") if data_dir else ":memory:"
         if data_dir:
-            data_dir.mkdir(parents=True, exist_ok=True)
+            private_directory(data_dir)
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()

@@ -17,13 +17,13 @@ from typing import Any, Iterable, Mapping
 
 import pyoxigraph as ox
 
-from ..config import Settings
+from ..config import Settings, private_directory
 from ..provenance.fragments import FragmentStore
+from ..threads import once
 from .namespaces import AI4KG, ONTOLOGY_GRAPH, PLATFORM_GRAPH, RDF_TYPE, VOCABULARY_GRAPH
 from .datasets import ANY_GRAPH, graphs_written, has_dataset_clause
 from .remote import RemoteStore
 from .search import EVERY_ASSET, PUBLIC, Readers, SearchDocument, SearchHit, SearchIndex
-from ..threads import once
 
 _STAGING_PREFIX = "urn:ai4kg:staging:"
 """Earlier releases wrote new content to a scratch graph of this name, then moved it over the
@@ -193,7 +193,7 @@ class KnowledgeGraph:
         self.settings = settings
         store_path = search_path = None
         if settings.data_dir is not None:
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            private_directory(settings.data_dir)
             store_path, search_path = settings.data_dir / "oxigraph", settings.data_dir / "search.sqlite"
         try:
             if settings.sparql_store_url:

@@ -146,3 +146,32 @@ def test_the_store_opens_again_once_released_and_nothing_was_written(tmp_path: P
     assert figures["assets"] == 1 and figures["search_entries"] == 1
     assert cli("--data", data, "import", OTHER).exit_code == 0
     assert json.loads(cli("--data", data, "stats", "--json").stdout)["assets"] == 2
+
+
+def test_the_data_directory_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    """Issue 14: the store's files were world-readable, the OAI-PMH token key among them (in
+    search.sqlite). A new data directory is 0700; one made earlier with looser modes is tightened
+    on open, with the files in it."""
+    import stat
+
+    from ai4kg.config import Settings
+    from ai4kg.credentials import KeyStore
+    from ai4kg.graph.store import KnowledgeGraph
+
+    fresh = tmp_path / "fresh"
+    KeyStore(fresh).create("k", frozenset())
+    with KnowledgeGraph(Settings(data_dir=fresh)) as graph:
+        graph.index.log_secret()
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o700
+    for name in ("search.sqlite", "credentials.sqlite"):
+        assert (fresh / name).exists()
+
+    loose = tmp_path / "loose"
+    loose.mkdir(mode=0o755)
+    (loose / "search.sqlite").touch(mode=0o644)
+    loose.chmod(0o755)
+    (loose / "search.sqlite").chmod(0o644)
+    with KnowledgeGraph(Settings(data_dir=loose)):
+        pass
+    assert stat.S_IMODE(loose.stat().st_mode) == 0o700
+    assert stat.S_IMODE((loose / "search.sqlite").stat().st_mode) == 0o600
