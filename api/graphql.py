@@ -90,7 +90,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from functools import cache, cached_property
+from functools import cached_property
 from importlib import resources
 from typing import Annotated, Any, Callable, Generic, Iterable, Iterator, Optional, TypeVar
 
@@ -122,6 +122,7 @@ from ..metadata import vocabulary
 from ..metadata.records import is_valid_identifier
 from ..workloads import records as deployment_records
 from ..workloads.service import DeploymentRejected, Deployments
+from ..threads import once
 from . import access, cursors
 from .auth import Identity, identity_of
 from .deployments import MAX_REQUEST_BYTES, cursor_after, cursor_of, requester_of
@@ -157,7 +158,7 @@ _RDFS_SUBCLASS = "http://www.w3.org/2000/01/rdf-schema#subClassOf"
 
 # -- assets as read from the store ------------------------------------------------------------
 
-@cache
+@once
 def _subclasses() -> dict[str, frozenset[str]]:
     """ai4kg class name -> it and all its subclasses (names), from the packaged ontology."""
     data = resources.files("ai4kg").joinpath("ontology/ai4kg.ttl").read_bytes()
