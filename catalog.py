@@ -23,6 +23,7 @@ from .metadata.issues import Issue
 from .metadata.records import VOCABULARY_FIELDS, Records, derive_identifier, from_records, is_valid_identifier, to_records
 from .metadata.rml import RmlMapping, mapping_for, owner_of
 from .metadata.schema import Generation, check_document, detect_generation
+from .metadata.values import value_issues
 
 Status = Literal["imported", "valid", "invalid", "unreadable", "skipped"]
 METADATA_SUFFIXES = (".yml", ".yaml", ".json")
@@ -75,6 +76,8 @@ class ImportOptions:
                                self.identifier))
         if not is_valid_identifier(self.vo):
             found.append(Issue("vo", "format", "a VO name is 1-128 letters, digits, '.', '_' or '-'", self.vo))
+        if self.license is not None:  # free text that goes into the graph as it is
+            found.extend(value_issues(self.license, ("license",)))
         if self.visibility not in VISIBILITIES:
             found.append(Issue("visibility", "allowed-values", f"must be one of: {', '.join(VISIBILITIES)}",
                                self.visibility))

@@ -288,7 +288,7 @@ INGEST_STAGES: list[tuple[Any, str, str]] = [
     (FragmentStore, "put", "fragment store (put + mapped, SQLite)"),
     (FragmentStore, "mapped", "fragment store (put + mapped, SQLite)"),
     (KnowledgeGraph, "write", "commit: KnowledgeGraph.write, total"),
-    (KnowledgeGraph, "_replace_graph", "  of which: Oxigraph (staging extend + MOVE GRAPH)"),
+    (KnowledgeGraph, "_replace_graph", "  of which: Oxigraph (one DROP + INSERT DATA update)"),
     (SearchIndex, "mark_pending", "  of which: search index (mark_pending + apply)"),
     (SearchIndex, "apply", "  of which: search index (mark_pending + apply)"),
 ]

@@ -340,7 +340,7 @@ IMPORT_STAGES: list[tuple[Any, str, str]] = [
     (catalog, "validate", "SHACL, total (validation.validate)"),
     (validation, "to_rdflib", "  of which: Oxigraph quads -> rdflib graph"),
     (pyshacl, "validate", "  of which: pyshacl.validate"),
-    (KnowledgeGraph, "_replace_graph", "Oxigraph writes (staging extend + MOVE GRAPH)"),
+    (KnowledgeGraph, "_replace_graph", "Oxigraph writes (one DROP + INSERT DATA update)"),
     (SearchIndex, "mark_pending", "search index (mark_pending + apply)"),
     (SearchIndex, "apply", "search index (mark_pending + apply)"),
 ]

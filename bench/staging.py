@@ -1,7 +1,10 @@
-"""Atomic graph replacement: why the scratch graph gets a fresh name for every write.
+"""Atomic graph replacement: the product's single update against the scratch-graph methods.
 
-`KnowledgeGraph._replace_graph` writes an asset's quads into a scratch graph and then runs
-`MOVE GRAPH scratch TO GRAPH asset` (one transaction). It first used one fixed scratch graph
+`KnowledgeGraph._replace_graph` now runs one update, `DROP SILENT GRAPH <g> ; INSERT DATA { GRAPH
+<g> { ... } }`, with the quads in pyoxigraph's N-Triples form (which escapes whatever could end a
+term): one transaction that needs no lock against readers (issue 14). Before, it wrote an asset's
+quads into a scratch graph and then ran `MOVE GRAPH scratch TO GRAPH asset`, behind a read-write
+lock that kept the scratch graph out of queries. That method first used one fixed scratch graph
 (urn:ai4kg:staging): every MOVE deleted that graph's quads, RocksDB piled the delete tombstones
 under one key range, and every later MOVE walked them until a memtable flush: writes went from
 4.7 to 108 ms per module over a 10,000-module import. A fresh name per write avoids it.
@@ -9,11 +12,10 @@ under one key range, and every later MOVE walked them until a memtable flush: wr
 This script times N sequential asset writes (30 quads each, 500 assets rewritten in turn) in a
 fresh on-disk store, for the product's method and for the alternatives:
 
-- product: KnowledgeGraph._replace_graph as it is (fresh scratch graph + MOVE GRAPH)
-- fixed scratch graph + MOVE: the earlier method
+- product: KnowledgeGraph._replace_graph as it is (one DROP + INSERT DATA update)
+- fresh scratch graph + MOVE GRAPH: the method before issue 14
+- fixed scratch graph + MOVE: the method before that
 - fixed scratch graph + Store.flush() every 200 writes: the smallest stop-gap
-- clear+insert: one SPARQL update `CLEAR SILENT GRAPH <g>; INSERT DATA { GRAPH <g> { ... } }`
-  (the fastest, but it writes the data into the update's text)
 
     uv run python bench/staging.py [N]
 """
@@ -23,6 +25,7 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import pyoxigraph as ox
@@ -56,10 +59,10 @@ def fixed_staging_flushed(graph: KnowledgeGraph, iri: str, qs: list[ox.Quad]) ->
         graph.store.flush()  # memtable -> SST file: the staging graph's deleted entries leave the memtable
 
 
-def clear_insert(graph: KnowledgeGraph, iri: str, qs: list[ox.Quad]) -> None:
-    target = ox.NamedNode(iri)
-    body = " . ".join(f"{q.subject} {q.predicate} {q.object}" for q in qs)
-    graph.store.update(f"CLEAR SILENT GRAPH {target}; INSERT DATA {{ GRAPH {target} {{ {body} }} }}")
+def fresh_staging(graph: KnowledgeGraph, iri: str, qs: list[ox.Quad]) -> None:
+    staging = ox.NamedNode(f"urn:ai4kg:staging:{uuid.uuid4().hex}")
+    graph.store.extend(ox.Quad(q.subject, q.predicate, q.object, staging) for q in qs)
+    graph.store.update(f"MOVE GRAPH {staging} TO GRAPH {ox.NamedNode(iri)}")
 
 
 def run(name: str, method, n: int) -> list[float]:  # type: ignore[no-untyped-def]
@@ -83,10 +86,10 @@ def main() -> None:
     print(f"{n} sequential single-asset writes (30 quads) into a fresh on-disk store; mean ms per write\n")
     print(f"| method | first {window} | last {window} | last / first | total |")
     print("|---|---|---|---|---|")
-    for name, method in (("product (fresh scratch graph + MOVE)", product),
-                         ("fixed scratch graph + MOVE (before)", fixed_staging),
-                         ("fixed scratch graph + Store.flush() every 200 writes", fixed_staging_flushed),
-                         ("CLEAR + INSERT DATA, one update", clear_insert)):
+    for name, method in (("product (DROP + INSERT DATA, one update)", product),
+                         ("fresh scratch graph + MOVE (before issue 14)", fresh_staging),
+                         ("fixed scratch graph + MOVE (before that)", fixed_staging),
+                         ("fixed scratch graph + Store.flush() every 200 writes", fixed_staging_flushed)):
         times = run(name, method, n)
         first, last = sum(times[:window]) / window, sum(times[-window:]) / window
         print(f"| {name} | {first * 1000:.2f} | {last * 1000:.2f} | {last / first:.1f}x | {sum(times):.1f} s |",

@@ -25,6 +25,7 @@ from ..graph.namespaces import asset_iri
 from ..metadata.issues import Issue
 from ..metadata.rml import RmlMapping, mapping_path
 from ..metadata.schema import schema_issues, validator_of
+from ..metadata.values import with_value_issues
 from ..provenance.records import Iris
 from ..workloads.records import now, record_json, record_of
 
@@ -72,8 +73,8 @@ def check_request(body: Any) -> list[Issue]:
     """Every problem of a federation request, each naming the field, the rule and the value."""
     if not isinstance(body, dict):
         return [Issue("", "type", "a federation request is a JSON object", body)]
-    issues = [Issue(i.field, i.rule, i.message, i.value)  # unknown keys too: every issue is an error here
-              for i in schema_issues(request_validator(), body, "a federation request")]
+    issues = with_value_issues([Issue(i.field, i.rule, i.message, i.value)  # unknown keys too: all are errors here
+                                for i in schema_issues(request_validator(), body, "a federation request")], body)
     if issues:
         return issues
     settings = settings_of(body)
@@ -195,8 +196,8 @@ def run_config(federation: Federation, platform_url: str, model_path: str) -> di
 def check_round(record: Any) -> list[Issue]:
     if not isinstance(record, dict):
         return [Issue("", "type", "a round record is a JSON object", record)]
-    issues = [Issue(i.field, i.rule, i.message, i.value)
-              for i in schema_issues(round_validator(), record, "a round record")]
+    issues = with_value_issues([Issue(i.field, i.rule, i.message, i.value)
+                                for i in schema_issues(round_validator(), record, "a round record")], record)
     if issues:
         return issues
     n = len(record["updates"])

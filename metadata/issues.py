@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from .text import FORBIDDEN, escaped, printable
+
 Severity = Literal["error", "warning"]
 
 
@@ -20,6 +22,15 @@ class Issue:
     """The offending value, shortened for display; None when a value is missing."""
     severity: Severity = "error"
 
+    def __post_init__(self) -> None:
+        # An issue echoes the input back (a key in the field path, a value): a control character or a
+        # lone surrogate in it would break the JSON, XML or terminal the issue is written to.
+        for name in ("field", "message"):
+            text = getattr(self, name)
+            if isinstance(text, str) and FORBIDDEN.search(text):
+                object.__setattr__(self, name, escaped(text))
+        object.__setattr__(self, "value", printable(self.value))
+
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -30,7 +41,7 @@ class Issue:
 
 
 def short(value: Any, limit: int = 80) -> str:
-    text = repr(value) if not isinstance(value, str) else repr(value)
+    text = repr(value)
     return text if len(text) <= limit else f"{text[: limit - 15]}…' ({len(str(value)):,} chars)"
 
 

@@ -1,14 +1,23 @@
 """Read an ai4-metadata file (YAML or JSON) into plain Python data, refusing anything dangerous.
 
 The loader is the first line of defence: it never evaluates tags, refuses YAML anchors and
-aliases (the "billion laughs" bomb needs them and no ai4-metadata file uses them), refuses
-duplicate keys (YAML and JSON silently keep the last one), bounds nesting depth and file size,
-and requires UTF-8.
+aliases (the "billion laughs" bomb needs them and no ai4-metadata file uses them), merge keys
+and complex keys (a list or mapping as a key), refuses duplicate keys (YAML and JSON silently
+keep the last one), bounds nesting depth, the digits of a number and the file size, requires
+UTF-8, and reads only regular files. Each bound is checked before the step it protects, never
+after: a parser given 50,000 nested brackets or a 5,000-digit number fails with a RecursionError
+or ValueError, and /dev/zero or a named pipe never ends.
+
+What it returns holds only JSON's types (dict with text keys, list, str, int, float, bool, None);
+the rules on their values (control characters, infinity, credentials in URLs) are metadata.values'.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,10 +27,13 @@ import yaml
 MAX_FILE_BYTES = 1024 * 1024
 """The largest real ai4-metadata file is about 5 KB; 1 MiB leaves room and stops abuse early."""
 MAX_DEPTH = 16
+MAX_NUMBER_DIGITS = 100
+"""No field of any input needs more than 20 digits (a 64-bit integer); Python refuses to convert
+more than 4,300 (sys.get_int_max_str_digits) and the limit must not depend on that setting."""
 
 
 class UnreadableFile(Exception):
-    """The file could not be read at all (missing, a directory, permissions)."""
+    """The file could not be read at all (missing, a directory, not a regular file, permissions)."""
 
 
 @dataclass
@@ -31,42 +43,98 @@ class ParseError(Exception):
     message: str
     line: int | None = None
     rule: str = "syntax"
-    """What kind of problem: syntax, encoding, size, yaml-alias, duplicate-key, nesting, not-a-mapping."""
+    """What kind of problem: syntax, encoding, size, yaml-alias, yaml-tag, yaml-key, duplicate-key,
+    nesting, number-size, not-a-mapping."""
 
     def __str__(self) -> str:
         return f"line {self.line}: {self.message}" if self.line else self.message
 
 
+_YAML_KEY_KINDS = {bool: "true/false", int: "a number", float: "a number", type(None): "null"}
+
+
 class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader without aliases, duplicate keys or implicit timestamps.
+    """SafeLoader without aliases, tags, merge keys, complex or duplicate keys, implicit timestamps,
+    deep nesting or huge numbers: each refused as the composer or constructor meets it.
 
     Timestamps stay strings so that '2024-03-26' round-trips as written and date checks see the text.
     """
 
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._nesting = 0
+
     def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
         event = self.peek_event()
+        line = event.start_mark.line + 1
         if isinstance(event, yaml.AliasEvent):
-            raise ParseError("YAML aliases (*name) are not allowed in metadata files", event.start_mark.line + 1,
-                             "yaml-alias")
+            raise ParseError("YAML aliases (*name) are not allowed in metadata files", line, "yaml-alias")
         if getattr(event, "anchor", None):
-            raise ParseError("YAML anchors (&name) are not allowed in metadata files", event.start_mark.line + 1,
-                             "yaml-alias")
-        return super().compose_node(parent, index)
+            raise ParseError("YAML anchors (&name) are not allowed in metadata files", line, "yaml-alias")
+        if getattr(event, "tag", None) is not None:
+            # !!binary, !!set, !!timestamp, !!python/... and custom tags make values that are not JSON's.
+            tag = event.tag.replace("tag:yaml.org,2002:", "!!")
+            raise ParseError(f"YAML tags ({tag}) are not allowed in metadata files", line, "yaml-tag")
+        container = isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent))
+        if container:
+            # Checked here, as nodes open: the composer recurses once per level, so a post-parse
+            # check would come after a RecursionError.
+            self._nesting += 1
+            if self._nesting > MAX_DEPTH:
+                raise ParseError(f"nesting deeper than {MAX_DEPTH} levels", line, "nesting")
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            if container:
+                self._nesting -= 1
 
     def construct_mapping(self, node, deep=False):  # type: ignore[no-untyped-def]
-        seen: set[Any] = set()
+        seen: set[str] = set()
         for key_node, _ in node.value:
+            line = key_node.start_mark.line + 1
+            if not isinstance(key_node, yaml.ScalarNode):
+                kind = "list" if isinstance(key_node, yaml.SequenceNode) else "mapping"
+                raise ParseError(f"a key must be a name, not a {kind} (a YAML complex key '? ...')", line, "yaml-key")
             key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, str):
+                kind = _YAML_KEY_KINDS.get(type(key), type(key).__name__)
+                raise ParseError(f"a key must be text, not {kind} ({key_node.value!r}): put it in quotes", line,
+                                 "yaml-key")
             if key in seen:
-                raise ParseError(f"duplicate key {key!r}", key_node.start_mark.line + 1, "duplicate-key")
+                raise ParseError(f"duplicate key {key!r}", line, "duplicate-key")
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
+    def construct_yaml_int(self, node):  # type: ignore[no-untyped-def]
+        _check_digits(node.value, node.start_mark.line + 1)
+        try:
+            return super().construct_yaml_int(node)
+        except ValueError:  # forms the resolver lets through, such as 0x_ (no digits left)
+            raise ParseError(f"{node.value!r} is not a number", node.start_mark.line + 1) from None
 
+    def construct_yaml_float(self, node):  # type: ignore[no-untyped-def]
+        try:
+            return super().construct_yaml_float(node)
+        except ValueError:
+            raise ParseError(f"{node.value!r} is not a number", node.start_mark.line + 1) from None
+
+
+_StrictLoader.add_constructor("tag:yaml.org,2002:int", _StrictLoader.construct_yaml_int)
+_StrictLoader.add_constructor("tag:yaml.org,2002:float", _StrictLoader.construct_yaml_float)
+_UNRESOLVED = {"tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:merge", "tag:yaml.org,2002:value"}
+"""Implicit types left out: timestamps stay text; '<<' (merge) and '=' (value) are plain keys and
+text, not YAML 1.1's merging (which silently overrides keys) or its value key (which no constructor takes)."""
 _StrictLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in _UNRESOLVED]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+
+
+def _check_digits(literal: str, line: int | None) -> None:
+    digits = len(literal.lstrip("+-").replace("_", ""))
+    if digits > MAX_NUMBER_DIGITS:
+        raise ParseError(f"a number of {digits:,} digits; numbers are limited to {MAX_NUMBER_DIGITS} digits", line,
+                         "number-size")
 
 
 def _reject_duplicate_json_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -88,11 +156,51 @@ def _depth(value: Any, level: int = 0) -> int:
     return level
 
 
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_JSON_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def _check_json_nesting(text: str, max_depth: int) -> None:
+    """Refuse JSON nested deeper than `max_depth` before parsing it: Python's parser recurses once
+    per level and fails with a RecursionError (not a JSONDecodeError) some 1,000 levels down."""
+    outside_strings = _JSON_STRING.sub('""', text)
+    depth = 0
+    for bracket in _JSON_BRACKET.finditer(outside_strings):
+        if bracket.group() in "[{":
+            depth += 1
+            if depth > max_depth:
+                line = outside_strings.count("\n", 0, bracket.start()) + 1
+                raise ParseError(f"nesting deeper than {max_depth} levels", line, "nesting")
+        else:
+            depth -= 1
+
+
+def parse_json(text: str, max_depth: int = MAX_DEPTH) -> Any:
+    """Parse JSON text under the loader's rules (no duplicate keys, nesting and digits bounded);
+    ParseError otherwise. Any JSON input of the platform (a request body, a fragment) can be read
+    with it: json.loads fails on such input with RecursionError or ValueError instead."""
+    _check_json_nesting(text, max_depth)
+
+    def integer(literal: str) -> int:
+        if len(literal) > MAX_NUMBER_DIGITS:  # the line is looked for only then: finding it costs a scan
+            _check_digits(literal, text.count("\n", 0, max(text.find(literal), 0)) + 1)
+        return int(literal)
+
+    try:
+        return json.loads(text, object_pairs_hook=_reject_duplicate_json_keys, parse_int=integer)
+    except json.JSONDecodeError as exc:
+        raise ParseError(f"invalid JSON: {exc.msg}", exc.lineno) from None
+
+
+def _too_big(size: int, exact: bool = True) -> ParseError:
+    said = f"{size:,} bytes" if exact else f"more than {MAX_FILE_BYTES:,} bytes"
+    return ParseError(f"file is {said}; metadata files are limited to {MAX_FILE_BYTES:,} bytes", rule="size")
+
+
 def parse_bytes(data: bytes, name: str = "<input>") -> Any:
     """Parse metadata bytes; JSON when the name ends in .json, else YAML (a superset of JSON)."""
     if len(data) > MAX_FILE_BYTES:
-        raise ParseError(f"file is {len(data):,} bytes; metadata files are limited to {MAX_FILE_BYTES:,} bytes",
-                         rule="size")
+        raise _too_big(len(data))
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -102,10 +210,7 @@ def parse_bytes(data: bytes, name: str = "<input>") -> Any:
     if text.startswith("\ufeff"):
         text = text[1:]
     if name.lower().endswith(".json"):
-        try:
-            document = json.loads(text, object_pairs_hook=_reject_duplicate_json_keys)
-        except json.JSONDecodeError as exc:
-            raise ParseError(f"invalid JSON: {exc.msg}", exc.lineno) from None
+        document = parse_json(text)
     else:
         try:
             document = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
@@ -116,8 +221,6 @@ def parse_bytes(data: bytes, name: str = "<input>") -> Any:
             raise ParseError(f"invalid YAML: {exc.problem or exc.context}", mark.line + 1 if mark else None) from None
         except yaml.YAMLError as exc:
             raise ParseError(f"invalid YAML: {exc}") from None
-        except RecursionError:
-            raise ParseError(f"nesting deeper than {MAX_DEPTH} levels", rule="nesting") from None
     if _depth(document) > MAX_DEPTH:
         raise ParseError(f"nesting deeper than {MAX_DEPTH} levels", rule="nesting")
     if not isinstance(document, dict):
@@ -126,16 +229,31 @@ def parse_bytes(data: bytes, name: str = "<input>") -> Any:
     return document
 
 
+_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
 def read_file(path: Path) -> Any:
-    """Read and parse one file; UnreadableFile when it cannot be read, ParseError when it is malformed."""
+    """Read and parse one file; UnreadableFile when it cannot be read, ParseError when it is malformed.
+
+    Only a regular file (or a link to one) is read, and never more than MAX_FILE_BYTES + 1 bytes:
+    a named pipe would block forever and /dev/zero never ends (and both report a size of 0)."""
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise ParseError(f"file is {size:,} bytes; metadata files are limited to {MAX_FILE_BYTES:,} bytes",
-                             rule="size")
-        data = path.read_bytes()
-    except (FileNotFoundError, IsADirectoryError, PermissionError, NotADirectoryError) as exc:
-        raise UnreadableFile(f"{path}: {exc.strerror or exc}") from None
+        # O_NONBLOCK: opening a named pipe must not wait for a writer; O_NOCTTY: nor adopt a terminal.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
     except OSError as exc:
-        raise UnreadableFile(f"{path}: {exc}") from None
+        raise UnreadableFile(f"{path}: {exc.strerror or exc}") from None
+    with open(fd, "rb") as stream:
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                kind = next((name for test, name in _KINDS if test(info.st_mode)), "not a regular file")
+                raise UnreadableFile(f"{path}: {kind}, not a regular file")
+            if info.st_size > MAX_FILE_BYTES:
+                raise _too_big(info.st_size)
+            data = stream.read(MAX_FILE_BYTES + 1)
+        except OSError as exc:
+            raise UnreadableFile(f"{path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_FILE_BYTES:  # it grew after fstat
+        raise _too_big(len(data), exact=False)
     return parse_bytes(data, path.name)

@@ -15,6 +15,7 @@ from typing import Any, Literal
 import jsonschema
 
 from .issues import Issue, format_path
+from .values import with_value_issues
 
 Generation = Literal["v1", "v2"]
 
@@ -76,8 +77,10 @@ def _message(error: jsonschema.ValidationError) -> tuple[str, str]:
 
 
 def check_document(document: dict[str, Any], generation: Generation) -> list[Issue]:
-    """All schema issues of the document, errors and warnings, in document order."""
-    issues = schema_issues(_validator(generation), document, f"ai4-metadata {_label(generation)}")
+    """All issues of the document, errors and warnings, in document order: the schema's, and the
+    rules every value meets (metadata.values: control characters, infinity, credentials in URLs)."""
+    issues = with_value_issues(schema_issues(_validator(generation), document, f"ai4-metadata {_label(generation)}"),
+                               document)
     if generation == "v1":
         issues.append(Issue("", "legacy-format",
                             "legacy V1 metadata (metadata.json); `ai4kg migrate FILE` writes the ai4-metadata 2.x form",

@@ -25,6 +25,7 @@ from ..graph.namespaces import AI4KG, asset_iri
 from ..metadata.issues import Issue
 from ..metadata.records import Records
 from ..metadata.schema import schema_issues, validator_of
+from ..metadata.values import with_value_issues
 
 Origin = Literal["jenkins", "github-actions", "mlflow", "nomad"]
 ORIGINS: tuple[Origin, ...] = ("jenkins", "github-actions", "mlflow", "nomad")
@@ -103,9 +104,11 @@ def _validator(origin: Origin) -> Any:
 
 
 def check(origin: Origin, fragment: dict[str, Any]) -> None:
-    """Raise FragmentError unless the fragment meets its origin's schema."""
-    errors = [i for i in schema_issues(_validator(origin), fragment, f"a {ENGINES[origin]} fragment")
-              if i.severity == "error"]
+    """Raise FragmentError unless the fragment meets its origin's schema and every value of it the
+    rules of metadata.values (the fields the mapping does not read too: the fragment is stored as
+    it came, and served back)."""
+    errors = with_value_issues([i for i in schema_issues(_validator(origin), fragment, f"a {ENGINES[origin]} fragment")
+                                if i.severity == "error"], fragment)
     if errors:
         raise FragmentError(sorted(errors, key=lambda i: i.field))
 

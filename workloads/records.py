@@ -25,6 +25,7 @@ from ..graph.validation import Violation
 from ..metadata.issues import Issue
 from ..metadata.rml import RmlMapping, mapping_path
 from ..metadata.schema import schema_issues, validator_of
+from ..metadata.values import with_value_issues
 from ..provenance.records import Iris
 from .executor import Resources
 
@@ -81,8 +82,8 @@ def check_request(body: Any, federation: bool = False) -> list[Issue]:
     federation's server (kind `federated`) is made only by its federation (`federation`)."""
     if not isinstance(body, dict):
         return [Issue("", "type", "a deployment request is a JSON object", body)]
-    issues = [Issue(i.field, i.rule, i.message, i.value)  # unknown keys too: every issue is an error here
-              for i in schema_issues(request_validator(), body, "a deployment request")]
+    issues = with_value_issues([Issue(i.field, i.rule, i.message, i.value)  # unknown keys too: all are errors here
+                                for i in schema_issues(request_validator(), body, "a deployment request")], body)
     if body.get("kind") == "federated" and not federation:
         issues.append(Issue("kind", "federation", "a federated-learning server starts with its federation: "
                                                   "POST /v1/federations", "federated"))
