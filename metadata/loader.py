@@ -233,11 +233,11 @@ _KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"), (s
           (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
 
 
-def read_file(path: Path) -> Any:
-    """Read and parse one file; UnreadableFile when it cannot be read, ParseError when it is malformed.
+def read_regular_file(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of one file; UnreadableFile when it cannot be read, ParseError when it is too big.
 
-    Only a regular file (or a link to one) is read, and never more than MAX_FILE_BYTES + 1 bytes:
-    a named pipe would block forever and /dev/zero never ends (and both report a size of 0)."""
+    Only a regular file (or a link to one) is read, and never more than `limit` + 1 bytes: a named
+    pipe would block forever and /dev/zero never ends (and both report a size of 0)."""
     try:
         # O_NONBLOCK: opening a named pipe must not wait for a writer; O_NOCTTY: nor adopt a terminal.
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
@@ -249,11 +249,16 @@ def read_file(path: Path) -> Any:
             if not stat.S_ISREG(info.st_mode):
                 kind = next((name for test, name in _KINDS if test(info.st_mode)), "not a regular file")
                 raise UnreadableFile(f"{path}: {kind}, not a regular file")
-            if info.st_size > MAX_FILE_BYTES:
+            if info.st_size > limit:
                 raise _too_big(info.st_size)
-            data = stream.read(MAX_FILE_BYTES + 1)
+            data = stream.read(limit + 1)
         except OSError as exc:
             raise UnreadableFile(f"{path}: {exc.strerror or exc}") from None
-    if len(data) > MAX_FILE_BYTES:  # it grew after fstat
+    if len(data) > limit:  # it grew after fstat
         raise _too_big(len(data), exact=False)
-    return parse_bytes(data, path.name)
+    return data
+
+
+def read_file(path: Path) -> Any:
+    """Read and parse one metadata file (`read_regular_file`, then `parse_bytes`)."""
+    return parse_bytes(read_regular_file(path), path.name)

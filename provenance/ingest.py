@@ -16,7 +16,6 @@ of a module whose catalogue entry changed (their VO, visibility and links follow
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
@@ -26,10 +25,11 @@ from ..graph.namespaces import AI4KG, RDF_TYPE, asset_iri
 from ..graph.store import AssetWrite, KnowledgeGraph, search_document
 from ..graph.validation import validate
 from ..metadata.issues import Issue
+from ..metadata.loader import ParseError, parse_json
 from ..metadata.rml import RmlMapping, mapping_path
 from .fragments import FragmentStore, StoredFragment, canonical, digest_of, now
 from ..threads import once
-from .records import (BUILDERS, FIELD, Application, FragmentError, Iris, Mapped, Origin, application_field,
+from .records import (BUILDERS, FIELD, MAX_FRAGMENT_DEPTH, Application, FragmentError, Iris, Mapped, Origin, application_field,
                       application_name, check, fragment_key, origin_of, value_at)
 
 BATCH_SIZE = 200
@@ -283,9 +283,12 @@ def _parsed(fragment: Any) -> tuple[str, Any]:
     if isinstance(fragment, (bytes, str)):
         try:
             text = fragment.decode("utf-8") if isinstance(fragment, bytes) else fragment
-            return text, json.loads(text)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return text, parse_json(text, MAX_FRAGMENT_DEPTH)  # bounded nesting and digits, no duplicate keys
+        except UnicodeDecodeError as exc:
             raise FragmentError([Issue("", "json", f"not a JSON document: {exc}", None)]) from None
+        except ParseError as exc:
+            raise FragmentError([Issue(f"line {exc.line}" if exc.line else "", exc.rule,
+                                       f"not a JSON document: {exc.message}", None)]) from None
     return canonical(fragment), fragment
 
 

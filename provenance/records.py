@@ -33,6 +33,10 @@ ORIGINS: tuple[Origin, ...] = ("jenkins", "github-actions", "mlflow", "nomad")
 ENGINES = {"jenkins": "Jenkins", "github-actions": "GitHub Actions", "mlflow": "MLflow", "nomad": "Nomad"}
 """The software agent behind each origin (prov:SoftwareAgent acting for the platform)."""
 
+MAX_FRAGMENT_DEPTH = 64
+"""How deeply a fragment's JSON may nest: CI and workload-manager records nest more than metadata
+files (a Nomad job spec, a workflow run), but a fragment nested deeper is no real record."""
+
 MODULE_TAG = "ai4kg.module"
 """An MLflow run tag naming the module the run trains (else the experiment's name does)."""
 JOB_TAG = "ai4kg.nomad_job"

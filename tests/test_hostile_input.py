@@ -365,3 +365,30 @@ def test_a_named_pipe_and_dev_zero_are_refused_not_read(tmp_path: Path) -> None:
     assert f"unreadable: {fifo}" in result.stderr and f"unreadable: {zero}" in result.stderr
     assert "named pipe (FIFO), not a regular file" in result.stderr
     assert "character device, not a regular file" in result.stderr
+
+
+def test_provenance_files_and_events_are_read_under_the_same_limits(tmp_path: Path) -> None:
+    """`ai4kg provenance ingest` read any path whole with json.loads (a pipe blocked it, /dev/zero
+    never ended, 60k nesting and a 5,000-digit number gave tracebacks); a webhook's body went the
+    same way. Both now refuse with the rule named."""
+    fifo = tmp_path / "pipe.json"
+    os.mkfifo(fifo)
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 60_000 + "]" * 60_000)
+    huge = tmp_path / "huge.json"
+    huge.write_text('{"run": {"info": {"run_id": ' + "9" * 5_000 + "}}}")
+    for path, said in ((fifo, "named pipe (FIFO), not a regular file"), (deep, "nesting deeper than 64 levels"),
+                       (huge, "5,000 digits")):
+        result = subprocess.run([sys.executable, "-m", "ai4kg", "--data", str(tmp_path / "data"), "provenance",
+                                 "ingest", str(path)], capture_output=True, text=True, timeout=300,
+                                preexec_fn=_bounded_memory,
+                                env={k: v for k, v in os.environ.items() if not k.startswith("AI4KG_")})
+        assert result.returncode == 2 and said in result.stderr, (path.name, result.stderr[-2000:])
+        assert "Traceback" not in result.stderr
+
+    with KnowledgeGraph(Settings.in_memory()) as graph:
+        for body, rule in ((huge.read_bytes(), "number-size"), (deep.read_bytes(), "nesting"),
+                           (b'{"a": 1, "a": 2}', "duplicate-key")):
+            [report] = Provenance(graph).ingest([(body, "webhook:test")])
+            assert report.status == "invalid" and rule in {issue.rule for issue in report.errors}, report
+        assert graph.index.count() == 0
