@@ -364,10 +364,13 @@ module's metadata under `details` and one fragment per component)."""
 
 def _fragments_of(path: Path) -> tuple[list[tuple[Any, str]], bytes | None]:
     """The fragments a file holds (one fragment, a list, or a bundle), and a bundle's module metadata."""
+    from .metadata.loader import ParseError, UnreadableFile, parse_json, read_regular_file
+    from .provenance.records import MAX_FRAGMENT_DEPTH
+
     try:
-        data = path.read_bytes()
-        document = json.loads(data)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = read_regular_file(path)
+        document = parse_json(data.decode("utf-8"), MAX_FRAGMENT_DEPTH)
+    except (UnreadableFile, ParseError, UnicodeDecodeError) as exc:
         err.print(f"error: {path}: not a JSON file ({exc})", markup=False)
         sys.exit(EXIT_UNREADABLE)
     source = f"file:{path.name}"
