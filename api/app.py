@@ -14,7 +14,8 @@ from ..graph.store import KnowledgeGraph
 from ..credentials import KeyStore
 from ..federated.service import Federations
 from ..workloads.service import Controller, Deployments, open_deployments
-from . import access, assets, auth, catalog, deployments as deployments_api, fair, federations as federations_api, graphql, oai, problems, provenance, sparql
+from . import access, assets, auth, catalog, deployments as deployments_api, fair, federations as federations_api, graphql, oai, problems, provenance, requestlog, sparql
+from .limits import BodyLimits
 
 
 def create_app(graph: KnowledgeGraph, keys: KeyStore | None = None, deployments: Deployments | None = None,
@@ -42,7 +43,12 @@ def create_app(graph: KnowledgeGraph, keys: KeyStore | None = None, deployments:
     app.state.deployments = deployments
     app.state.federations = federations
     problems.install(app)
+    # Middleware added later runs earlier: RequestLog sees every write and its answer, Authentication
+    # says who is asking, and BodyLimits, knowing who, bounds what the routes read of the body.
+    app.add_middleware(BodyLimits, settings=graph.settings)
     auth.install(app, auth.Authenticator(graph.settings, keys or KeyStore(graph.settings.data_dir)))
+    app.add_middleware(requestlog.RequestLog)
+    requestlog.ensure_handler()
     app.include_router(sparql.router(graph))
     app.include_router(catalog.router(graph))
     app.include_router(fair.router(graph))
@@ -69,8 +75,15 @@ def create_app(graph: KnowledgeGraph, keys: KeyStore | None = None, deployments:
         return RedirectResponse("/docs")
 
     @app.get("/stats")
-    async def stats() -> dict:
-        return await anyio.to_thread.run_sync(graph.stats)  # counts every asset: never on the event loop
+    async def stats(request: Request) -> dict:
+        """Assets by kind, as far as the caller may see them. The platform administrator gets the
+        store's own figures (triples, search entries, the data directory); anyone else counts only
+        the assets they may see, from the search index, and never learns where the data lives."""
+        readers = access.readers_of(request)
+        if readers is None:
+            return await anyio.to_thread.run_sync(graph.stats)  # counts every asset: never on the event loop
+        counts = await anyio.to_thread.run_sync(graph.index.count_by_kind, readers)
+        return {"assets": sum(counts.values()), "assets_by_kind": counts, "base_url": graph.settings.base_url}
 
     @app.get("/search")
     async def search(request: Request, q: str, limit: int = 20) -> list[dict]:

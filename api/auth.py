@@ -100,6 +100,18 @@ class Authenticator:
         return identity_from_claims(claims, self.settings.admin_role)
 
 
+_NOT_IN_QUOTED_STRING = re.compile(r'[^\x20-\x7e]|["\\]')
+MAX_HEADER_TEXT = 200
+
+
+def header_text(text: str) -> str:
+    """Untrusted text (an error that quotes a token's `kid`, say) made safe for a quoted-string of a
+    header: printable ASCII only, no quote or backslash, at most MAX_HEADER_TEXT characters. A CR
+    or LF would otherwise end the header (uvicorn then drops the connection rather than send it)."""
+    safe = _NOT_IN_QUOTED_STRING.sub("?", text)
+    return safe if len(safe) <= MAX_HEADER_TEXT else safe[:MAX_HEADER_TEXT - 3] + "..."
+
+
 def install(app: FastAPI, authenticator: Authenticator) -> None:
     """Every request carries request.state.identity (None: anonymous); bad credentials get 401."""
     app.add_middleware(Authentication, authenticator=authenticator)
@@ -131,9 +143,9 @@ class Authentication:
                 identity = self.authenticator.identify(authorization)
         except AuthenticationFailed as exc:
             problem = Problem(401, "Unauthorized", str(exc), "Authorization")
+            challenge = f'Bearer error="invalid_token", error_description="{header_text(str(exc))}"'
             response = JSONResponse(problem.body(Request(scope).url.path), status_code=401, media_type=MEDIA_TYPE,
-                                    headers={"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{exc}"'
-                                             .replace("\n", " ")})
+                                    headers={"WWW-Authenticate": challenge})
             await response(scope, receive, send)
             return
         scope.setdefault("state", {})["identity"] = identity

@@ -30,7 +30,7 @@ from . import cursors, problems
 from .access import read_asset, readers_of, visible_quads
 from .auth import identity_of
 from .problems import Problem
-from .publishing import publish_module, withdraw_module
+from .publishing import publish_module, withdraw_module, writer
 
 TOOLS_CATEGORY = ("category", "ai4-tools")
 _SUMMARY_FIELDS = ("title", "summary", "dates", "tags", "tasks", "categories", "libraries", "data-type")
@@ -171,19 +171,21 @@ def router(graph: KnowledgeGraph) -> APIRouter:
                     "application/yaml": {"schema": {"type": "string"}},
                     "application/json": {"schema": {"type": "object"}}}}},
                 responses={401: problems.RESPONSES[400] | {"description": "Sign in first"},
-                           403: problems.RESPONSES[400] | {"description": "Not a member of that VO"},
-                           413: problems.RESPONSES[400] | {"description": "Body over 1 MiB"}})
+                           403: problems.RESPONSES[400] | {"description": "Not a member of that VO, or the name is "
+                                                            "taken by another VO's module"},
+                           413: problems.RESPONSES[400] | {"description": "Body over AI4KG_MAX_BODY_BYTES (1 MiB)"}})
     async def publish(request: Request, response: Response, name: str,
                       vo: Annotated[str | None, Query(description="owning VO (default: your only VO)")] = None,
                       visibility: Annotated[str, Query(json_schema_extra={"enum": list(VISIBILITIES)})] = PUBLIC,
                       ) -> dict[str, Any]:
         """The same checks as `ai4kg import` (schema, mapping, SHACL): any error writes nothing and
-        comes back as 422 naming each field. A member of a VO publishes for that VO; an existing
-        module of another VO cannot be taken over."""
+        comes back as 422 naming each field. A member of a VO publishes for that VO; a name taken by
+        another VO's module gets 403 (whether you may see that module or not)."""
+        identity = writer(identity_of(request))  # before the body: an anonymous write is not worth reading
         media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        body = await request.body()
+        body = await request.body()  # at most AI4KG_MAX_BODY_BYTES (api/limits.py)
         published = await anyio.to_thread.run_sync(
-            lambda: publish_module(graph, identity_of(request), name, body, media.endswith("json"), vo, visibility))
+            lambda: publish_module(graph, identity, name, body, media.endswith("json"), vo, visibility))
         response.status_code = 201 if published.created else 200
         return {"name": published.name, "iri": published.iri, "vo": published.vo,
                 "visibility": published.visibility, "warnings": published.warnings}

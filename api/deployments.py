@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse
 from ..workloads.records import KINDS, STATUSES, Deployment
 from ..workloads.service import DeploymentRejected, Deployments, Requester
 from .auth import Identity, identity_of
+from .limits import loads_json
 from .problems import Problem
 from .publishing import writer
 
@@ -38,14 +39,12 @@ def problem_of(exc: DeploymentRejected) -> Problem:
 
 
 async def json_body(request: Request, what: str) -> Any:
-    """The request's JSON body: 413 over MAX_REQUEST_BYTES, 400 when it is not JSON."""
+    """The request's JSON body: 413 over MAX_REQUEST_BYTES, 400 when it is not JSON or nests deeper
+    than limits.MAX_DOCUMENT_DEPTH (whatever its Content-Type says)."""
     body = await request.body()
     if len(body) > MAX_REQUEST_BYTES:
         raise Problem(413, "Body too large", f"{what} is limited to {MAX_REQUEST_BYTES:,} bytes")
-    try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise Problem(400, "Not JSON", f"the body is not JSON: {exc}", "body") from None
+    return loads_json(body)
 
 
 def answer(deployment: Deployment) -> dict[str, Any]:

@@ -1295,15 +1295,13 @@ class Lineage:
 
 
 async def _lineage(info: Info, iri: str, direction: LineageDirection, depth: int) -> Optional[Lineage]:
-    from ..provenance.lineage import MAX_DEPTH, HiddenRoot, lineage
+    from ..provenance.lineage import MAX_DEPTH, lineage
 
     if not 1 <= depth <= MAX_DEPTH:
         raise InputError(f"depth must be between 1 and {MAX_DEPTH}", "depth", depth)
     context = info.context
     try:
         walk = await anyio.to_thread.run_sync(lineage, context.graph, iri, direction.value, depth, context.readers)
-    except HiddenRoot:
-        return None
     except ValueError as exc:
         raise InputError(str(exc), "iri", iri) from None
     return Lineage(root=walk.root, direction=direction, depth=walk.depth, truncated=walk.truncated,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -12,6 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
 MEDIA_TYPE = "application/problem+json"
+_log = logging.getLogger(__name__)
 
 
 class InvalidParam(BaseModel):
@@ -93,6 +95,13 @@ def install(app: FastAPI) -> None:
         body = {"type": "about:blank", "title": "Invalid request parameter", "status": 422,
                 "detail": f"invalid value for {names}", "instance": request.url.path, "invalid-params": params}
         return JSONResponse(jsonable(body), status_code=422, media_type=MEDIA_TYPE)
+
+    @app.exception_handler(RecursionError)
+    async def on_too_deep(request: Request, exc: RecursionError) -> JSONResponse:
+        # A parser or validator recursing once per level of nested input (JSON in a query string,
+        # say: bodies are bounded by api/limits.py first) ran out of stack: the input is at fault.
+        _log.warning("RecursionError answered as 400 at %s", request.url.path, exc_info=exc)
+        return _response(Problem(400, "Nested too deeply", "the request nests values too deeply to be read"), request)
 
     @app.exception_handler(HTTPException)
     async def on_http(request: Request, exc: HTTPException) -> JSONResponse:

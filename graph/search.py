@@ -356,6 +356,13 @@ class SearchIndex:
     def count(self) -> int:
         return self._rows("SELECT COUNT(*) FROM documents")[0][0]
 
+    def count_by_kind(self, readers: Readers) -> dict[str, int]:
+        """How many assets of each kind `readers` may see (GET /stats: counting a VO's private assets
+        for anyone would tell that they exist, and how many)."""
+        visible, params = _visible(readers)
+        return dict(self._rows(f"SELECT d.kind, COUNT(*) FROM documents d WHERE 1 = 1 {visible} "
+                               "GROUP BY d.kind ORDER BY d.kind", params))
+
     def iris(self) -> list[str]:
         return [row[0] for row in self._rows("SELECT iri FROM documents ORDER BY iri")]
 

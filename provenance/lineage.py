@@ -81,10 +81,6 @@ class Lineage:
                 "nodes": [n.as_dict() for n in self.nodes], "edges": [e.as_dict() for e in self.edges]}
 
 
-class HiddenRoot(LookupError):
-    """The walk was to start from an asset the reader may not see (reported as no such asset)."""
-
-
 def may_start_from(graph: KnowledgeGraph, iri: str, readers: Readers) -> bool:
     """Whether the reader may start a walk from `iri`: an asset they may see, or a node that is no
     asset (a commit, an image, weights), since the walk then reads only graphs they may see."""
@@ -108,10 +104,13 @@ def check_iri(iri: str) -> None:
 def lineage(graph: KnowledgeGraph, iri: str, direction: Direction = "upstream", depth: int = DEFAULT_DEPTH,
             readers: Readers = None, limit: int = MAX_NODES) -> Lineage:
     """Walk the lineage of `iri` breadth first, `depth` steps at most (1..MAX_DEPTH). Raises
-    ValueError for a bad argument, HiddenRoot for an asset the reader may not see."""
+    ValueError for a bad argument.
+
+    An asset the reader may not see is walked like any other node: its own graph and every graph
+    the reader may not see are skipped, so the answer is the one an IRI that names no asset gets
+    (the root alone, or what visible graphs say about it). Refusing it instead (404 where an
+    unknown IRI gets 200) would tell that a private asset exists."""
     check_iri(iri)
-    if not may_start_from(graph, iri, readers):
-        raise HiddenRoot(iri)
     if direction not in ("upstream", "downstream"):
         raise ValueError(f"direction must be upstream or downstream, not {direction!r}")
     if not 1 <= depth <= MAX_DEPTH:

@@ -837,8 +837,8 @@ def test_invalid_metadata_names_each_field_and_writes_nothing(writable: dict[str
             run(member, PUBLISH, name="plants-valid", metadata=PLANTS.read_text(), visibility="secret")
         response = writable["client"].post("/graphql", headers={"authorization": writable["member"]}, json={
             "query": PUBLISH, "variables": {"name": "plants-valid", "metadata": "a" * (1024 * 1024 + 1)}})
-        [error] = response.json()["errors"]
-        assert error["extensions"] == {"code": "BAD_USER_INPUT", "status": 413, "argument": "metadata"}, error
+        assert response.status_code == 413, response.text  # the body limit refuses it before GraphQL reads it
+        assert "AI4KG_MAX_BODY_BYTES" in response.json()["detail"]
         assert _snapshot(writable["graph"]) == before
         assert run(member, '{ module(name: "plants-valid") { title } }')["module"] == {"title": "The valid one"}
         run(member, WITHDRAW, name="plants-valid")
