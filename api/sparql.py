@@ -356,7 +356,8 @@ def router(graph: KnowledgeGraph) -> APIRouter:
             raise _timed_out(timeout) from None
         return Response(body, media_type=media)
 
-    async def run_update(request: Request, params: list[tuple[str, str]], body_update: str | None) -> Response:
+    def administrator(request: Request) -> None:
+        """401 / 403 unless the platform administrator asks: checked before an update's body is read."""
         identity = identity_of(request)
         if identity is None:
             raise Problem(401, "Unauthorized", "SPARQL Update needs the platform administrator: sign in "
@@ -365,6 +366,9 @@ def router(graph: KnowledgeGraph) -> APIRouter:
             raise Problem(403, "Forbidden", f"SPARQL Update needs the platform administrator role "
                           f"({graph.settings.admin_role}); publish modules through /v1/catalog instead",
                           "Authorization")
+
+    async def run_update(request: Request, params: list[tuple[str, str]], body_update: str | None) -> Response:
+        administrator(request)
         update = _one(params, body_update, "update")
         using = {name: [str(iri) for iri in _graph_iris(params, name)] for name in _DATASET_PARAMETERS["update"]}
         try:
@@ -400,6 +404,7 @@ def router(graph: KnowledgeGraph) -> APIRouter:
         if media == "application/sparql-query":
             return await answer(request, params, _utf8(await request.body(), "request body"))
         if media == "application/sparql-update":
+            administrator(request)  # before a byte of the body is read
             return await run_update(request, params, _utf8(await request.body(), "request body"))
         if media == "application/x-www-form-urlencoded":
             params += _form(await request.body(), "form body")
