@@ -9,6 +9,7 @@ import sys
 import textwrap
 
 from conftest import REPO, valid_module_files
+from loopback_endpoint import LoopbackEndpoint
 
 FIRST_WRITES = textwrap.dedent("""
     import json, sys, threading
@@ -59,45 +60,6 @@ def test_concurrent_first_writes_build_the_mapping_once_and_all_succeed() -> Non
 
 
 # -- item 3: a query past its deadline holds up nobody ------------------------------------------------
-class HeldEndpoint:
-    """A SPARQL endpoint on loopback that holds every call until released: a query whose SERVICE
-    call goes there runs exactly as long as the test wants, on any machine."""
-
-    ANSWER = b'{"head":{"vars":["s"]},"results":{"bindings":[{"s":{"type":"uri","value":"http://x/s"}}]}}'
-
-    def __init__(self) -> None:
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        self.release, self.calls, self.holding = threading.Event(), 0, threading.Semaphore(0)
-        endpoint = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                self.rfile.read(int(self.headers.get("content-length") or 0))
-                endpoint.calls += 1
-                endpoint.holding.release()
-                endpoint.release.wait(120)
-                self.send_response(200)
-                self.send_header("content-type", "application/sparql-results+json")
-                self.send_header("content-length", str(len(endpoint.ANSWER)))
-                self.end_headers()
-                self.wfile.write(endpoint.ANSWER)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/sparql"
-
-    def close(self) -> None:
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def _query_threads() -> list:
     import threading
 
@@ -130,7 +92,7 @@ def test_an_abandoned_query_holds_up_no_write_no_query_and_no_health_check() -> 
     from ai4kg.graph.store import AssetWrite, KnowledgeGraph
     from conftest import serving
 
-    held = HeldEndpoint()
+    held = LoopbackEndpoint(held=True)
     settings = Settings(data_dir=None, sparql_timeout=0.3, sparql_services=(held.url,), sparql_service_timeout=120)
     try:
         with KnowledgeGraph(settings) as graph, serving(create_app(graph)) as url, httpx.Client(timeout=60) as client:
@@ -170,7 +132,7 @@ def test_abandoned_queries_are_limited_per_caller_and_in_all() -> None:
     from ai4kg.graph.store import KnowledgeGraph
     from conftest import serving
 
-    held = HeldEndpoint()
+    held = LoopbackEndpoint(held=True)
     settings = Settings(data_dir=None, sparql_timeout=0.3, sparql_services=(held.url,), sparql_service_timeout=120,
                         sparql_abandoned_per_caller=1, sparql_abandoned_limit=2)
     keys = KeyStore(None)

@@ -3,10 +3,7 @@ administrator allows endpoints, only to those, each call with its own timeout (i
 
 from __future__ import annotations
 
-import threading
-import time
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from fastapi.testclient import TestClient
@@ -15,49 +12,12 @@ from ai4kg.api.app import create_app
 from ai4kg.config import Settings
 from ai4kg.graph.datasets import service_calls
 from ai4kg.graph.store import KnowledgeGraph
-
-
-class Listener:
-    """A loopback HTTP server that counts the requests it gets (an address a prober would aim at)."""
-
-    def __init__(self, delay: float = 0.0) -> None:
-        self.requests: list[str] = []
-        listener = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
-                self._answer()
-
-            def do_POST(self) -> None:  # noqa: N802
-                self.rfile.read(int(self.headers.get("content-length") or 0))
-                self._answer()
-
-            def _answer(self) -> None:
-                listener.requests.append(self.path)
-                time.sleep(delay)
-                body = b'{"head":{"vars":["s"]},"results":{"bindings":[{"s":{"type":"uri","value":"http://x/s"}}]}}'
-                self.send_response(200)
-                self.send_header("content-type", "application/sparql-results+json")
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/sparql"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+from loopback_endpoint import LoopbackEndpoint
 
 
 @pytest.fixture
-def listener() -> Listener:
-    server = Listener()
+def listener() -> LoopbackEndpoint:
+    server = LoopbackEndpoint()
     yield server
     server.close()
 
@@ -77,7 +37,7 @@ def test_service_is_found_as_a_keyword_only() -> None:
     "SELECT * WHERE {{ {{ SELECT * {{ SERVICE <{url}> {{ ?s ?p ?o }} }} }} }}",
     "ASK {{ SERVICE <{url}> {{ SERVICE <{url}> {{ ?s ?p ?o }} }} }}",
 ])
-def test_federated_queries_are_off_by_default_and_send_nothing(listener: Listener, query: str) -> None:
+def test_federated_queries_are_off_by_default_and_send_nothing(listener: LoopbackEndpoint, query: str) -> None:
     """An anonymous query with SERVICE made the server call any address; now it gets 400 naming the
     setting, and the address is never contacted."""
     with KnowledgeGraph(Settings.in_memory()) as graph:
@@ -101,7 +61,7 @@ def test_nested_calls_to_the_server_itself_are_refused() -> None:
         assert client.get("/health").json() == {"status": "ok"}
 
 
-def test_allowed_endpoints_only_and_each_call_within_its_own_timeout(oxigraph_server: str, listener: Listener) -> None:
+def test_allowed_endpoints_only_and_each_call_within_its_own_timeout(oxigraph_server: str, listener: LoopbackEndpoint) -> None:
     """With an allow-list: a query joins the store with an allowed endpoint (a real Oxigraph server);
     an endpoint not on the list, or not written as an IRI, is refused without a call; an allowed
     endpoint that does not answer in time fails the query with 502 at the service timeout."""
@@ -109,7 +69,7 @@ def test_allowed_endpoints_only_and_each_call_within_its_own_timeout(oxigraph_se
     urllib.request.urlopen(urllib.request.Request(
         f"{oxigraph_server}/update", data=b"INSERT DATA { <http://x/m> <http://x/label> 'remote label' }",
         headers={"content-type": "application/sparql-update"}))
-    slow = Listener(delay=5)
+    slow = LoopbackEndpoint(delay=5)
     settings = Settings(data_dir=None, sparql_services=(remote, slow.url), sparql_service_timeout=0.5)
     try:
         with KnowledgeGraph(settings) as graph:
