@@ -1,18 +1,16 @@
 """A SPARQL endpoint on loopback for tests of SERVICE: it answers one fixed solution, counts the
-requests it gets, and can take its time (`delay`) or hold every call until the test releases it
-(`held=True`), so that a query runs exactly as long as a test wants, on any machine."""
+requests it gets, and can hold every call until the test releases it (`held=True`), so that a query runs exactly as long as a test wants, on any machine."""
 
 from __future__ import annotations
 
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 ANSWER = b'{"head":{"vars":["s"]},"results":{"bindings":[{"s":{"type":"uri","value":"http://x/s"}}]}}'
 
 
 class LoopbackEndpoint:
-    def __init__(self, delay: float = 0.0, held: bool = False) -> None:
+    def __init__(self, held: bool = False) -> None:
         self.requests: list[str] = []
         self.release = threading.Event()
         """Set it to let held calls answer."""
@@ -34,7 +32,6 @@ class LoopbackEndpoint:
                 endpoint.requests.append(self.path)
                 endpoint.holding.release()
                 endpoint.release.wait(120)
-                time.sleep(delay)
                 self.send_response(200)
                 self.send_header("content-type", "application/sparql-results+json")
                 self.send_header("content-length", str(len(ANSWER)))

@@ -69,8 +69,8 @@ def test_allowed_endpoints_only_and_each_call_within_its_own_timeout(oxigraph_se
     urllib.request.urlopen(urllib.request.Request(
         f"{oxigraph_server}/update", data=b"INSERT DATA { <http://x/m> <http://x/label> 'remote label' }",
         headers={"content-type": "application/sparql-update"}))
-    slow = LoopbackEndpoint(delay=5)
-    settings = Settings(data_dir=None, sparql_services=(remote, slow.url), sparql_service_timeout=0.5)
+    held = LoopbackEndpoint(held=True)  # answers only when the test ends: past any timeout
+    settings = Settings(data_dir=None, sparql_services=(remote, held.url), sparql_service_timeout=60)
     try:
         with KnowledgeGraph(settings) as graph:
             client = TestClient(create_app(graph))
@@ -86,13 +86,16 @@ def test_allowed_endpoints_only_and_each_call_within_its_own_timeout(oxigraph_se
                 assert refused.json()["invalid-params"][0]["value"] == endpoint
             assert listener.requests == []
 
-            failed = client.get("/sparql", params={"query": f"SELECT * {{ SERVICE <{slow.url}> {{ ?s ?p ?o }} }}"})
+        impatient = Settings(data_dir=None, sparql_services=(remote, held.url), sparql_service_timeout=0.5)
+        with KnowledgeGraph(impatient) as graph:
+            client = TestClient(create_app(graph))
+            failed = client.get("/sparql", params={"query": f"SELECT * {{ SERVICE <{held.url}> {{ ?s ?p ?o }} }}"})
             assert failed.status_code == 502, failed.text
             assert "did not answer within 0.5 s" in failed.json()["detail"]
             assert "AI4KG_SPARQL_SERVICE_TIMEOUT" in failed.json()["detail"]
             assert client.get("/health").json() == {"status": "ok"}
     finally:
-        slow.close()
+        held.close()
 
 
 def test_the_allow_list_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
