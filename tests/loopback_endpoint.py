@@ -1,5 +1,6 @@
 """A SPARQL endpoint on loopback for tests of SERVICE: it answers one fixed solution, counts the
-requests it gets, and can hold every call until the test releases it (`held=True`), so that a query runs exactly as long as a test wants, on any machine."""
+requests it gets, and can hold every call until the test releases it (`held=True`), so that a
+query runs exactly as long as a test wants, on any machine."""
 
 from __future__ import annotations
 
