@@ -21,15 +21,17 @@ Modelled on Oxigraph's server:
   USING. Updates bypass the SHACL shapes (KnowledgeGraph.update keeps the search index in step)
   and have no timeout: Oxigraph cannot stop one half-way, and a client must know whether it ran.
 
-Limits (Settings.sparql_timeout, Settings.sparql_result_limit). A query runs in a worker thread
-(pyoxigraph releases the GIL) and its solutions or triples are collected before anything is
-serialised, so a client never gets a truncated result that looks complete:
+Limits (Settings.sparql_timeout, Settings.sparql_result_limit). A query runs in a thread of its
+own (api/query_threads.py; pyoxigraph releases the GIL) and its solutions or triples are collected
+before anything is serialised, so a client never gets a truncated result that looks complete:
 - more rows than the limit: 422, naming the limit; nothing of the result is sent;
 - past the deadline: 503, naming the timeout. The client gets the answer at the deadline. The
-  worker stops at its next solution, but pyoxigraph cannot be interrupted inside one step: ASK,
-  ORDER BY, GROUP BY and aggregates are computed whole inside store.query, before the first
-  solution, and such a step runs on to its end in the background (pyoxigraph 0.5 has no
-  cancellation API), holding KnowledgeGraph's staging lock, so writes wait for it.
+  thread stops at its next solution, but pyoxigraph cannot be interrupted inside one step (ASK,
+  ORDER BY, GROUP BY and aggregates are computed whole before the first solution, and a join
+  whose rows a filter drops runs inside one call; pyoxigraph 0.5 has no cancellation API): such
+  a query runs on, abandoned, holding no lock, at the lowest priority, and its caller's further
+  queries get 429 while too many of theirs still run (query_threads.QueryThreads).
+- SERVICE is refused unless the administrator allows endpoints (api/sparql_services.py).
 """
 
 from __future__ import annotations
