@@ -126,6 +126,7 @@ from ..threads import once
 from . import access, cursors
 from .auth import Identity, identity_of
 from .deployments import MAX_REQUEST_BYTES, cursor_after, cursor_of, requester_of
+from .limits import loads_json
 from .negotiation import negotiate
 from .problems import Problem, jsonable
 from .publishing import publish_module, withdraw_module, writer
@@ -1604,9 +1605,9 @@ def _deployment_request(request: Any) -> Any:
             raise _problem_error(Problem(413, "Body too large",
                                          f"a deployment request is limited to {MAX_REQUEST_BYTES:,} bytes"), "request")
         try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise _problem_error(Problem(400, "Not JSON", f"the request is not JSON: {exc}", "request")) from None
+            return loads_json(text, "request")
+        except Problem as problem:
+            raise _problem_error(problem, "request") from None
     if len(json.dumps(request, ensure_ascii=False).encode("utf-8", "surrogatepass")) > MAX_REQUEST_BYTES:
         raise _problem_error(Problem(413, "Body too large",
                                      f"a deployment request is limited to {MAX_REQUEST_BYTES:,} bytes"), "request")

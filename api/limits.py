@@ -25,16 +25,14 @@ answers in GraphQL's own error format, which a client of /graphql reads.
 
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import dataclass, field
-from itertools import accumulate
 from typing import Any
 
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..config import Settings
+from ..metadata.loader import ParseError, json_depth, parse_json
 from .problems import MEDIA_TYPE, Problem
 
 MAX_JSON_DEPTH = 512
@@ -49,42 +47,25 @@ SPARQL_PATH = "/sparql"
 _UPDATE_MEDIA = ("application/sparql-update", "application/x-www-form-urlencoded")
 """What may carry a SPARQL Update (a form may hold update=): an administrator's may be larger."""
 
-_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_DEPTH_STEP = [0] * 256
-for _opening in b"[{":
-    _DEPTH_STEP[_opening] = 1
-for _closing in b"]}":
-    _DEPTH_STEP[_closing] = -1
-_BRACKETS = bytes(range(256)).translate(None, b"[]{}")
-"""Every byte but the four brackets: what `translate` deletes to leave the brackets alone."""
-
-
-def json_depth(data: bytes) -> int:
-    """How deep arrays and objects nest in JSON text (brackets inside strings do not count).
-
-    Text that is not JSON gets a depth too (an unclosed string's brackets count, for instance):
-    a parser refuses it anyway, and the count never underestimates the nesting a parser would enter.
-    """
-    brackets = _JSON_STRING.sub(b"", data).translate(None, _BRACKETS)
-    return max(accumulate(map(_DEPTH_STEP.__getitem__, brackets)), default=0)
-
-
 def too_deep(depth: int, limit: int) -> Problem:
     return Problem(400, "Nested too deeply", f"this JSON body may nest arrays and objects {limit} levels deep at most; "
                    f"it nests {depth:,} levels", "body", depth)
 
 
-def loads_json(body: bytes) -> Any:
-    """A JSON document of a REST route, parsed: 400 when it is not JSON or nests deeper than
-    MAX_DOCUMENT_DEPTH, whatever the Content-Type says (the middleware checks only bodies declared
-    JSON, and to its looser bound)."""
-    depth = json_depth(body)
+def loads_json(body: bytes | str, field: str = "body") -> Any:
+    """A JSON document of a REST route (or one given as a GraphQL argument), parsed under the
+    loader's rules whatever the Content-Type says: 400 when it is not JSON, nests deeper than
+    MAX_DOCUMENT_DEPTH, holds a number of over 100 digits or a key twice."""
+    depth = json_depth(body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body)
     if depth > MAX_DOCUMENT_DEPTH:
         raise too_deep(depth, MAX_DOCUMENT_DEPTH)
     try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise Problem(400, "Not JSON", f"the body is not JSON: {exc}", "body") from None
+        return parse_json(body.decode("utf-8") if isinstance(body, bytes) else body, MAX_DOCUMENT_DEPTH)
+    except UnicodeDecodeError as exc:
+        raise Problem(400, "Not JSON", f"the {field} is not UTF-8: {exc}", field) from None
+    except ParseError as exc:
+        raise Problem(400, "Not JSON", f"the {field} is not JSON the platform takes: {exc} [{exc.rule}]",
+                      field) from None
 
 
 def is_json(content_type: str) -> bool:

@@ -19,6 +19,7 @@ import os
 import re
 import stat
 from dataclasses import dataclass
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -156,30 +157,42 @@ def _depth(value: Any, level: int = 0) -> int:
     return level
 
 
-_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
-_JSON_BRACKET = re.compile(r"[\[\]{}]")
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_DEPTH_STEP = [0] * 256
+for _opening in b"[{":
+    _DEPTH_STEP[_opening] = 1
+for _closing in b"]}":
+    _DEPTH_STEP[_closing] = -1
+_NOT_BRACKETS = bytes(range(256)).translate(None, b"[]{}")
+"""Every byte but the four brackets: what `translate` deletes to leave the brackets alone."""
 
 
-def _check_json_nesting(text: str, max_depth: int) -> None:
-    """Refuse JSON nested deeper than `max_depth` before parsing it: Python's parser recurses once
-    per level and fails with a RecursionError (not a JSONDecodeError) some 1,000 levels down."""
-    outside_strings = _JSON_STRING.sub('""', text)
+def json_depth(data: bytes) -> int:
+    """How deep arrays and objects nest in JSON text (brackets inside strings do not count), found
+    without parsing: Python's parser recurses once per level and fails with a RecursionError (not a
+    JSONDecodeError) some 1,000 levels down. Text that is not JSON gets a depth too (an unclosed
+    string's brackets count): the count never underestimates what a parser would enter."""
+    brackets = _JSON_STRING.sub(b"", data).translate(None, _NOT_BRACKETS)
+    return max(accumulate(map(_DEPTH_STEP.__getitem__, brackets)), default=0)
+
+
+def _line_past_depth(text: str, max_depth: int) -> int | None:
+    """The line where JSON text first nests deeper than `max_depth` (for the error message only)."""
+    outside_strings = re.sub(r'"[^"\\]*(?:\\.[^"\\]*)*"', '""', text)
     depth = 0
-    for bracket in _JSON_BRACKET.finditer(outside_strings):
-        if bracket.group() in "[{":
-            depth += 1
-            if depth > max_depth:
-                line = outside_strings.count("\n", 0, bracket.start()) + 1
-                raise ParseError(f"nesting deeper than {max_depth} levels", line, "nesting")
-        else:
-            depth -= 1
+    for bracket in re.finditer(r"[\[\]{}]", outside_strings):
+        depth += 1 if bracket.group() in "[{" else -1
+        if depth > max_depth:
+            return outside_strings.count("\n", 0, bracket.start()) + 1
+    return None
 
 
 def parse_json(text: str, max_depth: int = MAX_DEPTH) -> Any:
     """Parse JSON text under the loader's rules (no duplicate keys, nesting and digits bounded);
     ParseError otherwise. Any JSON input of the platform (a request body, a fragment) can be read
     with it: json.loads fails on such input with RecursionError or ValueError instead."""
-    _check_json_nesting(text, max_depth)
+    if json_depth(text.encode("utf-8", "surrogatepass")) > max_depth:
+        raise ParseError(f"nesting deeper than {max_depth} levels", _line_past_depth(text, max_depth), "nesting")
 
     def integer(literal: str) -> int:
         if len(literal) > MAX_NUMBER_DIGITS:  # the line is looked for only then: finding it costs a scan

@@ -261,6 +261,20 @@ def test_json_nested_too_deep_is_a_client_error(platform: Platform, path: str, m
     assert "levels deep at most" in response.json()["detail"]
 
 
+@pytest.mark.parametrize("path, body, rule", [
+    ("/v1/deployments", b'{"module": ' + b"9" * 5_000 + b"}", "number-size"),  # int() refuses 4,300+ digits
+    ("/v1/provenance/events", b'{"uniqueId": "x", "uniqueId": "y"}', "duplicate-key"),
+    ("/v1/federations", b'{"module": "m", "rounds": 1e400}', "finite-number"),
+])
+def test_json_documents_of_rest_routes_are_read_under_the_loaders_rules(platform: Platform, path: str, body: bytes,
+                                                                         rule: str) -> None:
+    """A 5,000-digit number made json.loads raise a ValueError that no route caught (a 500)."""
+    response = httpx.post(f"{platform.url}{path}", content=body,
+                          headers={"content-type": "application/json", **platform.auth("a")}, timeout=60)
+    assert response.status_code in (400, 422), response.text
+    assert rule in response.text
+
+
 def test_json_nested_too_deep_in_a_graphql_query_string_is_a_client_error(platform: Platform) -> None:
     deep = "[" * 3000 + "]" * 3000  # as deep as a request line takes
     response = httpx.get(f"{platform.url}/graphql", params={"query": "{ __typename }", "variables": f'{{"v": {deep}}}'},
