@@ -46,7 +46,7 @@ import pyoxigraph as ox
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from ..graph.datasets import DatasetConflict, dataset_clause, with_using
+from ..graph.datasets import DatasetConflict, dataset_clause, total_order, with_using
 from ..graph.search import Readers
 from ..graph.store import SYSTEM_GRAPHS, KnowledgeGraph
 from .access import readers_of
@@ -347,7 +347,7 @@ def router(graph: KnowledgeGraph) -> APIRouter:
     routes.query_threads, routes.federated_queries = threads, services  # type: ignore[attr-defined]
 
     async def answer(request: Request, params: list[tuple[str, str]], body_query: str | None) -> Response:
-        query = services.prepare(_one(params, body_query, "query"))
+        query = total_order(services.prepare(_one(params, body_query, "query")))
         dataset = _protocol_dataset(params)
         dataset = _confined(graph, query, dataset, readers_of(request), _endpoint(request))
         timeout, accept = settings.sparql_timeout, request.headers.get("accept", "")

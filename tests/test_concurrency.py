@@ -157,3 +157,4 @@ def test_abandoned_queries_are_limited_per_caller_and_in_all() -> None:
             assert client.get(f"{url}/sparql", params=quick).status_code == 200
     finally:
         held.close()
+

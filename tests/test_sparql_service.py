@@ -108,3 +108,4 @@ def test_the_allow_list_from_the_environment(monkeypatch: pytest.MonkeyPatch, tm
     monkeypatch.setenv("AI4KG_SPARQL_SERVICE_TIMEOUT", "0")
     with pytest.raises(ValueError, match="AI4KG_SPARQL_SERVICE_TIMEOUT"):
         Settings.from_env(tmp_path)
+
