@@ -34,6 +34,9 @@ DEFAULT_SPARQL_ABANDONED_PER_CALLER = 2
 DEFAULT_SPARQL_ABANDONED_LIMIT = 8
 """Queries of all callers that passed the timeout and still run before any new query gets 503
 (AI4KG_SPARQL_ABANDONED_LIMIT)."""
+DEFAULT_SPARQL_QUERY_MEMORY = 1024 * 1024 * 1024
+"""Bytes of memory a SPARQL query computed in a process of its own (a sort, a group, an aggregate)
+may take beyond the server's own (AI4KG_SPARQL_QUERY_MEMORY)."""
 DEFAULT_SPARQL_SERVICE_TIMEOUT = 10.0
 """Seconds one remote endpoint may take to answer a SPARQL SERVICE call (AI4KG_SPARQL_SERVICE_TIMEOUT)."""
 
@@ -96,6 +99,7 @@ class Settings:
     """The largest SPARQL Update the platform administrator may POST (AI4KG_MAX_UPDATE_BYTES)."""
     sparql_abandoned_per_caller: int = DEFAULT_SPARQL_ABANDONED_PER_CALLER
     sparql_abandoned_limit: int = DEFAULT_SPARQL_ABANDONED_LIMIT
+    sparql_query_memory: int = DEFAULT_SPARQL_QUERY_MEMORY
     sparql_services: tuple[str, ...] = ()
     """Remote SPARQL endpoints a query may call with SERVICE (AI4KG_SPARQL_SERVICES, comma-separated
     endpoint URLs). Empty, the default: federated queries are off and a query with SERVICE gets 400,
@@ -110,7 +114,7 @@ class Settings:
             raise ValueError("AI4KG_WORKLOADS=nomad needs AI4KG_NOMAD_ADDR (the Nomad server's HTTP API, "
                              "e.g. http://127.0.0.1:4646)")
         for name in ("max_body_bytes", "max_update_bytes", "sparql_service_timeout", "sparql_abandoned_per_caller",
-                     "sparql_abandoned_limit"):
+                     "sparql_abandoned_limit", "sparql_query_memory"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be a positive number, not {getattr(self, name)!r}")
         if self.sparql_result_limit < 1:
@@ -152,6 +156,7 @@ class Settings:
                                                                DEFAULT_SPARQL_ABANDONED_PER_CALLER),
                    sparql_abandoned_limit=positive_number("AI4KG_SPARQL_ABANDONED_LIMIT", int,
                                                           DEFAULT_SPARQL_ABANDONED_LIMIT),
+                   sparql_query_memory=positive_number("AI4KG_SPARQL_QUERY_MEMORY", int, DEFAULT_SPARQL_QUERY_MEMORY),
                    sparql_services=tuple(u.strip() for u in os.environ.get("AI4KG_SPARQL_SERVICES", "").split(",")
                                          if u.strip()),
                    sparql_service_timeout=positive_number("AI4KG_SPARQL_SERVICE_TIMEOUT", float,

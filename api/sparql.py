@@ -46,13 +46,14 @@ import pyoxigraph as ox
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from ..graph.datasets import DatasetConflict, dataset_clause, total_order, with_using
+from ..graph.datasets import DatasetConflict, computes_whole, dataset_clause, total_order, with_using
 from ..graph.search import Readers
 from ..graph.store import SYSTEM_GRAPHS, KnowledgeGraph
 from .access import readers_of
 from .auth import identity_of
 from .negotiation import negotiate
 from .problems import Problem
+from .query_process import can_fork, run_forked
 from .query_threads import QueryThreads, QueryTimedOut
 from .sparql_services import FederatedQueries
 
@@ -83,6 +84,8 @@ _FORMAT_NAMES = {
     ox.RdfFormat.JSON_LD: "JSON-LD", ox.RdfFormat.TRIG: "TriG", ox.RdfFormat.N_QUADS: "N-Quads",
 }
 _XSD_STRING = "http://www.w3.org/2001/XMLSchema#string"
+_ABANDON_AFTER = 0.5
+"""Seconds past the deadline after which a query that has not answered is abandoned."""
 
 
 def _utf8(data: bytes, where: str) -> str:
@@ -261,6 +264,9 @@ def _evaluate(graph: KnowledgeGraph, query: str, dataset: dict[str, list[ox.Name
 
     Runs in a thread of its own (api/query_threads.py). Once the deadline passes, the next row ends it."""
     try:
+        if isinstance(graph.store, ox.Store) and can_fork() and computes_whole(query):
+            return run_forked(graph, lambda: _collect(graph, query, dataset, base_iri, accept, deadline), deadline,
+                              graph.settings.sparql_query_memory, lambda: _timed_out(graph.settings.sparql_timeout))
         return _collect(graph, query, dataset, base_iri, accept, deadline)
     except OSError as exc:  # a SERVICE call that failed (api/sparql_services.py says why), or the store
         reason = str(exc).split("with payload:", 1)[-1].strip()
@@ -351,9 +357,12 @@ def router(graph: KnowledgeGraph) -> APIRouter:
         dataset = _protocol_dataset(params)
         dataset = _confined(graph, query, dataset, readers_of(request), _endpoint(request))
         timeout, accept = settings.sparql_timeout, request.headers.get("accept", "")
+        deadline = time.monotonic() + timeout
         try:
-            media, body = await threads.run(_caller(request), timeout, lambda: _evaluate(
-                graph, query, dataset, _endpoint(request), accept, time.monotonic() + timeout))
+            # The query answers 503 itself at the deadline (between rows, or by killing its process);
+            # only one stuck inside a single step is abandoned, a moment later.
+            media, body = await threads.run(_caller(request), timeout + _ABANDON_AFTER, lambda: _evaluate(
+                graph, query, dataset, _endpoint(request), accept, deadline))
         except QueryTimedOut:
             raise _timed_out(timeout) from None
         return Response(body, media_type=media)

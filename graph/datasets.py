@@ -264,3 +264,15 @@ def total_order(sparql: str) -> str:
     for start, end, replacement in reversed(edits):
         sparql = sparql[:start] + replacement + sparql[end:]
     return sparql
+
+
+_COMPUTED_WHOLE = re.compile(r"(?<![\w?$:.@-])(?:ORDER\s+BY|GROUP\s+BY|ASK|COUNT|SUM|MIN|MAX|AVG|SAMPLE|GROUP_CONCAT)"
+                             r"(?![\w:.-])", re.IGNORECASE)
+
+
+def computes_whole(sparql: str) -> bool:
+    """Whether Oxigraph computes (part of) the query whole before it gives a first row, inside one
+    call that cannot be interrupted: a sort, a group, an aggregate, an ASK (api/query_process.py
+    runs such a query where it can be killed). The keywords are looked for outside strings, IRIs
+    and comments; a variable or prefixed name spelled like one is no keyword."""
+    return _COMPUTED_WHOLE.search(_NOT_KEYWORDS.sub(" ", sparql)) is not None

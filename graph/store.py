@@ -203,6 +203,9 @@ class KnowledgeGraph:
         self._unflushed = 0
         """Quads written (inserted or deleted) since the store's last flush (see FLUSH_AFTER_QUADS)."""
         self._flush_lock = threading.Lock()
+        self.write_guard = threading.RLock()
+        """Held by every write to the store, and by api/query_process.py while it forks a query's
+        process, so that no write is half-way in the child's copy of the store."""
         store_path = search_path = None
         if settings.data_dir is not None:
             private_directory(settings.data_dir)
@@ -304,11 +307,12 @@ class KnowledgeGraph:
         text in their N-Triples form, which pyoxigraph writes with every character escaped that
         could end a term early, so no data can break out of the INSERT DATA block."""
         graph = ox.NamedNode(iri)  # validates the IRI; its N-Triples form below cannot break out
-        if not quads:
-            self.store.update(f"DROP SILENT GRAPH {graph}")
-        else:
-            body = "\n".join(f"{q.subject} {q.predicate} {q.object} ." for q in quads)
-            self.store.update(f"DROP SILENT GRAPH {graph} ;\nINSERT DATA {{ GRAPH {graph} {{\n{body}\n}} }}")
+        body = "\n".join(f"{q.subject} {q.predicate} {q.object} ." for q in quads)
+        with self.write_guard:
+            if not quads:
+                self.store.update(f"DROP SILENT GRAPH {graph}")
+            else:
+                self.store.update(f"DROP SILENT GRAPH {graph} ;\nINSERT DATA {{ GRAPH {graph} {{\n{body}\n}} }}")
         # The quads dropped are not counted (that would take a read): a rewrite usually drops about
         # as many as it inserts, so the new ones count twice; a withdrawal counts a module's ~100.
         self._written(2 * len(quads) if quads else 100)
@@ -321,7 +325,8 @@ class KnowledgeGraph:
             if self._unflushed < FLUSH_AFTER_QUADS:
                 return
             self._unflushed = 0
-        self.store.flush()
+        with self.write_guard:
+            self.store.flush()
 
     def write(self, writes: Iterable[AssetWrite]) -> None:
         """Replace each asset's graph (its quads only), one atomic commit per asset."""
@@ -356,7 +361,8 @@ class KnowledgeGraph:
             sorted(g for g in written if g not in SYSTEM_GRAPHS and not g.startswith(_STAGING_PREFIX))
         self.index.mark_pending(marks)
         try:
-            self.store.update(sparql, base_iri=base_iri)
+            with self.write_guard:
+                self.store.update(sparql, base_iri=base_iri)
         finally:
             # How much an update wrote is not known (DELETE WHERE, CLEAR): it flushes what it left.
             self._written(FLUSH_AFTER_QUADS)

@@ -158,3 +158,28 @@ def test_abandoned_queries_are_limited_per_caller_and_in_all() -> None:
     finally:
         held.close()
 
+
+
+def test_a_query_computed_whole_runs_in_a_process_with_its_own_memory_limit() -> None:
+    """A sort of a cross product held every row in the server's memory (over a GB on the demo
+    catalogue) until it ended, long after its 503. It now runs in a process of its own: past
+    AI4KG_SPARQL_QUERY_MEMORY it fails alone (507), and the server goes on."""
+    import pyoxigraph as ox
+    from fastapi.testclient import TestClient
+
+    from ai4kg.api.app import create_app
+    from ai4kg.config import Settings
+    from ai4kg.graph.store import KnowledgeGraph
+
+    settings = Settings(data_dir=None, sparql_timeout=120, sparql_result_limit=10**9,
+                        sparql_query_memory=64 * 1024 * 1024)
+    with KnowledgeGraph(settings) as graph:
+        graph.store.extend(ox.Quad(ox.NamedNode(f"http://x/s{i}"), ox.NamedNode("http://x/p"), ox.Literal(i),
+                                   ox.NamedNode("http://x/g")) for i in range(2000))
+        client = TestClient(create_app(graph))
+        response = client.get("/sparql", params={"query": "SELECT ?x ?y WHERE { ?a ?p ?x . ?b ?p ?y } ORDER BY ?y ?x"})
+        assert response.status_code == 507, response.text[:500]
+        assert "AI4KG_SPARQL_QUERY_MEMORY" in response.json()["detail"]
+        counted = client.get("/sparql", params={"query": "SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }"},
+                             headers={"accept": "application/sparql-results+json"})
+        assert counted.status_code == 200 and int(counted.json()["results"]["bindings"][0]["n"]["value"]) > 2000
