@@ -16,6 +16,7 @@ from rich.table import Table
 
 from . import __version__
 from .catalog import VISIBILITIES, FileReport, ImportOptions, expand_paths, import_files, migrate_file, validate_files
+from .cli_tokens import token_options
 from .config import DEFAULT_VO, Settings
 from .graph.views import NATIVE, VIEWS, UnknownView, serialize, view_of
 from .graph.store import KnowledgeGraph, StoreLocked
@@ -446,40 +447,16 @@ def provenance_remap(ctx: click.Context) -> None:
     sys.exit(EXIT_OK if remapped == len(outcomes) else EXIT_INVALID)
 
 
-def _refuse_token_argument(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
-    """A secret given as an argument is seen by every user of the machine (`ps`) and kept in shell
-    history: `--token` is refused, without echoing it, and names the two ways that are not."""
-    if value is not None:
-        raise click.UsageError("--token is not accepted: a token on the command line is visible in `ps` and shell "
-                               "history. Put it in a file and give --token-file PATH, or set AI4KG_MLFLOW_TOKEN.", ctx)
-
-
-def _token_from_file(path: Path | None) -> str | None:
-    if path is None:
-        return None
-    try:
-        token = path.read_text("utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise click.BadParameter(f"cannot read the token from {path}: {exc}", param_hint="--token-file") from None
-    if not token:
-        raise click.BadParameter(f"{path} is empty: it should hold the bearer token", param_hint="--token-file")
-    return token
-
-
 @provenance.command("sync-mlflow")
 @click.argument("url", required=False, envvar="AI4KG_MLFLOW_URL")
-@click.option("--token-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="File holding the server's bearer token (surrounding whitespace stripped) "
-                   "[else env AI4KG_MLFLOW_TOKEN].")
-@click.option("--token", hidden=True, expose_value=False, is_flag=False, flag_value="", callback=_refuse_token_argument)
+@token_options("AI4KG_MLFLOW_TOKEN", "the server's bearer token")
 @click.pass_context
-def provenance_sync_mlflow(ctx: click.Context, url: str | None, token_file: Path | None) -> None:
+def provenance_sync_mlflow(ctx: click.Context, url: str | None, token: str | None) -> None:
     """Pull every run from an MLflow tracking server [URL or env AI4KG_MLFLOW_URL]."""
     from .adapters.mlflow import MlflowUnavailable, sync
 
     if not url:
         raise click.UsageError("give the tracking server's URL (or set AI4KG_MLFLOW_URL)")
-    token = _token_from_file(token_file) or ctx.obj.mlflow_token
     with _open(ctx) as graph:
         try:
             report = sync(graph, url, token)

@@ -28,12 +28,12 @@ DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 GraphQL request, a provenance event or a deployment request is far smaller."""
 DEFAULT_MAX_UPDATE_BYTES = 64 * 1024 * 1024
 """Bytes a SPARQL Update by the platform administrator may have (AI4KG_MAX_UPDATE_BYTES)."""
-DEFAULT_SPARQL_ABANDONED_PER_CALLER = 2
-"""Queries of one caller that passed the timeout and still run before that caller's next query gets
-429 (AI4KG_SPARQL_ABANDONED_PER_CALLER): Oxigraph cannot stop a query half-way."""
-DEFAULT_SPARQL_ABANDONED_LIMIT = 8
-"""Queries of all callers that passed the timeout and still run before any new query gets 503
-(AI4KG_SPARQL_ABANDONED_LIMIT)."""
+DEFAULT_SPARQL_HEAVY_PER_CALLER = 2
+"""Heavy queries one caller may have running before its next query gets 429
+(AI4KG_SPARQL_HEAVY_PER_CALLER). Heavy: one Oxigraph computes whole (a sort, a group, an aggregate,
+an ASK; run in a process of its own), or one past its timeout that still runs."""
+DEFAULT_SPARQL_HEAVY_LIMIT = 8
+"""Heavy queries of all callers running before any new query gets 503 (AI4KG_SPARQL_HEAVY_LIMIT)."""
 DEFAULT_SPARQL_QUERY_MEMORY = 1024 * 1024 * 1024
 """Bytes of memory a SPARQL query computed in a process of its own (a sort, a group, an aggregate)
 may take beyond the server's own (AI4KG_SPARQL_QUERY_MEMORY)."""
@@ -97,8 +97,10 @@ class Settings:
     """The largest request body any route takes (AI4KG_MAX_BODY_BYTES); larger ones get 413."""
     max_update_bytes: int = DEFAULT_MAX_UPDATE_BYTES
     """The largest SPARQL Update the platform administrator may POST (AI4KG_MAX_UPDATE_BYTES)."""
-    sparql_abandoned_per_caller: int = DEFAULT_SPARQL_ABANDONED_PER_CALLER
-    sparql_abandoned_limit: int = DEFAULT_SPARQL_ABANDONED_LIMIT
+    sparql_heavy_per_caller: int = DEFAULT_SPARQL_HEAVY_PER_CALLER
+    """Heavy queries per caller (AI4KG_SPARQL_HEAVY_PER_CALLER); see the default's note."""
+    sparql_heavy_limit: int = DEFAULT_SPARQL_HEAVY_LIMIT
+    """Heavy queries of all callers (AI4KG_SPARQL_HEAVY_LIMIT)."""
     sparql_query_memory: int = DEFAULT_SPARQL_QUERY_MEMORY
     sparql_services: tuple[str, ...] = ()
     """Remote SPARQL endpoints a query may call with SERVICE (AI4KG_SPARQL_SERVICES, comma-separated
@@ -113,8 +115,8 @@ class Settings:
         if self.workloads == "nomad" and not self.nomad_address:
             raise ValueError("AI4KG_WORKLOADS=nomad needs AI4KG_NOMAD_ADDR (the Nomad server's HTTP API, "
                              "e.g. http://127.0.0.1:4646)")
-        for name in ("max_body_bytes", "max_update_bytes", "sparql_service_timeout", "sparql_abandoned_per_caller",
-                     "sparql_abandoned_limit", "sparql_query_memory"):
+        for name in ("max_body_bytes", "max_update_bytes", "sparql_service_timeout", "sparql_heavy_per_caller",
+                     "sparql_heavy_limit", "sparql_query_memory"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be a positive number, not {getattr(self, name)!r}")
         if self.sparql_result_limit < 1:
@@ -152,10 +154,9 @@ class Settings:
                    flower_env=_path("AI4KG_FLOWER_ENV"),
                    max_body_bytes=positive_number("AI4KG_MAX_BODY_BYTES", int, DEFAULT_MAX_BODY_BYTES),
                    max_update_bytes=positive_number("AI4KG_MAX_UPDATE_BYTES", int, DEFAULT_MAX_UPDATE_BYTES),
-                   sparql_abandoned_per_caller=positive_number("AI4KG_SPARQL_ABANDONED_PER_CALLER", int,
-                                                               DEFAULT_SPARQL_ABANDONED_PER_CALLER),
-                   sparql_abandoned_limit=positive_number("AI4KG_SPARQL_ABANDONED_LIMIT", int,
-                                                          DEFAULT_SPARQL_ABANDONED_LIMIT),
+                   sparql_heavy_per_caller=positive_number("AI4KG_SPARQL_HEAVY_PER_CALLER", int,
+                                                           DEFAULT_SPARQL_HEAVY_PER_CALLER),
+                   sparql_heavy_limit=positive_number("AI4KG_SPARQL_HEAVY_LIMIT", int, DEFAULT_SPARQL_HEAVY_LIMIT),
                    sparql_query_memory=positive_number("AI4KG_SPARQL_QUERY_MEMORY", int, DEFAULT_SPARQL_QUERY_MEMORY),
                    sparql_services=tuple(u.strip() for u in os.environ.get("AI4KG_SPARQL_SERVICES", "").split(",")
                                          if u.strip()),

@@ -31,6 +31,9 @@ from ..graph.store import KnowledgeGraph
 from .problems import Problem
 
 _OK, _PROBLEM = "ok", "problem"
+NICENESS = 10
+"""How much the child yields the CPU: a heavy query gets what requests being answered leave (a tenth
+of a core against each busy thread of the server, all it wants on an idle machine)."""
 
 
 def can_fork() -> bool:
@@ -55,6 +58,7 @@ def run_forked(graph: KnowledgeGraph, work: Callable[[], tuple[str, bytes]], dea
         status = 1
         try:
             os.close(reader)
+            os.nice(NICENESS)
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
             try:
                 outcome: tuple[Any, ...] = (_OK, *work())

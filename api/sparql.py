@@ -262,15 +262,23 @@ def _evaluate(graph: KnowledgeGraph, query: str, dataset: dict[str, list[ox.Name
               accept: str, deadline: float) -> tuple[str, bytes]:
     """Run the query, collect its rows until the result limit or the deadline, then serialise them.
 
-    Runs in a thread of its own (api/query_threads.py). Once the deadline passes, the next row ends it."""
+    Runs in a thread of its own (api/query_threads.py); a query Oxigraph computes whole runs in a
+    process of its own, killed at the deadline (api/query_process.py). Once the deadline passes,
+    the next row ends a query."""
     try:
-        if isinstance(graph.store, ox.Store) and can_fork() and computes_whole(query):
+        if _in_process_of_its_own(graph, query):
             return run_forked(graph, lambda: _collect(graph, query, dataset, base_iri, accept, deadline), deadline,
                               graph.settings.sparql_query_memory, lambda: _timed_out(graph.settings.sparql_timeout))
         return _collect(graph, query, dataset, base_iri, accept, deadline)
     except OSError as exc:  # a SERVICE call that failed (api/sparql_services.py says why), or the store
         reason = str(exc).split("with payload:", 1)[-1].strip()
         raise Problem(502, "Federated query failed", f"a SERVICE call failed: {reason}", parameter="query") from None
+
+
+def _in_process_of_its_own(graph: KnowledgeGraph, query: str) -> bool:
+    """Whether the query runs in a forked process: one Oxigraph computes whole, on the embedded store
+    (an Oxigraph server stops its own queries)."""
+    return isinstance(graph.store, ox.Store) and can_fork() and computes_whole(query)
 
 
 def _collect(graph: KnowledgeGraph, query: str, dataset: dict[str, list[ox.NamedNode]], base_iri: str,
@@ -348,7 +356,7 @@ def _openapi(post: bool) -> dict[str, Any]:
 def router(graph: KnowledgeGraph) -> APIRouter:
     routes = APIRouter(tags=["sparql"])
     settings = graph.settings
-    threads = QueryThreads(settings.sparql_abandoned_per_caller, settings.sparql_abandoned_limit)
+    threads = QueryThreads(settings.sparql_heavy_per_caller, settings.sparql_heavy_limit)
     services = FederatedQueries(settings)
     routes.query_threads, routes.federated_queries = threads, services  # type: ignore[attr-defined]
 
@@ -362,7 +370,7 @@ def router(graph: KnowledgeGraph) -> APIRouter:
             # The query answers 503 itself at the deadline (between rows, or by killing its process);
             # only one stuck inside a single step is abandoned, a moment later.
             media, body = await threads.run(_caller(request), timeout + _ABANDON_AFTER, lambda: _evaluate(
-                graph, query, dataset, _endpoint(request), accept, deadline))
+                graph, query, dataset, _endpoint(request), accept, deadline), heavy=_in_process_of_its_own(graph, query))
         except QueryTimedOut:
             raise _timed_out(timeout) from None
         return Response(body, media_type=media)

@@ -134,7 +134,7 @@ def test_abandoned_queries_are_limited_per_caller_and_in_all() -> None:
 
     held = LoopbackEndpoint(held=True)
     settings = Settings(data_dir=None, sparql_timeout=0.3, sparql_services=(held.url,), sparql_service_timeout=120,
-                        sparql_abandoned_per_caller=1, sparql_abandoned_limit=2)
+                        sparql_heavy_per_caller=1, sparql_heavy_limit=2)
     keys = KeyStore(None)
     _, member = keys.create("member", frozenset({"vo.a.eu"}))
     slow = {"query": f"SELECT * WHERE {{ SERVICE <{held.url}> {{ ?s ?p ?o }} }}"}
@@ -146,12 +146,12 @@ def test_abandoned_queries_are_limited_per_caller_and_in_all() -> None:
             assert client.get(f"{url}/sparql", params=slow).status_code == 503
             refused = client.get(f"{url}/sparql", params=quick)
             assert refused.status_code == 429 and refused.headers["retry-after"]
-            assert "AI4KG_SPARQL_ABANDONED_PER_CALLER" in refused.json()["detail"]
+            assert "AI4KG_SPARQL_HEAVY_PER_CALLER" in refused.json()["detail"]
             assert client.get(f"{url}/sparql", params=quick, headers=signed_in).status_code == 200
             assert client.get(f"{url}/sparql", params=slow, headers=signed_in).status_code == 503
             everyone = client.get(f"{url}/sparql", params=quick, headers={"authorization": "Bearer " + keys.create(
                 "third", frozenset())[1]})
-            assert everyone.status_code == 503 and "AI4KG_SPARQL_ABANDONED_LIMIT" in everyone.json()["detail"]
+            assert everyone.status_code == 503 and "AI4KG_SPARQL_HEAVY_LIMIT" in everyone.json()["detail"]
             held.release.set()
             _wait_until(lambda: not _query_threads())
             assert client.get(f"{url}/sparql", params=quick).status_code == 200
@@ -183,3 +183,37 @@ def test_a_query_computed_whole_runs_in_a_process_with_its_own_memory_limit() ->
         counted = client.get("/sparql", params={"query": "SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }"},
                              headers={"accept": "application/sparql-results+json"})
         assert counted.status_code == 200 and int(counted.json()["results"]["bindings"][0]["n"]["value"]) > 2000
+
+
+def test_heavy_queries_count_against_their_caller_from_the_start() -> None:
+    """A query computed in a process of its own counts against its caller while it runs (one
+    attacker could otherwise fork a process per request): the caller's next one gets 429, another
+    caller is served, and the count goes back when it ends."""
+    import threading
+
+    import httpx
+
+    from ai4kg.api.app import create_app
+    from ai4kg.config import Settings
+    from ai4kg.graph.store import KnowledgeGraph
+    from conftest import serving
+
+    held = LoopbackEndpoint(held=True)
+    settings = Settings(data_dir=None, sparql_timeout=60, sparql_services=(held.url,), sparql_service_timeout=120,
+                        sparql_heavy_per_caller=1)
+    sorted_remote = {"query": f"SELECT ?s WHERE {{ SERVICE <{held.url}> {{ ?s ?p ?o }} }} ORDER BY ?s"}
+    try:
+        with KnowledgeGraph(settings) as graph, serving(create_app(graph)) as url, httpx.Client(timeout=60) as client:
+            first: dict[str, httpx.Response] = {}
+            running = threading.Thread(target=lambda: first.update(answer=client.get(f"{url}/sparql", params=sorted_remote)))
+            running.start()
+            assert held.holding.acquire(timeout=60)  # the sort's process waits inside its SERVICE call
+            refused = client.get(f"{url}/sparql", params={"query": "ASK {}"})
+            assert refused.status_code == 429 and "AI4KG_SPARQL_HEAVY_PER_CALLER" in refused.json()["detail"]
+            held.release.set()
+            running.join(60)
+            assert first["answer"].status_code == 200, first["answer"].text
+            assert first["answer"].json()["results"]["bindings"] == [{"s": {"type": "uri", "value": "http://x/s"}}]
+            assert client.get(f"{url}/sparql", params={"query": "ASK {}"}).status_code == 200
+    finally:
+        held.close()

@@ -34,8 +34,8 @@ def server(tmp_path: Path) -> Iterator[tuple[str, str, Platform]]:
 
 
 def deploy(url: str, token: str | None, *args: str) -> tuple[int, str, str]:
-    runner = CliRunner()
-    options = ["deploy", "--server", url] + (["--token", token] if token else [])
+    runner = CliRunner(env={"AI4KG_TOKEN": token} if token else {})  # a token is never an argument
+    options = ["deploy", "--server", url]
     result = runner.invoke(main, [*options, *args], catch_exceptions=False)
     return result.exit_code, result.stdout, result.stderr
 

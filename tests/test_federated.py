@@ -450,10 +450,10 @@ def test_the_federation_command_speaks_to_the_server(served: tuple[Served, str],
 
     made, url = served
     token = made.alice["Authorization"].split(" ", 1)[1]
-    runner = CliRunner()
+    runner = CliRunner(env={"AI4KG_TOKEN": token})
 
     def run(*arguments: str) -> Any:
-        return runner.invoke(main, ["federation", "--server", url, "--token", token, *arguments])
+        return runner.invoke(main, ["federation", "--server", url, *arguments])
 
     created = run("create", MODULE, "--name", "bycli", "--strategy", "FedProx", "--rounds", "2", "--json")
     assert created.exit_code == 0, created.output

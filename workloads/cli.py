@@ -2,7 +2,7 @@
 
 Deployments need a server: it owns the store and its control loop supervises what runs. So this
 command speaks HTTP to `ai4kg serve` (AI4KG_SERVER, default http://127.0.0.1:8000) with an API key
-or token (AI4KG_TOKEN), like `nomad job run` speaks to its agent.
+or token (AI4KG_TOKEN or --token-file, never --token), like `nomad job run` speaks to its agent.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from ..cli_tokens import token_options
 from .records import FINAL, KINDS, STATUSES
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -55,8 +56,8 @@ class Server:
 
 
 def server_options(group: Any) -> Any:
-    """--server and --token, for the commands that speak to a running `ai4kg serve`."""
-    group = click.option("--token", envvar="AI4KG_TOKEN", help="An API key or bearer token [env AI4KG_TOKEN].")(group)
+    """--server and --token-file, for the commands that speak to a running `ai4kg serve`."""
+    group = token_options("AI4KG_TOKEN", "an API key or bearer token")(group)
     return click.option("--server", envvar="AI4KG_SERVER", default="http://127.0.0.1:8000", show_default=True,
                         help="The ai4kg server [env AI4KG_SERVER].")(group)
 
