@@ -35,8 +35,8 @@ def token_options(variable: str, what: str) -> Callable[[Any], Any]:
         return _read(path) if path is not None else (os.environ.get(variable) or None)
 
     def decorate(command: Any) -> Any:
-        command = click.option("--token", hidden=True, expose_value=False, is_flag=False, flag_value="",
-                               callback=refuse)(command)
+        command = click.option("--token", "token_argument", hidden=True, expose_value=False, is_flag=False,
+                               flag_value="", callback=refuse)(command)
         return click.option("--token-file", "token", type=click.Path(exists=True, dir_okay=False, path_type=Path),
                             callback=token, help=f"File holding {what} (surrounding whitespace stripped) "
                                                  f"[else env {variable}].")(command)

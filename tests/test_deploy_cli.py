@@ -77,3 +77,12 @@ def test_errors_name_the_field_and_exit_1_no_server_exits_2(server: tuple[str, s
     assert platform.deployments.ledger.count() == 0
     code, _, err = deploy("http://127.0.0.1:9", token, "list")
     assert code == 2 and "no ai4kg server answers at http://127.0.0.1:9" in err
+
+
+def test_a_token_is_never_an_argument(tmp_path) -> None:
+    """`--token SECRET` put the secret where `ps` and shell history show it: refused (exit 2, the
+    secret not echoed), for deploy and federation alike; --token-file and AI4KG_TOKEN say how."""
+    for command in ("deploy", "federation"):
+        result = CliRunner().invoke(main, [command, "--token", "s3cret-value", "list"])
+        assert result.exit_code == 2 and "--token-file" in result.output and "AI4KG_TOKEN" in result.output
+        assert "s3cret-value" not in result.output
