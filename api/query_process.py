@@ -31,9 +31,9 @@ from ..graph.store import KnowledgeGraph
 from .problems import Problem
 
 _OK, _PROBLEM = "ok", "problem"
-NICENESS = 10
-"""How much the child yields the CPU: a heavy query gets what requests being answered leave (a tenth
-of a core against each busy thread of the server, all it wants on an idle machine)."""
+NICENESS = 19
+"""How much the child yields the CPU: a heavy query gets what requests being answered leave (next
+to nothing while the server is busy, all it wants on an idle machine)."""
 
 
 def can_fork() -> bool:

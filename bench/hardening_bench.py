@@ -8,7 +8,8 @@ data directory, the demo catalog, an administrator's API key made beforehand wit
 credentials.KeyStore), so its RSS is the server's alone and one phase's abandoned queries cannot
 slow the next. In each phase, for `--seconds`:
 
-- readers: `--clients` (14) threads in a separate client process (so the load generator does not
+- readers: `--clients` (14) threads, each from a loopback address of its own (127.0.1.N, as 14
+  clients would be), in a separate client process (so the load generator does not
   share a GIL with the probes below), each sending requests drawn at random from a mix: REST
   listings (modules, tools, module details), one module's metadata, /search, SPARQL lookups (all
   triples of one module; one module's title) and a COUNT, and a GraphQL page of modules;
@@ -82,7 +83,10 @@ def readers(url: str, plan_file: Path, clients: int, seconds: float) -> None:
 
     def client(number: int) -> None:
         rng = random.Random(number)
-        with httpx.Client(base_url=url, timeout=120) as http:
+        # each reader is a client of its own, from an address of its own (127.0.1.N): the server
+        # budgets heavy queries per caller, anonymous callers by address
+        transport = httpx.HTTPTransport(local_address=f"127.0.1.{number + 1}")
+        with httpx.Client(base_url=url, timeout=120, transport=transport) as http:
             http.get("/version")  # the connection is open before the clock starts
             barrier.wait()
             while (start := time.perf_counter()) < window["end"]:
