@@ -19,6 +19,7 @@ wait for, it waits for until the deadline kills it.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import pickle
 import resource
@@ -31,9 +32,20 @@ from ..graph.store import KnowledgeGraph
 from .problems import Problem
 
 _OK, _PROBLEM = "ok", "problem"
+_PR_SET_PDEATHSIG = 1
 NICENESS = 19
 """How much the child yields the CPU: a heavy query gets what requests being answered leave (next
 to nothing while the server is busy, all it wants on an idle machine)."""
+
+
+def _die_with_parent() -> None:
+    """Linux: the child is killed when the thread that forked it ends, which waits for it, so only
+    when the server itself dies (kill -9 included): it must not keep the server's port or store
+    files open after the server is gone."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the deadline still kills it
+        pass
 
 
 def can_fork() -> bool:
@@ -58,6 +70,7 @@ def run_forked(graph: KnowledgeGraph, work: Callable[[], tuple[str, bytes]], dea
         status = 1
         try:
             os.close(reader)
+            _die_with_parent()
             os.nice(NICENESS)
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
             try:

@@ -217,3 +217,56 @@ def test_heavy_queries_count_against_their_caller_from_the_start() -> None:
             assert client.get(f"{url}/sparql", params={"query": "ASK {}"}).status_code == 200
     finally:
         held.close()
+
+
+SERVER_WITH_A_LONG_SORT = textwrap.dedent("""
+    import threading, time
+    import pyoxigraph as ox
+    from ai4kg.__main__ import without_script_directory
+    without_script_directory()
+    from ai4kg.api.query_process import run_forked
+    from ai4kg.api.sparql import _collect, _timed_out
+    from ai4kg.config import Settings
+    from ai4kg.graph.store import KnowledgeGraph
+
+    graph = KnowledgeGraph(Settings.in_memory())
+    graph.store.extend(ox.Quad(ox.NamedNode(f"http://x/s{i}"), ox.NamedNode("http://x/p"), ox.Literal(i),
+                               ox.NamedNode("http://x/g")) for i in range(300))
+    query = "SELECT (COUNT(*) AS ?n) WHERE { ?a ?p ?x . ?b ?p ?y . ?c ?p ?z . ?d ?p ?w }"  # 8 billion rows
+    deadline = time.monotonic() + 600
+    threading.Thread(target=run_forked, args=(graph, lambda: _collect(graph, query, {}, "http://x/", "", deadline),
+                                              deadline, 2**30, lambda: _timed_out(600)), daemon=True).start()
+    print("started", flush=True)
+    time.sleep(600)
+""")
+
+
+def test_a_query_process_dies_with_the_server() -> None:
+    """A server killed with SIGKILL cannot kill its queries' processes: they die with it (Linux's
+    parent-death signal), rather than keep its port and store open until their deadline."""
+    import os
+    import signal
+    import time
+
+    server = subprocess.Popen([sys.executable, "-c", SERVER_WITH_A_LONG_SORT], cwd=REPO, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert server.stdout.readline().strip() == "started"
+
+        def children() -> set[str]:
+            return {child for task in os.listdir(f"/proc/{server.pid}/task")
+                    for child in open(f"/proc/{server.pid}/task/{task}/children").read().split()}
+
+        _wait_until(lambda: bool(children()), 60)
+        [query_process] = children()
+    finally:
+        server.kill()
+        server.wait()
+
+    def dead() -> bool:  # gone, or a zombie waiting for init to reap it
+        try:
+            return open(f"/proc/{query_process}/status").read().split("State:")[1].split()[0] in ("Z", "X")
+        except FileNotFoundError:
+            return True
+
+    _wait_until(dead, 60)
