@@ -20,6 +20,7 @@ wait for, it waits for until the deadline kills it.
 from __future__ import annotations
 
 import ctypes
+import faulthandler
 import os
 import pickle
 import resource
@@ -70,6 +71,7 @@ def run_forked(graph: KnowledgeGraph, work: Callable[[], tuple[str, bytes]], dea
         status = 1
         try:
             os.close(reader)
+            faulthandler.disable()  # a query over its memory limit aborts: its end is reported, not dumped
             _die_with_parent()
             os.nice(NICENESS)
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
