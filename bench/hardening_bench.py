@@ -16,7 +16,8 @@ slow the next. In each phase, for `--seconds`:
 - a writer: module PUTs (/v1/catalog/modules/{name}/metadata, the administrator's key) at
   `--write-rate` per second (0.5), generated modules (bench/generate.py) with new content each time,
   cycling over 20 names, so the catalogue stays the same size while it is rewritten;
-- a health probe: GET /health every 100 ms, in a thread of its own, each probe timed;
+- a health probe: GET /health every 100 ms, in a process of its own (it times the server, not the
+  GIL of the process that writes and attacks), each probe timed;
 - an RSS probe: the server's VmRSS every 10 s;
 - phase "pathological" only: every `--pathological-every` (5) s, one anonymous SPARQL query that
   cannot finish (a COUNT over the cube of all triples, or an ORDER BY over a cross product), each
@@ -115,6 +116,35 @@ def readers(url: str, plan_file: Path, clients: int, seconds: float) -> None:
     print(json.dumps({"elapsed": time.perf_counter() - started, "requests": [r for rows in done for r in rows],
                       "samples": [s for rows in samples for s in rows]}))
 
+
+def health_probe(url: str, seconds: float, every: float) -> None:
+    """GET /health every `every` s for `seconds`, from a process of its own (so that the probe times
+    the server, not the GIL of the process that also generates writes and attacks); prints a JSON
+    list of [status, seconds] per probe."""
+    probes: list[tuple[int, float]] = []
+    with httpx.Client(base_url=url, timeout=30) as http:
+        http.get("/version")  # the connection is open before the first probe
+        end = time.perf_counter() + seconds
+        next_at = time.perf_counter()
+        while (started := time.perf_counter()) < end:
+            try:
+                status = http.get("/health").status_code
+            except httpx.HTTPError:
+                status = -1
+            probes.append((status, time.perf_counter() - started))
+            next_at += every
+            time.sleep(max(0.0, next_at - time.perf_counter()))
+    print(json.dumps(probes))
+
+
+if __name__ == "__main__" and "--health-probe" in sys.argv:
+    _p = argparse.ArgumentParser()
+    _p.add_argument("--health-probe", required=True)
+    _p.add_argument("--seconds", type=float, required=True)
+    _p.add_argument("--every", type=float, required=True)
+    _a = _p.parse_args()
+    health_probe(_a.health_probe, _a.seconds, _a.every)
+    sys.exit(0)
 
 if __name__ == "__main__" and "--readers" in sys.argv:
     _p = argparse.ArgumentParser()
@@ -280,10 +310,11 @@ def run_phase(name: str, args: argparse.Namespace, env: dict[str, str], work: Pa
         client = subprocess.Popen([sys.executable, __file__, "--readers", server.url, "--plan", str(plan_file),
                                    "--clients", str(args.clients), "--seconds", str(args.seconds)],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        probe = subprocess.Popen([sys.executable, __file__, "--health-probe", server.url, "--seconds", str(args.seconds),
+                                  "--every", str(args.health_every)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         stop = threading.Event()
         start = now()
-        threads = [threading.Thread(target=_health, args=(server, phase, stop, args.health_every), daemon=True),
-                   threading.Thread(target=_rss, args=(server, phase, stop, start, args.rss_every), daemon=True),
+        threads = [threading.Thread(target=_rss, args=(server, phase, stop, start, args.rss_every), daemon=True),
                    threading.Thread(target=_writer, args=(server, phase, stop, args.write_rate), daemon=True)]
         fired: list[threading.Thread] = []
         if name == "pathological":
@@ -293,6 +324,8 @@ def run_phase(name: str, args: argparse.Namespace, env: dict[str, str], work: Pa
             thread.start()
         out, err = client.communicate(timeout=args.seconds + 300)
         phase.elapsed = now() - start
+        probed, _ = probe.communicate(timeout=args.seconds + 300)
+        phase.health = [tuple(p) for p in json.loads(probed)]  # type: ignore[misc]
         stop.set()
         rss_end = server.rss_mb()  # the end of the load: the growth is measured up to here
         if rss_end is not None:
@@ -322,20 +355,6 @@ def _why_it_died(log_file: Path) -> str:
     if panic is not None:
         return " ".join(lines[panic:panic + 2])
     return " | ".join(line for line in lines[-5:] if line.strip())[-600:]
-
-
-def _health(server: Server, phase: Phase, stop: threading.Event, every: float) -> None:
-    with httpx.Client(base_url=server.url, timeout=30) as http:
-        next_at = now()
-        while not stop.is_set():
-            started = now()
-            try:
-                status = http.get("/health").status_code
-            except httpx.HTTPError:
-                status = -1
-            phase.health.append((status, now() - started))
-            next_at += every
-            stop.wait(max(0.0, next_at - now()))
 
 
 def _rss(server: Server, phase: Phase, stop: threading.Event, start: float, every: float) -> None:
