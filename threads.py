@@ -48,11 +48,6 @@ def once(function: F) -> F:
                 values[key] = function(*args, **kwargs)
             return values[key]
 
-    def cache_clear() -> None:
-        with guard:
-            values.clear()
-
-    cached.cache_clear = cache_clear  # type: ignore[attr-defined]
     return cached  # type: ignore[return-value]
 
 

@@ -47,6 +47,7 @@ SPARQL_PATH = "/sparql"
 _UPDATE_MEDIA = ("application/sparql-update", "application/x-www-form-urlencoded")
 """What may carry a SPARQL Update (a form may hold update=): an administrator's may be larger."""
 
+
 def too_deep(depth: int, limit: int) -> Problem:
     return Problem(400, "Nested too deeply", f"this JSON body may nest arrays and objects {limit} levels deep at most; "
                    f"it nests {depth:,} levels", "body", depth)
@@ -56,14 +57,14 @@ def loads_json(body: bytes | str, field: str = "body") -> Any:
     """A JSON document of a REST route (or one given as a GraphQL argument), parsed under the
     loader's rules whatever the Content-Type says: 400 when it is not JSON, nests deeper than
     MAX_DOCUMENT_DEPTH, holds a number of over 100 digits or a key twice."""
-    depth = json_depth(body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body)
-    if depth > MAX_DOCUMENT_DEPTH:
-        raise too_deep(depth, MAX_DOCUMENT_DEPTH)
-    try:
+    try:  # parse_json measures the nesting before its parser could recurse into it
         return parse_json(body.decode("utf-8") if isinstance(body, bytes) else body, MAX_DOCUMENT_DEPTH)
     except UnicodeDecodeError as exc:
         raise Problem(400, "Not JSON", f"the {field} is not UTF-8: {exc}", field) from None
     except ParseError as exc:
+        if exc.rule == "nesting":
+            raise Problem(400, "Nested too deeply", f"this JSON {field} may nest arrays and objects "
+                          f"{MAX_DOCUMENT_DEPTH} levels deep at most ({exc})", field) from None
         raise Problem(400, "Not JSON", f"the {field} is not JSON the platform takes: {exc} [{exc.rule}]",
                       field) from None
 

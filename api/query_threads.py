@@ -52,10 +52,6 @@ class QueryThreads:
         self._held: dict[str, int] = {}
         """caller -> its heavy queries running now (computed in a process, or abandoned)."""
 
-    def held(self, caller: str | None = None) -> int:
-        with self._lock:
-            return self._held.get(caller, 0) if caller is not None else sum(self._held.values())
-
     def _hold(self, caller: str) -> None:
         with self._lock:
             self._held[caller] = self._held.get(caller, 0) + 1

@@ -25,12 +25,12 @@ Limits (Settings.sparql_timeout, Settings.sparql_result_limit). A query runs in 
 own (api/query_threads.py; pyoxigraph releases the GIL) and its solutions or triples are collected
 before anything is serialised, so a client never gets a truncated result that looks complete:
 - more rows than the limit: 422, naming the limit; nothing of the result is sent;
-- past the deadline: 503, naming the timeout. The client gets the answer at the deadline. The
-  thread stops at its next solution, but pyoxigraph cannot be interrupted inside one step (ASK,
-  ORDER BY, GROUP BY and aggregates are computed whole before the first solution, and a join
-  whose rows a filter drops runs inside one call; pyoxigraph 0.5 has no cancellation API): such
-  a query runs on, abandoned, holding no lock, at the lowest priority, and its caller's further
-  queries get 429 while too many of theirs still run (query_threads.QueryThreads).
+- past the deadline: 503, naming the timeout. The client gets the answer at the deadline.
+  pyoxigraph 0.5 cannot stop a query inside one step: a query it computes whole before its first
+  solution (ASK, ORDER BY, GROUP BY, aggregates) runs in a process of its own, killed at the
+  deadline (api/query_process.py); any other stops at its next solution, and one stuck in a
+  single step runs on, abandoned, holding no lock, at the lowest priority. A caller with too many
+  such heavy queries running gets 429 (query_threads.QueryThreads).
 - SERVICE is refused unless the administrator allows endpoints (api/sparql_services.py).
 """
 
@@ -259,14 +259,14 @@ def _confined(graph: KnowledgeGraph, query: str, dataset: dict[str, list[ox.Name
 
 
 def _evaluate(graph: KnowledgeGraph, query: str, dataset: dict[str, list[ox.NamedNode]], base_iri: str,
-              accept: str, deadline: float) -> tuple[str, bytes]:
+              accept: str, deadline: float, in_process: bool) -> tuple[str, bytes]:
     """Run the query, collect its rows until the result limit or the deadline, then serialise them.
 
-    Runs in a thread of its own (api/query_threads.py); a query Oxigraph computes whole runs in a
-    process of its own, killed at the deadline (api/query_process.py). Once the deadline passes,
-    the next row ends a query."""
+    Runs in a thread of its own (api/query_threads.py); `in_process` (`_in_process_of_its_own`):
+    in a process of its own, killed at the deadline (api/query_process.py). Once the deadline
+    passes, the next row ends a query."""
     try:
-        if _in_process_of_its_own(graph, query):
+        if in_process:
             return run_forked(graph, lambda: _collect(graph, query, dataset, base_iri, accept, deadline), deadline,
                               graph.settings.sparql_query_memory, lambda: _timed_out(graph.settings.sparql_timeout))
         return _collect(graph, query, dataset, base_iri, accept, deadline)
@@ -312,7 +312,7 @@ def _collect(graph: KnowledgeGraph, query: str, dataset: dict[str, list[ox.Named
 
 
 def _caller(request: Request) -> str:
-    """Whose query this is, for the limits on abandoned queries: the signed-in subject, or else the
+    """Whose query this is, for the limits on heavy queries: the signed-in subject, or else the
     client's address (anonymous callers behind one address share a budget)."""
     identity = identity_of(request)
     if identity is not None:
@@ -332,9 +332,9 @@ def _openapi(post: bool) -> dict[str, Any]:
                        "content": {media: {} for media, _ in _SOLUTION_FORMATS + _GRAPH_FORMATS}}}
     errors = [("400", "no query, several, invalid SPARQL or IRI, not UTF-8, a SERVICE not allowed"),
               ("406", "no format fits Accept"), ("422", "more rows than the result limit"),
-              ("429", "the caller's earlier queries passed the timeout and still run"),
-              ("502", "a SERVICE call failed"),
-              ("503", "past the query timeout, or too many abandoned queries still run")]
+              ("429", "too many of the caller's heavy queries still run"),
+              ("502", "a SERVICE call failed"), ("507", "the query needed more memory than a query may use"),
+              ("503", "past the query timeout, or too many heavy queries run")]
     if post:
         answers["204"] = {"description": "the update is done"}
         errors += [("401", "an update without credentials"), ("403", "an update by someone not administrator"),
@@ -358,19 +358,18 @@ def router(graph: KnowledgeGraph) -> APIRouter:
     settings = graph.settings
     threads = QueryThreads(settings.sparql_heavy_per_caller, settings.sparql_heavy_limit)
     services = FederatedQueries(settings)
-    routes.query_threads, routes.federated_queries = threads, services  # type: ignore[attr-defined]
 
     async def answer(request: Request, params: list[tuple[str, str]], body_query: str | None) -> Response:
         query = total_order(services.prepare(_one(params, body_query, "query")))
         dataset = _protocol_dataset(params)
         dataset = _confined(graph, query, dataset, readers_of(request), _endpoint(request))
         timeout, accept = settings.sparql_timeout, request.headers.get("accept", "")
-        deadline = time.monotonic() + timeout
+        deadline, in_process = time.monotonic() + timeout, _in_process_of_its_own(graph, query)
         try:
             # The query answers 503 itself at the deadline (between rows, or by killing its process);
             # only one stuck inside a single step is abandoned, a moment later.
             media, body = await threads.run(_caller(request), timeout + _ABANDON_AFTER, lambda: _evaluate(
-                graph, query, dataset, _endpoint(request), accept, deadline), heavy=_in_process_of_its_own(graph, query))
+                graph, query, dataset, _endpoint(request), accept, deadline, in_process), heavy=in_process)
         except QueryTimedOut:
             raise _timed_out(timeout) from None
         return Response(body, media_type=media)

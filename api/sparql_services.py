@@ -69,12 +69,6 @@ class FederatedQueries:
                 self._relay = _Relay(self.allowed, self.timeout)
             return self._relay
 
-    def close(self) -> None:
-        with self._lock:
-            if self._relay is not None:
-                self._relay.close()
-                self._relay = None
-
 
 class _Relay:
     """An HTTP server on loopback that forwards Oxigraph's SERVICE requests to the allowed endpoints,
@@ -94,6 +88,7 @@ class _Relay:
             def log_message(self, format: str, *args: Any) -> None:  # the API's own log says what failed
                 pass
 
+        # a daemon thread for the life of the process, like the app's (started only when allowed)
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, name="sparql-service-relay", daemon=True)
@@ -132,10 +127,6 @@ class _Relay:
                                  "(AI4KG_SPARQL_SERVICE_TIMEOUT)".encode())
         except httpx.HTTPError as exc:
             _reply(request, 502, f"{endpoint} could not be reached: {exc}".encode())
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def _reply(request: BaseHTTPRequestHandler, status: int, body: bytes, media: str | None = "text/plain") -> None:

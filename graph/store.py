@@ -301,9 +301,10 @@ class KnowledgeGraph:
         """Replace the graph `iri` by `quads` in one SPARQL Update, which Oxigraph (embedded or
         server) runs as one transaction: a reader's snapshot holds the old graph or the new one.
 
-        No lock is needed, and none is taken: a query never waits for a write nor a write for a
-        query, however long that query runs (issue 14: an abandoned query used to hold a lock that a
-        write waited for, and every later reader queued behind that write). The quads go into the
+        Queries take no lock: a query never waits for a write nor a write for a query, however long
+        that query runs (issue 14: an abandoned query used to hold a lock that a write waited for, and
+        every later reader queued behind that write). Writes hold `write_guard`, which only a fork
+        of a query's process also takes (api/query_process.py). The quads go into the
         text in their N-Triples form, which pyoxigraph writes with every character escaped that
         could end a term early, so no data can break out of the INSERT DATA block."""
         graph = ox.NamedNode(iri)  # validates the IRI; its N-Triples form below cannot break out

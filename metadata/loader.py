@@ -176,14 +176,15 @@ def json_depth(data: bytes) -> int:
     return max(accumulate(map(_DEPTH_STEP.__getitem__, brackets)), default=0)
 
 
-def _line_past_depth(text: str, max_depth: int) -> int | None:
-    """The line where JSON text first nests deeper than `max_depth` (for the error message only)."""
-    outside_strings = re.sub(r'"[^"\\]*(?:\\.[^"\\]*)*"', '""', text)
+def _line_past_depth(data: bytes, max_depth: int) -> int | None:
+    """The line where JSON text first nests deeper than `max_depth` (for the error message only; a
+    JSON string holds no raw line break, so blanking strings keeps the lines)."""
+    outside_strings = _JSON_STRING.sub(b'""', data)
     depth = 0
-    for bracket in re.finditer(r"[\[\]{}]", outside_strings):
-        depth += 1 if bracket.group() in "[{" else -1
+    for position, step in enumerate(map(_DEPTH_STEP.__getitem__, outside_strings)):
+        depth += step
         if depth > max_depth:
-            return outside_strings.count("\n", 0, bracket.start()) + 1
+            return outside_strings.count(b"\n", 0, position) + 1
     return None
 
 
@@ -191,8 +192,9 @@ def parse_json(text: str, max_depth: int = MAX_DEPTH) -> Any:
     """Parse JSON text under the loader's rules (no duplicate keys, nesting and digits bounded);
     ParseError otherwise. Any JSON input of the platform (a request body, a fragment) can be read
     with it: json.loads fails on such input with RecursionError or ValueError instead."""
-    if json_depth(text.encode("utf-8", "surrogatepass")) > max_depth:
-        raise ParseError(f"nesting deeper than {max_depth} levels", _line_past_depth(text, max_depth), "nesting")
+    data = text.encode("utf-8", "surrogatepass")
+    if json_depth(data) > max_depth:
+        raise ParseError(f"nesting deeper than {max_depth} levels", _line_past_depth(data, max_depth), "nesting")
 
     def integer(literal: str) -> int:
         if len(literal) > MAX_NUMBER_DIGITS:  # the line is looked for only then: finding it costs a scan
