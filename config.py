@@ -37,6 +37,12 @@ DEFAULT_SPARQL_HEAVY_LIMIT = 8
 DEFAULT_SPARQL_QUERY_MEMORY = 1024 * 1024 * 1024
 """Bytes of memory a SPARQL query computed in a process of its own (a sort, a group, an aggregate)
 may take beyond the server's own (AI4KG_SPARQL_QUERY_MEMORY)."""
+READ_THREADS_PER_CPU = 1
+"""Worker threads that build answers from the embedded store, per CPU the process may use
+(AI4KG_READ_THREADS overrides the total). That work holds the GIL; more threads than cores add no
+throughput, and every extra runnable thread delays the event loop's next turn: on 2 cores, /health
+p99 under load was 73-93 ms with 2 threads, 93-98 with 5, 100-120 with anyio's 40
+(bench/hardening_bench.py, issue 14)."""
 DEFAULT_SPARQL_SERVICE_TIMEOUT = 10.0
 """Seconds one remote endpoint may take to answer a SPARQL SERVICE call (AI4KG_SPARQL_SERVICE_TIMEOUT)."""
 
@@ -108,6 +114,10 @@ class Settings:
     so the server never sends a request on an anonymous caller's behalf."""
     sparql_service_timeout: float = DEFAULT_SPARQL_SERVICE_TIMEOUT
     """Seconds one allowed endpoint may take to answer a SERVICE call (AI4KG_SPARQL_SERVICE_TIMEOUT)."""
+    read_threads: int = 0
+    """Worker threads that answer reads (AI4KG_READ_THREADS); 0, the default: one per CPU the process
+    may use (READ_THREADS_PER_CPU). Writes, sign-in and calls to other services have threads of
+    their own, so a slow one never holds a reader back."""
 
     def __post_init__(self) -> None:
         if not self.sparql_timeout > 0:
@@ -119,6 +129,8 @@ class Settings:
                      "sparql_heavy_limit", "sparql_query_memory"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be a positive number, not {getattr(self, name)!r}")
+        if self.read_threads < 0:
+            raise ValueError(f"read_threads must be 0 (one per CPU) or a positive number, not {self.read_threads!r}")
         if self.sparql_result_limit < 1:
             raise ValueError(f"the SPARQL result limit must be a positive number of rows, not {self.sparql_result_limit!r}")
 
@@ -161,7 +173,16 @@ class Settings:
                    sparql_services=tuple(u.strip() for u in os.environ.get("AI4KG_SPARQL_SERVICES", "").split(",")
                                          if u.strip()),
                    sparql_service_timeout=positive_number("AI4KG_SPARQL_SERVICE_TIMEOUT", float,
-                                                          DEFAULT_SPARQL_SERVICE_TIMEOUT))
+                                                          DEFAULT_SPARQL_SERVICE_TIMEOUT),
+                   read_threads=positive_number("AI4KG_READ_THREADS", int, 0))
+
+    @property
+    def reader_threads(self) -> int:
+        """How many threads answer reads: read_threads, or one per CPU this process may use."""
+        if self.read_threads:
+            return self.read_threads
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return max(2, cpus * READ_THREADS_PER_CPU)
 
     @classmethod
     def in_memory(cls, base_url: str = DEFAULT_BASE_URL) -> "Settings":

@@ -5,10 +5,12 @@ that VO's assets, and platform administrators everything.
 """
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TypeVar, TypeVarTuple, Unpack
 
+import anyio
 import anyio.to_thread
 import pyoxigraph as ox
+from anyio.lowlevel import RunVar
 from fastapi import Request
 
 from ..graph.search import PUBLIC, Readers
@@ -17,6 +19,9 @@ from .auth import identity_of
 
 ANONYMOUS: Readers = frozenset()
 T = TypeVar("T")
+Args = TypeVarTuple("Args")
+_READERS: RunVar[anyio.CapacityLimiter] = RunVar("ai4kg_reader_threads")
+"""The worker threads reads run in, one set per event loop (as anyio's own default)."""
 
 
 def readers_of(request: Request) -> Readers:
@@ -34,6 +39,24 @@ def visible_quads(graph: KnowledgeGraph, iri: str, readers: Readers) -> list[ox.
     if document is None or readers is None or document.visibility == PUBLIC or document.vo in readers:
         return quads
     return []
+
+
+async def read(graph: KnowledgeGraph, work: Callable[[Unpack[Args]], T], *args: Unpack[Args]) -> T:
+    """`work(*args)`, a read of the store, in one of the threads that answer reads.
+
+    Building an answer from the embedded store holds the GIL; those threads are as many as the
+    process has CPUs (Settings.reader_threads), not anyio's 40: more add no throughput, and each
+    runnable one delays the event loop, which answers /health and reads every request. Writes, sign-in
+    and calls to other services stay in anyio's threads, so one that waits never holds a reader back.
+    Reads of a store server (AI4KG_SPARQL_STORE) wait on the network: they use anyio's threads too."""
+    if not isinstance(graph.store, ox.Store):
+        return await anyio.to_thread.run_sync(work, *args)
+    try:
+        limiter = _READERS.get()
+    except LookupError:
+        limiter = anyio.CapacityLimiter(graph.settings.reader_threads)
+        _READERS.set(limiter)
+    return await anyio.to_thread.run_sync(work, *args, limiter=limiter)
 
 
 async def read_asset(graph: KnowledgeGraph, work: Callable[[], T]) -> T:

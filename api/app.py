@@ -83,13 +83,13 @@ def create_app(graph: KnowledgeGraph, keys: KeyStore | None = None, deployments:
         the assets they may see, from the search index, and never learns where the data lives."""
         readers = access.readers_of(request)
         if readers is None:
-            return await anyio.to_thread.run_sync(graph.stats)  # counts every asset: never on the event loop
-        counts = await anyio.to_thread.run_sync(graph.index.count_by_kind, readers)
+            return await access.read(graph, graph.stats)  # counts every asset: never on the event loop
+        counts = await access.read(graph, graph.index.count_by_kind, readers)
         return {"assets": sum(counts.values()), "assets_by_kind": counts, "base_url": graph.settings.base_url}
 
     @app.get("/search")
     async def search(request: Request, q: str, limit: int = 20) -> list[dict]:
-        hits = await anyio.to_thread.run_sync(graph.search, q, access.readers_of(request), min(max(limit, 1), 200))
+        hits = await access.read(graph, graph.search, q, access.readers_of(request), min(max(limit, 1), 200))
         return [{"iri": h.iri, "kind": h.kind, "score": h.score} for h in hits]
 
     return app

@@ -17,7 +17,6 @@ passed over there.
 
 import json
 
-import anyio.to_thread
 import pyoxigraph as ox
 from fastapi import APIRouter, Query, Request, Response
 
@@ -27,7 +26,7 @@ from ..graph.search import Readers
 from ..graph.store import KnowledgeGraph
 from ..graph.views import NATIVE, VIEWS, UnknownView, View, serialize, view_of
 from ..metadata.records import is_valid_identifier
-from .access import read_asset, readers_of, visible_quads
+from .access import read, read_asset, readers_of, visible_quads
 from .problems import Problem
 from .negotiation import negotiate
 
@@ -71,7 +70,7 @@ def router(graph: KnowledgeGraph) -> APIRouter:
             triples = view.catalog(graph, readers)
             return _body(view, triples, rdf_format)
 
-        body = await anyio.to_thread.run_sync(answer)
+        body = await read(graph, answer)
         return Response(body, media_type=media, headers=_headers(view, _catalog_iri(graph)))
 
     @routes.get("/id/{kind}/{name}", summary="An asset, in the format of the Accept header",
@@ -92,7 +91,7 @@ def router(graph: KnowledgeGraph) -> APIRouter:
         if native:
             return await read_asset(graph, work)
         # a standard view is a CONSTRUCT and maybe JSON-LD processing: milliseconds, off the loop
-        return await anyio.to_thread.run_sync(work)
+        return await read(graph, work)
 
     return routes
 

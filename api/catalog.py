@@ -27,7 +27,7 @@ from ..graph.store import KnowledgeGraph
 from ..metadata import vocabulary
 from ..metadata.records import is_valid_identifier
 from . import cursors, problems
-from .access import read_asset, readers_of, visible_quads
+from .access import read, read_asset, readers_of, visible_quads
 from .auth import identity_of
 from .problems import Problem
 from .publishing import publish_module, withdraw_module, writer
@@ -138,7 +138,7 @@ def router(graph: KnowledgeGraph) -> APIRouter:
         async def names(request: Request, response: Response, params: Annotated[dict[str, Any], Depends(common)],
                         kind: Kind = kind) -> list[str]:
             query = listing_query(request, kind, params)
-            page = await anyio.to_thread.run_sync(graph.index.filter, query)
+            page = await read(graph, graph.index.filter, query)
             link_next(request, response, params["sort"], page)
             return [iri.rsplit("/", 1)[-1] for iri in page.iris]
 
@@ -150,7 +150,7 @@ def router(graph: KnowledgeGraph) -> APIRouter:
                 page = graph.index.filter(query)
                 return page, [_summary(graph, iri) for iri in page.iris]
 
-            page, summaries = await anyio.to_thread.run_sync(work)
+            page, summaries = await read(graph, work)
             link_next(request, response, params["sort"], page)
             return summaries
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-import anyio.to_thread
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
@@ -20,7 +19,7 @@ from ..graph.fair import UnknownModule, catalog_fair_report, fair_report
 from ..graph.namespaces import asset_iri
 from ..graph.store import KnowledgeGraph
 from ..metadata.records import is_valid_identifier
-from .access import readers_of, visible_quads
+from .access import read, readers_of, visible_quads
 from .problems import Problem
 
 _TOOLS_CATEGORY = "/category/ai4-tools"
@@ -127,7 +126,7 @@ def router(graph: KnowledgeGraph) -> APIRouter:
             """Which FAIR checks the module passes, from SHACL over its MLDCAT-AP 3.1.0 view, with
             advice naming the metadata field to add, scores per FAIR letter and the module's
             conformance to the official MLDCAT-AP shapes."""
-            return await anyio.to_thread.run_sync(module_report, request, name, kind)
+            return await read(graph, module_report, request, name, kind)
 
         module_fair.__signature__ = _without_kind(module_fair)  # type: ignore[attr-defined]
         routes.get(f"/{kind}/{{name}}/fair", response_model=ModuleFairReport, response_model_by_alias=True,
@@ -139,7 +138,7 @@ def router(graph: KnowledgeGraph) -> APIRouter:
         """Per check, how many of the modules the reader may see pass it; per module, its scores
         and failed checks; and whether the catalogue's DCAT-AP view conforms to DCAT-AP 3.0.1."""
         readers = readers_of(request)
-        return await anyio.to_thread.run_sync(lambda: catalog_fair_report(graph, readers).as_dict())
+        return await read(graph, lambda: catalog_fair_report(graph, readers).as_dict())
 
     return routes
 

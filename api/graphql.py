@@ -398,7 +398,7 @@ class Context(BaseContext):
     async def _assets(self, iris: list[str]) -> list[Asset | None]:
         if len(iris) == 1 and _embedded(self.graph):  # one graph read is shorter than a worker-thread hop
             return _load_assets(self.graph, iris, self.readers)
-        return await anyio.to_thread.run_sync(_load_assets, self.graph, iris, self.readers)
+        return await access.read(self.graph, _load_assets, self.graph, iris, self.readers)
 
     def forget(self) -> None:
         """Drop what this request has read: after a write it may be stale."""
@@ -406,7 +406,7 @@ class Context(BaseContext):
         self.inverse.clear_all()
 
     async def _inverse(self, keys: list[tuple[str, str]]) -> list[list[str]]:
-        return await anyio.to_thread.run_sync(_load_inverse, self.graph, keys)
+        return await access.read(self.graph, _load_inverse, self.graph, keys)
 
     async def linked(self, iris: Iterable[str], wanted: str) -> list[Asset]:
         """The visible assets among `iris` that are of class `wanted` (or a subclass)."""
@@ -1219,7 +1219,7 @@ async def _listing(info: Info, tools: bool, filter: ApplicationFilter | None, so
                 asset.document  # noqa: B018 - computed here rather than on the event loop
         return rows, loaded, more
 
-    rows, loaded, more = await anyio.to_thread.run_sync(read)
+    rows, loaded, more = await access.read(context.graph, read)
     if loaded is None:
         assets: Iterable[tuple[IndexRow, Asset | None]] = ((row, _indexed(row)) for row in rows)
     else:
@@ -1257,7 +1257,7 @@ async def _identified(info: Info, identifier: str, wanted: str) -> Asset | None:
     def lookup() -> list[str]:
         return sorted(row["a"].value for row in context.graph.query(_IDENTIFIED, {"id": ox.Literal(identifier)}))
 
-    found = await context.linked(await anyio.to_thread.run_sync(lookup), wanted)
+    found = await context.linked(await access.read(context.graph, lookup), wanted)
     return found[0] if found else None
 
 
@@ -1302,7 +1302,7 @@ async def _lineage(info: Info, iri: str, direction: LineageDirection, depth: int
         raise InputError(f"depth must be between 1 and {MAX_DEPTH}", "depth", depth)
     context = info.context
     try:
-        walk = await anyio.to_thread.run_sync(lineage, context.graph, iri, direction.value, depth, context.readers)
+        walk = await access.read(context.graph, lineage, context.graph, iri, direction.value, depth, context.readers)
     except ValueError as exc:
         raise InputError(str(exc), "iri", iri) from None
     return Lineage(root=walk.root, direction=direction, depth=walk.depth, truncated=walk.truncated,

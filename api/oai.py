@@ -39,7 +39,6 @@ from functools import cached_property
 from typing import Any, Callable
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
-import anyio.to_thread
 import pyoxigraph as ox
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -49,7 +48,7 @@ from ..graph.namespaces import AI4KG, ONTOLOGY_GRAPH, PLATFORM_GRAPH, SKOS, VOCA
 from ..graph.search import PUBLIC, SET_FACETS, LogRecord, Readers
 from ..graph.store import KnowledgeGraph, dcmi_type, search_document
 from ..graph.views import VIEWS, serialize
-from .access import readers_of
+from .access import read, readers_of
 
 OAI = "http://www.openarchives.org/OAI/2.0/"
 OAI_DC = "http://www.openarchives.org/OAI/2.0/oai_dc/"
@@ -655,7 +654,7 @@ def router(graph: KnowledgeGraph, settings: OaiSettings | None = None) -> APIRou
         readers = readers_of(request)
         base_url = str(request.url.replace(query="", fragment=""))
         answer: Callable[[], bytes] = lambda: repository.answer(pairs, readers, base_url, refusal)  # noqa: E731
-        return XMLResponse(await anyio.to_thread.run_sync(answer))
+        return XMLResponse(await read(graph, answer))
 
     @routes.get("/oai", summary="OAI-PMH 2.0 (arguments in the query string)", response_class=XMLResponse,
                 responses=_RESPONSES, openapi_extra=_OPENAPI_GET)

@@ -23,7 +23,6 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from ..graph.namespaces import asset_iri
-from ..graph.search import Readers
 from ..graph.store import KnowledgeGraph
 from ..graph.views import serialize
 from ..metadata.records import is_valid_identifier
@@ -31,7 +30,7 @@ from ..provenance.documents import provenance_triples, to_jsonld, to_prov_json
 from ..provenance.ingest import Gate, Outcome, Provenance
 from ..provenance.lineage import DEFAULT_DEPTH, IRI_PATTERN, MAX_DEPTH, lineage, may_start_from
 from ..provenance.records import Application
-from .access import readers_of
+from .access import read, readers_of
 from .assets import KINDS
 from .auth import Identity, identity_of
 from .limits import loads_json
@@ -131,7 +130,7 @@ def router(graph: KnowledgeGraph) -> APIRouter:
                 return lineage(graph, iri, direction, depth, readers).as_dict()
             except ValueError as exc:
                 raise Problem(400, "Invalid IRI", str(exc), "iri", iri) from None
-        return await anyio.to_thread.run_sync(work)
+        return await read(graph, work)
 
     @routes.get("/{kind}/{name}", responses={404: {"description": "No such asset"}, 406: {"description": "No acceptable format"}})
     async def get_provenance(request: Request, kind: str, name: str,
@@ -159,7 +158,7 @@ def router(graph: KnowledgeGraph) -> APIRouter:
             if chosen == "jsonld":
                 return Response(_json(to_jsonld(triples, iri)), media_type="application/ld+json")
             return Response(_json(to_prov_json(triples)), media_type="application/json")
-        return await anyio.to_thread.run_sync(work)
+        return await read(graph, work)
 
     return routes
 

@@ -185,7 +185,7 @@ def _one(params: list[tuple[str, str]], body: str | None, operation: str) -> str
     """The one query or update of a request, from the `operation` parameters and the body."""
     other = "update" if operation == "query" else "query"
     if any(name == other for name, _ in params):
-        raise Problem(400, f"Both a query and an update", f"a request carries a query or an update, not both",
+        raise Problem(400, "Both a query and an update", "a request carries a query or an update, not both",
                       parameter=other)
     media = f"application/sparql-{operation}"
     texts = [value for name, value in params if name == operation] + ([] if body is None else [body])

@@ -270,3 +270,77 @@ def test_a_query_process_dies_with_the_server() -> None:
             return True
 
     _wait_until(dead, 60)
+
+
+# -- the threads that answer reads ----------------------------------------------------------------------
+def test_reads_run_in_the_configured_threads_and_never_wait_for_a_write() -> None:
+    """Reads run in a small set of threads (AI4KG_READ_THREADS; one per CPU by default), since each
+    extra runnable thread delays the event loop that answers /health (bench/hardening_bench.py): eight
+    searches at once never run more than two at a time here. Writes have threads of their own: with
+    writes stuck behind the write lock, searches, listings and GraphQL are still answered."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    from ai4kg.api.app import create_app
+    from ai4kg.config import Settings
+    from ai4kg.credentials import KeyStore
+    from ai4kg.graph.store import KnowledgeGraph
+    from conftest import serving
+
+    keys = KeyStore(None)
+    _, admin = keys.create("admin", frozenset({"default"}), admin=True)
+    files = [p for p in valid_module_files() if p.suffix == ".yml"][:4]
+    with KnowledgeGraph(Settings(data_dir=None, read_threads=2)) as graph, \
+            serving(create_app(graph, keys)) as url, httpx.Client(timeout=60) as client:
+        search, lock = graph.search, threading.Lock()
+        running, most = 0, 0
+
+        def watched_search(*args, **kwargs):
+            nonlocal running, most
+            with lock:
+                running += 1
+                most = max(most, running)
+            try:
+                time.sleep(0.1)  # long enough for the others to arrive
+                return search(*args, **kwargs)
+            finally:
+                with lock:
+                    running -= 1
+
+        graph.search = watched_search  # type: ignore[method-assign]
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda _: client.get(f"{url}/search", params={"q": "model"}), range(8)))
+        assert [a.status_code for a in answers] == [200] * 8
+        assert most == 2
+
+        put = {"content-type": "application/yaml", "authorization": f"Bearer {admin}"}
+        with ThreadPoolExecutor(len(files)) as pool:
+            with graph.write_guard:  # every write now waits
+                writes = [pool.submit(client.put, f"{url}/v1/catalog/modules/waiting-{i}/metadata",
+                                      content=path.read_bytes(), headers=put) for i, path in enumerate(files)]
+                time.sleep(0.5)
+                assert not any(w.done() for w in writes)
+                assert client.get(f"{url}/search", params={"q": "model"}).status_code == 200
+                assert client.get(f"{url}/v1/catalog/modules").status_code == 200
+                page = client.post(f"{url}/graphql", json={"query": "{ modules(first: 5) { edges { node { name } } } }"})
+                assert page.status_code == 200 and "errors" not in page.json()
+            assert [w.result().status_code for w in writes] == [201] * len(files)
+
+
+def test_reader_threads_default_to_the_cpus_and_refuse_a_bad_setting(monkeypatch) -> None:
+    import os
+
+    import pytest
+
+    from ai4kg.config import Settings
+
+    cpus = len(os.sched_getaffinity(0))
+    assert Settings(data_dir=None).reader_threads == max(2, cpus)
+    monkeypatch.setenv("AI4KG_READ_THREADS", "3")
+    assert Settings.from_env("/tmp/unused").reader_threads == 3
+    monkeypatch.setenv("AI4KG_READ_THREADS", "-1")
+    with pytest.raises(ValueError, match="AI4KG_READ_THREADS='-1'"):
+        Settings.from_env("/tmp/unused")
