@@ -48,7 +48,7 @@ from fastapi.responses import Response
 
 from ..graph.datasets import DatasetConflict, computes_whole, dataset_clause, total_order, with_using
 from ..graph.search import Readers
-from ..graph.store import SYSTEM_GRAPHS, KnowledgeGraph
+from ..graph.store import KnowledgeGraph
 from .access import readers_of
 from .auth import identity_of
 from .negotiation import negotiate
@@ -243,9 +243,10 @@ def _confined(graph: KnowledgeGraph, query: str, dataset: dict[str, list[ox.Name
     """The dataset a reader queries: what the protocol (or else the query's FROM, or else the union of
     all graphs) names, cut down to the graphs the reader may see. Naming another VO's graph, in
     the protocol, in FROM or in GRAPH <...>, finds nothing, as if the graph did not exist."""
-    if readers is None or not graph.index.has_restricted():
+    visible = graph.visible_graphs(readers)
+    if visible is None:
         return dataset
-    allowed = {*graph.index.visible_iris(readers), *SYSTEM_GRAPHS}
+    allowed = set(visible)
     if dataset:
         default, named = [g.value for g in dataset["default_graph"]], [g.value for g in dataset["named_graphs"]]
     else:

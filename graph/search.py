@@ -356,6 +356,19 @@ class SearchIndex:
     def count(self) -> int:
         return self._rows("SELECT COUNT(*) FROM documents")[0][0]
 
+    def names(self, readers: Readers, kind: str | None = None) -> list[tuple[str, str, str, str]]:
+        """(iri, kind, title, identifier) of every asset `readers` may see (of `kind`, if given): what
+        the assistant (assistant/lexicon.py) recognises a named asset by."""
+        visible, params = _visible(readers)
+        return self._rows(f"SELECT d.iri, d.kind, d.title, d.identifier FROM documents d "
+                          f"WHERE (? IS NULL OR d.kind = ?) {visible}", (kind, kind, *params))
+
+    def facet_values(self, field: str, readers: Readers) -> list[tuple[str, int]]:
+        """The values of a facet (e.g. "tag") among the assets `readers` may see, with their counts."""
+        visible, params = _visible(readers)
+        return self._rows(f"SELECT f.value, COUNT(*) FROM facets f JOIN documents d ON d.rowid = f.rowid "
+                          f"WHERE f.field = ? {visible} GROUP BY f.value", (field, *params))
+
     def count_by_kind(self, readers: Readers) -> dict[str, int]:
         """How many assets of each kind `readers` may see (GET /stats: counting a VO's private assets
         for anyone would tell that they exist, and how many)."""

@@ -1,0 +1,210 @@
+"""The assistant: a question in English -> the SPARQL that answers it, run with the reader's rights.
+
+`ask()` is the one entry (the CLI, REST, Server-Sent Events and GraphQL all call it):
+1. the question is read (length and characters, metadata/text rules);
+2. a generator writes a query: a configured OpenAI-compatible model (assistant/model.py), or the
+   embedded parser (assistant/parser.py + compiler.py), which is also the model's fallback;
+3. the query passes the checks (assistant/checks.py), whoever wrote it;
+4. it runs over the graphs the reader may see, with the question's values bound, a deadline and a row
+   limit; it never writes;
+5. the rows become a short answer in words, beside the rows, the SPARQL and the interpretation.
+A question the graph cannot answer is refused ("the catalogue does not hold that"), and a name that
+fits several assets is answered with the candidates.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import pyoxigraph as ox
+
+from ..graph.search import Readers
+from ..graph.store import KnowledgeGraph
+from .checks import QueryRefused, check_query
+from .compiler import Query, compile_query
+from .lexicon import names, vocabulary
+from .parser import Ambiguity, Interpretation, Refusal, parse
+from .schema import schema
+
+MAX_QUESTION_CHARACTERS = 500
+NOT_HELD = "The catalogue does not hold that"
+
+
+class QuestionRejected(ValueError):
+    """A question that is not one: empty, too long, or with control characters."""
+
+
+@dataclass
+class Answer:
+    question: str
+    status: str
+    """answered, refused or ambiguous."""
+    text: str
+    sparql: str | None = None
+    """The query as it ran: run it again at /sparql."""
+    interpretation: str = ""
+    columns: list[str] = field(default_factory=list)
+    rows: list[dict[str, dict[str, str]]] = field(default_factory=list)
+    """SPARQL JSON results bindings: {column: {"type": "uri"|"literal", "value": ..., "datatype"?}}."""
+    values: list[Any] | int | bool | None = None
+    """The answer itself: the assets, values or (key, count) pairs; a number; yes or no."""
+    candidates: list[dict[str, Any]] = field(default_factory=list)
+    reason: str | None = None
+    generator: str = "embedded"
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def check_question(question: str) -> str:
+    text = " ".join(question.split())
+    if not text:
+        raise QuestionRejected("question: must not be empty")
+    if len(text) > MAX_QUESTION_CHARACTERS:
+        raise QuestionRejected(f"question: at most {MAX_QUESTION_CHARACTERS} characters (it has {len(text)})")
+    bad = next((c for c in question if ord(c) < 32 and c not in "\t\n\r" or ord(c) == 127), None)
+    if bad is not None:
+        raise QuestionRejected(f"question: control character U+{ord(bad):04X} is not allowed")
+    return text
+
+
+def ask(graph: KnowledgeGraph, question: str, readers: Readers = None, *, today: dt.date | None = None,
+        timeout: float | None = None) -> Answer:
+    """Answer `question` from what `readers` may see (None: everything, the platform itself)."""
+    started = time.perf_counter()
+    text = check_question(question)
+    vocab = vocabulary()
+    parsed = parse(text, vocab, names(graph, readers), schema(graph).edges, today)
+    if isinstance(parsed, Refusal):
+        answer = Answer(text, "refused", f"{NOT_HELD}: {parsed.reason}.", reason=parsed.reason)
+    elif isinstance(parsed, Ambiguity):
+        candidates = [{"title": c.title, "iris": list(c.iris), "kind": c.kind} for c in parsed.candidates]
+        answer = Answer(text, "ambiguous", f"'{parsed.words}' fits {len(candidates)} assets: "
+                        + "; ".join(c["title"] + " (" + ", ".join(c["iris"]) + ")" for c in candidates)
+                        + ". Which one do you mean?", candidates=candidates)
+    else:
+        query = compile_query(parsed)
+        check_query(query.sparql, vocab)  # the parser's own queries pass the same checks as a model's
+        answer = _answered(graph, text, parsed, query, readers, timeout or graph.settings.sparql_timeout)
+    answer.seconds = time.perf_counter() - started
+    return answer
+
+
+def _answered(graph: KnowledgeGraph, question: str, parsed: Interpretation, query: Query, readers: Readers,
+              timeout: float) -> Answer:
+    rows, boolean = run(graph, query, readers, timeout)
+    answer = Answer(question, "answered", "", sparql=query.sparql, interpretation="; ".join(parsed.understood),
+                    columns=query.columns)
+    answer.rows = [{name: _json_term(term) for name, term in row.items() if term is not None} for row in rows]
+    if parsed.form in ("lookup", "path") and not rows:
+        # nothing found: a fact of this asset the catalogue lacks, or one it holds for no asset at all
+        asked = [*parsed.attribute, *(step.property for step in parsed.steps)]
+        missing = next((p for p in asked if not _recorded(graph, p, readers)), None)
+        if missing is not None:
+            properties = vocabulary().properties
+            label = properties[missing].label if missing in properties else missing
+            answer.status, answer.reason = "refused", f"no asset records a {label}"
+            answer.text = f"{NOT_HELD}: no asset in the catalogue records a {label}."
+            return answer
+    answer.values, answer.text = _words(parsed, query, rows, boolean)
+    return answer
+
+
+def run(graph: KnowledgeGraph, query: Query, readers: Readers, timeout: float
+        ) -> tuple[list[dict[str, ox.Term | None]], bool | None]:
+    """The query's rows (or its yes/no) over the graphs `readers` may see, stopping at the deadline
+    or the result limit."""
+    visible = graph.visible_graphs(readers)
+    dataset = {} if visible is None else {"default_graph": [ox.NamedNode(g) for g in visible],
+                                          "named_graphs": [ox.NamedNode(g) for g in visible]}
+    deadline = time.monotonic() + timeout
+    result = graph.query(query.sparql, **dataset)
+    if isinstance(result, ox.QueryBoolean):
+        return [], bool(result)
+    names_ = [v.value for v in result.variables]
+    rows = []
+    for solution in result:
+        if len(rows) >= graph.settings.sparql_result_limit or time.monotonic() > deadline:
+            break
+        rows.append({name: solution[name] for name in names_})
+    return rows, None
+
+
+def _recorded(graph: KnowledgeGraph, prop: str, readers: Readers) -> bool:
+    """Whether any asset the reader may see has a value for `prop`."""
+    check = Query(f"ASK {{ ?s <{ox.NamedNode(prop).value}> ?o }}")
+    return bool(run(graph, check, readers, graph.settings.sparql_timeout)[1])
+
+
+def _json_term(term: ox.Term) -> dict[str, str]:
+    if isinstance(term, ox.NamedNode):
+        return {"type": "uri", "value": term.value}
+    if isinstance(term, ox.Literal):
+        found = {"type": "literal", "value": term.value}
+        if term.language:
+            found["xml:lang"] = term.language
+        elif term.datatype.value != "http://www.w3.org/2001/XMLSchema#string":
+            found["datatype"] = term.datatype.value
+        return found
+    return {"type": "bnode", "value": str(term)}
+
+
+def _label(term: ox.Term | None) -> str:
+    if term is None:
+        return ""
+    if isinstance(term, ox.NamedNode):
+        concept = vocabulary().concepts.get(term.value)
+        return concept.label if concept else term.value
+    return term.value
+
+
+def _value(term: ox.Term) -> Any:
+    """An IRI or a literal's text; a number for a numeric literal."""
+    if isinstance(term, ox.Literal) and term.datatype.value.rsplit("#", 1)[-1] in (
+            "integer", "decimal", "double", "float", "int", "long", "nonNegativeInteger"):
+        return _number(term)
+    return term.value
+
+
+def _number(term: ox.Term | None) -> int | float | str:
+    text = term.value if term is not None else "0"
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            return text
+
+
+def _words(parsed: Interpretation, query: Query, rows: list[dict[str, ox.Term | None]], boolean: bool | None
+           ) -> tuple[Any, str]:
+    form = parsed.form
+    if form == "ask":
+        return boolean, "Yes." if boolean else "No."
+    if form in ("count", "count-values"):
+        count = _number(rows[0]["count"]) if rows else 0
+        what = "assets" if form == "count" else "distinct values"
+        return count, f"{count} {what}."
+    if form == "group":
+        pairs = [[r["value"].value, _number(r["count"])] for r in rows if r.get("value") is not None]
+        shown = ", ".join(f"{_label(r['value'])}: {_number(r['count'])}" for r in rows if r.get("value") is not None)
+        return pairs, shown + "." if shown else "None."
+    if form in ("list", "superlative", "compare"):
+        items = list(dict.fromkeys(r["asset"].value for r in rows if r.get("asset") is not None))
+        titles = list(dict.fromkeys(_label(r.get("title")) or r["asset"].value for r in rows if r.get("asset")))
+        if not items:
+            return [], "None matches."
+        return items, f"{len(items)}: " + "; ".join(titles) + "."
+    column = "value" if form == "lookup" else "answer"
+    values = list(dict.fromkeys(_value(r[column]) for r in rows if r.get(column) is not None))
+    if not values:
+        return [], "The catalogue records none."
+    return values, "; ".join(_label(r[column]) for r in rows if r.get(column) is not None) + "."
+
+
+__all__ = ["Answer", "QueryRefused", "QuestionRejected", "ask", "check_question", "run"]

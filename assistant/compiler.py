@@ -1,0 +1,180 @@
+"""An `Interpretation` -> one SPARQL query, with the question's values bound, never pasted.
+
+Values that come from the question (a tag, a word to look for, a date) are variables of the query,
+bound by a VALUES clause in the group that uses them, each value an RDF term serialised by
+pyoxigraph (quotes and escapes are its business): no text a user types can change the query's shape.
+Concept, class, property and asset IRIs come from the vocabulary and the search index, never from the
+question's text. The query as run is the query shown: it can be read, copied and run again at /sparql.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import pyoxigraph as ox
+
+from .lexicon import AI4KG, RDFS, XSD
+from .parser import Condition, Interpretation, Text
+from .schema import PREFIXES, _curie
+
+TEXT_FIELDS = ("title", "tag", "summary", "description")
+
+
+@dataclass
+class Query:
+    sparql: str
+    bindings: dict[str, ox.Literal] = field(default_factory=dict)
+    """The question's values, by the variable that holds them."""
+    columns: list[str] = field(default_factory=list)
+
+
+class _Builder:
+    def __init__(self) -> None:
+        self.bindings: dict[str, ox.Literal] = {}
+        self.counter = 0
+        self._unplaced: list[str] = []
+
+    def bind(self, value: ox.Literal, stem: str) -> str:
+        """A variable for `value`; its VALUES clause goes with the next `values()`."""
+        self.counter += 1
+        name = f"{stem}{self.counter}"
+        self.bindings[name] = value
+        self._unplaced.append(f"VALUES ?{name} {{ {value} }}")
+        return f"?{name}"
+
+    def values(self) -> str:
+        placed, self._unplaced = self._unplaced, []
+        return " ".join(placed) + (" " if placed else "")
+
+    def fresh(self, stem: str) -> str:
+        self.counter += 1
+        return f"?{stem}{self.counter}"
+
+    def path(self, properties: tuple[str, ...]) -> str:
+        return "/".join(_curie(p) for p in properties)
+
+    def condition(self, subject: str, condition: Condition) -> str:
+        value = condition.value
+        if isinstance(value, Text) and not condition.path:  # a word of the asset's text
+            field_var, text_var = self.fresh("field"), self.fresh("text")
+            word = self.bind(ox.Literal(value.text.lower()), "word")
+            fields = " ".join(f"ai4kg:{f}" for f in TEXT_FIELDS)
+            pattern = (f"{{ {self.values()}VALUES {field_var} {{ {fields} }} {subject} {field_var} {text_var} . "
+                       f"FILTER(CONTAINS(LCASE(STR({text_var})), {word})) }}")
+        elif isinstance(value, Text):
+            found = self.fresh("value")
+            text = self.bind(ox.Literal(value.text.lower()), "text")
+            test = {"equals": f"LCASE(STR({found})) = {text}", "contains": f"CONTAINS(LCASE(STR({found})), {text})",
+                    "startswith": f"STRSTARTS(LCASE(STR({found})), {text})"}[value.how]
+            pattern = f"{{ {self.values()}{subject} {self.path(condition.path)} {found} . FILTER({test}) }}"
+        elif isinstance(value, str):
+            pattern = f"{{ {subject} {self.path(condition.path)} <{ox.NamedNode(value).value}> }}"
+        else:
+            pattern = f"{{ {subject} {self.path(condition.path)} {self.fresh('any')} }}"
+        return f"FILTER {'NOT ' if condition.negated else ''}EXISTS {pattern}"
+
+    def where(self, subject: str, interpretation: Interpretation) -> list[str]:
+        lines = [f"{subject} a {_curie(interpretation.cls)} ."]
+        if interpretation.entities and interpretation.form in ("lookup", "compare"):
+            iris = " ".join(f"<{iri}>" for e in interpretation.entities for iri in e.iris)
+            lines.insert(0, f"VALUES {subject} {{ {iris} }}")
+        lines += [self.condition(subject, c) for c in interpretation.conditions]
+        for span in interpretation.dates:
+            date = self.fresh("date")
+            lines.append(f"{subject} {self.path(span.path)} {date} .")
+            if span.start:
+                lines.append(f"FILTER({date} >= {self.bind(_date(span.start), 'from')})")
+            if span.end:
+                lines.append(f"FILTER({date} < {self.bind(_date(span.end), 'until')})")
+            lines.insert(0, self.values().strip())
+        return [line for line in lines if line]
+
+
+def _date(day: dt.date) -> ox.Literal:
+    return ox.Literal(day.isoformat(), datatype=ox.NamedNode(XSD + "date"))
+
+
+def compile_query(interpretation: Interpretation) -> Query:
+    b = _Builder()
+    form = interpretation.form
+    body = b.where("?asset", interpretation)
+    attribute = b.path(interpretation.attribute) if interpretation.attribute else ""
+    if form == "list":
+        sparql = _select("?asset ?title", body + ["OPTIONAL { ?asset ai4kg:title ?title }"], distinct=True,
+                         tail="ORDER BY ?title ?asset")
+        columns = ["asset", "title"]
+    elif form == "ask":
+        sparql = "ASK {\n  " + "\n  ".join(body) + "\n}"
+        columns = []
+    elif form == "count":
+        sparql = _select("(COUNT(DISTINCT ?asset) AS ?count)", body)
+        columns = ["count"]
+    elif form == "count-values":
+        sparql = _select("(COUNT(DISTINCT ?value) AS ?count)", body + [f"?asset {attribute} ?value ."])
+        columns = ["count"]
+    elif form == "group":
+        sparql = _select("?value (COUNT(DISTINCT ?asset) AS ?count)", body + [f"?asset {attribute} ?value ."],
+                         tail="GROUP BY ?value\nORDER BY DESC(?count) ?value")
+        columns = ["value", "count"]
+    elif form == "lookup":
+        sparql = _select("?value", body + [f"?asset {attribute} ?value ."], distinct=True, tail="ORDER BY ?value")
+        columns = ["value"]
+    elif form in ("superlative", "compare"):
+        inner = b.where("?other", interpretation)
+        best = "MAX" if interpretation.order == "max" else "MIN"
+        if interpretation.rank_by_count:
+            ranked = _select("?asset (COUNT(DISTINCT ?value) AS ?rank)", body + [f"?asset {attribute} ?value ."],
+                             tail="GROUP BY ?asset")
+            others = _select("?other (COUNT(DISTINCT ?otherValue) AS ?otherRank)",
+                             inner + [f"?other {attribute} ?otherValue ."], tail="GROUP BY ?other")
+            bound = _select(f"({best}(?otherRank) AS ?best)", ["{ " + _indent(others) + " }"])
+            sparql = _select("?asset ?title ?rank", ["{ " + _indent(ranked) + " }", "{ " + _indent(bound) + " }",
+                                                     "FILTER(?rank = ?best)", "OPTIONAL { ?asset ai4kg:title ?title }"],
+                             distinct=True, tail="ORDER BY ?asset")
+        else:
+            bound = _select(f"({best}(?otherValue) AS ?best)", inner + [f"?other {attribute} ?otherValue ."])
+            sparql = _select("?asset ?title ?rank", body + [f"?asset {attribute} ?rank .", "{ " + _indent(bound) + " }",
+                                                            "FILTER(?rank = ?best)",
+                                                            "OPTIONAL { ?asset ai4kg:title ?title }"],
+                             distinct=True, tail="ORDER BY ?asset")
+        columns = ["asset", "title", "rank"]
+    elif form == "path":
+        iris = " ".join(f"<{iri}>" for e in interpretation.entities for iri in e.iris)
+        lines = [f"VALUES ?asset {{ {iris} }}"]
+        last = "?asset"
+        for step in interpretation.steps:
+            source, target = f"?{step.source}", f"?{step.target}"
+            lines.append(f"{target} {_curie(step.property)} {source} ." if step.inverse
+                         else f"{source} {_curie(step.property)} {target} .")
+            if step.cls:
+                lines.append(f"{target} a {_curie(step.cls)} .")
+            last = target
+        if interpretation.answer_label:
+            lines.append(f"{last} rdfs:label ?answer .")
+        elif interpretation.attribute:
+            lines.append(f"{last} {attribute} ?answer .")
+        else:
+            lines.append(f"BIND({last} AS ?answer)")
+        sparql = _select("?answer", lines, distinct=True, tail="ORDER BY ?answer")
+        columns = ["answer"]
+    else:  # pragma: no cover - the parser makes no other form
+        raise ValueError(f"no query for the form {form!r}")
+    return Query(_prefixes(sparql) + sparql, b.bindings, columns)
+
+
+def _select(projection: str, lines: list[str], distinct: bool = False, tail: str = "") -> str:
+    text = f"SELECT {'DISTINCT ' if distinct else ''}{projection} WHERE {{\n  " + "\n  ".join(lines) + "\n}"
+    return text + ("\n" + tail if tail else "")
+
+
+def _indent(text: str) -> str:
+    return text.replace("\n", "\n    ")
+
+
+def _prefixes(sparql: str) -> str:
+    used = [p for p in PREFIXES if f"{p}:" in sparql]
+    return "".join(f"PREFIX {p}: <{PREFIXES[p]}>\n" for p in used)
+
+
+__all__ = ["Query", "compile_query", "AI4KG", "RDFS"]

@@ -1,0 +1,83 @@
+"""The graph's shape as it is: which classes connect to which along which properties.
+
+Read from the data (one query), so a provenance path ("the commit the build of X was built from")
+follows the connections that exist, including W3C PROV-O's used / wasDerivedFrom / wasGeneratedBy,
+which the ontology reuses without a domain or range of its own. The same summary, with each class's
+properties, is what a language model is shown of the graph (assistant/model.py).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from ..graph.store import KnowledgeGraph
+from .lexicon import AI4KG, RDF_TYPE, Vocabulary
+
+CONNECTIONS = """
+SELECT DISTINCT ?from ?property ?to WHERE {
+  ?a a ?from ; ?property ?b . ?b a ?to .
+  FILTER(STRSTARTS(STR(?from), "https://w3id.org/ai4kg/ns#") && STRSTARTS(STR(?to), "https://w3id.org/ai4kg/ns#"))
+}"""
+PROPERTIES = """
+SELECT DISTINCT ?class ?property WHERE {
+  ?a a ?class ; ?property ?b .
+  FILTER(STRSTARTS(STR(?class), "https://w3id.org/ai4kg/ns#"))
+}"""
+REFRESH_AFTER = 30.0
+"""Seconds a summary is reused before the graph is read again: the shape of the graph changes with a
+new kind of asset, not with each write."""
+
+
+@dataclass
+class Schema:
+    edges: dict[str, list[tuple[str, str, bool]]] = field(default_factory=lambda: defaultdict(list))
+    """class -> (property, other class, inverse): the property leads from the class (False) or to it."""
+    properties: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    """class -> the properties its instances have."""
+
+    def summary(self, vocab: Vocabulary) -> str:
+        """A compact text of the classes and their properties, for a model's prompt."""
+        lines = []
+        for cls in sorted(self.properties):
+            props = ", ".join(sorted(_curie(p) for p in self.properties[cls] if p != RDF_TYPE))
+            lines.append(f"{_curie(cls)} ({vocab.classes.get(cls, '')}): {props}")
+        links = sorted({f"{_curie(a)} {_curie(p)} {_curie(b)}" for a, out in self.edges.items()
+                        for p, b, inverse in out if not inverse})
+        return "Classes and their properties:\n" + "\n".join(lines) + "\nLinks between classes:\n" + "\n".join(links)
+
+
+_cache: dict[int, tuple[float, Schema]] = {}
+_lock = threading.Lock()
+
+
+def schema(graph: KnowledgeGraph) -> Schema:
+    now = time.monotonic()
+    with _lock:
+        cached = _cache.get(id(graph))
+    if cached is not None and now - cached[0] < REFRESH_AFTER:
+        return cached[1]
+    found = Schema()
+    for row in graph.query(CONNECTIONS):
+        source, prop, target = row["from"].value, row["property"].value, row["to"].value
+        found.edges[source].append((prop, target, False))
+        found.edges[target].append((prop, source, True))
+    for row in graph.query(PROPERTIES):
+        found.properties[row["class"].value].add(row["property"].value)
+    with _lock:
+        _cache[id(graph)] = (now, found)
+    return found
+
+
+PREFIXES = {"ai4kg": AI4KG, "prov": "http://www.w3.org/ns/prov#", "rdfs": "http://www.w3.org/2000/01/rdf-schema#",
+            "rdf": "http://www.w3.org/1999/02/22-rdf-syntax-ns#", "skos": "http://www.w3.org/2004/02/skos/core#",
+            "xsd": "http://www.w3.org/2001/XMLSchema#", "dcterms": "http://purl.org/dc/terms/"}
+
+
+def _curie(iri: str) -> str:
+    for prefix, namespace in PREFIXES.items():
+        if iri.startswith(namespace):
+            return f"{prefix}:{iri[len(namespace):]}"
+    return f"<{iri}>"
