@@ -405,6 +405,13 @@ class KnowledgeGraph:
     def named_query(self, name: str, **bindings: ox.NamedNode | ox.Literal) -> Any:
         return self.query(query_text(name), bindings)
 
+    def visible_graphs(self, readers: Readers) -> list[str] | None:
+        """The graphs `readers` may query (their assets' and the system graphs), or None when nothing
+        needs hiding from them (an administrator, or a store whose assets are all public)."""
+        if readers is None or not self.index.has_restricted():
+            return None
+        return sorted({*self.index.visible_iris(readers), *SYSTEM_GRAPHS})
+
     def search(self, text: str, readers: Readers = None, limit: int = 20, kind: str | None = None) -> list[SearchHit]:
         """Free-text search; `readers` (the VOs of whoever asks) hides other VOs' non-public assets."""
         return self.index.search(text, readers, limit, kind)
