@@ -187,6 +187,38 @@ def query(ctx: click.Context, sparql: str, fmt: str) -> None:
 
 
 @main.command()
+@click.argument("question")
+@click.option("--json", "as_json", is_flag=True, help="The whole answer as JSON (text, values, rows, SPARQL).")
+@click.pass_context
+def ask(ctx: click.Context, question: str, as_json: bool) -> None:
+    """Ask a question in English; the answer, then its rows and the SPARQL that computed it."""
+    from .assistant import QuestionRejected, ask as answer_question
+
+    with _open(ctx) as graph:
+        try:
+            answer = answer_question(graph, question)
+        except QuestionRejected as exc:
+            err.print(f"error: {exc}", markup=False, style="red")
+            sys.exit(EXIT_INVALID)
+    if as_json:
+        click.echo(json.dumps(answer.as_dict(), indent=2, ensure_ascii=False))
+        return
+    out.print(answer.text, markup=False)
+    for candidate in answer.candidates:
+        out.print(f"  {candidate['title']}: {', '.join(candidate['iris'])}", markup=False)
+    if answer.rows:
+        table = Table(*answer.columns or sorted(answer.rows[0]), show_lines=False)
+        for row in answer.rows:
+            table.add_row(*(row.get(name, {}).get("value", "") for name in answer.columns or sorted(row)))
+        out.print(table)
+    if answer.sparql:
+        err.print(f"interpretation: {answer.interpretation}", markup=False)
+        err.print(answer.sparql, markup=False)
+    if answer.status == "refused":
+        sys.exit(EXIT_INVALID)
+
+
+@main.command()
 @click.option("--format", "fmt", type=click.Choice(sorted(_EXPORT_FORMATS)), default=None,
               help="trig, nq, jsonld keep one named graph per asset; ttl, nt, rdfxml merge all graphs into one. "
                    "Default: trig, or ttl with --profile.")

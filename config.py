@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import platformdirs
@@ -43,6 +43,8 @@ READ_THREADS_PER_CPU = 1
 throughput, and every extra runnable thread delays the event loop's next turn: on 2 cores, /health
 p99 under load was 73-93 ms with 2 threads, 93-98 with 5, 100-120 with anyio's 40
 (bench/hardening_bench.py, issue 14)."""
+DEFAULT_ASSISTANT_TIMEOUT = 20.0
+"""Seconds a language model may take to write the assistant's query (AI4KG_ASSISTANT_TIMEOUT)."""
 DEFAULT_SPARQL_SERVICE_TIMEOUT = 10.0
 """Seconds one remote endpoint may take to answer a SPARQL SERVICE call (AI4KG_SPARQL_SERVICE_TIMEOUT)."""
 
@@ -114,6 +116,15 @@ class Settings:
     so the server never sends a request on an anonymous caller's behalf."""
     sparql_service_timeout: float = DEFAULT_SPARQL_SERVICE_TIMEOUT
     """Seconds one allowed endpoint may take to answer a SERVICE call (AI4KG_SPARQL_SERVICE_TIMEOUT)."""
+    assistant_url: str | None = None
+    """An OpenAI-compatible API (vLLM, Ollama, llama.cpp's server, LiteLLM) that writes the assistant's
+    SPARQL (AI4KG_ASSISTANT_URL, e.g. http://127.0.0.1:8000/v1); None: the embedded parser alone."""
+    assistant_model: str | None = None
+    """The model to ask (AI4KG_ASSISTANT_MODEL)."""
+    assistant_key: str | None = field(default=None, repr=False)
+    """Its API key (AI4KG_ASSISTANT_KEY): sent as a bearer token, never logged or stored."""
+    assistant_timeout: float = DEFAULT_ASSISTANT_TIMEOUT
+    """Seconds the model may take before the embedded parser answers instead (AI4KG_ASSISTANT_TIMEOUT)."""
     read_threads: int = 0
     """Worker threads that answer reads (AI4KG_READ_THREADS); 0, the default: one per CPU the process
     may use (READ_THREADS_PER_CPU). Writes, sign-in and calls to other services have threads of
@@ -129,6 +140,8 @@ class Settings:
                      "sparql_heavy_limit", "sparql_query_memory"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be a positive number, not {getattr(self, name)!r}")
+        if self.assistant_url and not self.assistant_model:
+            raise ValueError("AI4KG_ASSISTANT_URL needs AI4KG_ASSISTANT_MODEL (the model to ask)")
         if self.read_threads < 0:
             raise ValueError(f"read_threads must be 0 (one per CPU) or a positive number, not {self.read_threads!r}")
         if self.sparql_result_limit < 1:
@@ -174,6 +187,10 @@ class Settings:
                                          if u.strip()),
                    sparql_service_timeout=positive_number("AI4KG_SPARQL_SERVICE_TIMEOUT", float,
                                                           DEFAULT_SPARQL_SERVICE_TIMEOUT),
+                   assistant_url=(os.environ.get("AI4KG_ASSISTANT_URL") or "").rstrip("/") or None,
+                   assistant_model=os.environ.get("AI4KG_ASSISTANT_MODEL") or None,
+                   assistant_key=os.environ.get("AI4KG_ASSISTANT_KEY") or None,
+                   assistant_timeout=positive_number("AI4KG_ASSISTANT_TIMEOUT", float, DEFAULT_ASSISTANT_TIMEOUT),
                    read_threads=positive_number("AI4KG_READ_THREADS", int, 0))
 
     @property

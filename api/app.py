@@ -14,7 +14,7 @@ from ..graph.store import KnowledgeGraph
 from ..credentials import KeyStore
 from ..federated.service import Federations
 from ..workloads.service import Controller, Deployments, open_deployments
-from . import access, assets, auth, catalog, deployments as deployments_api, fair, federations as federations_api, graphql, oai, problems, provenance, requestlog, sparql
+from . import access, assets, assistant, auth, catalog, deployments as deployments_api, fair, federations as federations_api, graphql, oai, problems, provenance, requestlog, sparql
 from .limits import BodyLimits
 
 
@@ -55,6 +55,7 @@ def create_app(graph: KnowledgeGraph, keys: KeyStore | None = None, deployments:
     app.include_router(assets.router(graph))
     app.include_router(graphql.router(graph, deployments))
     app.include_router(oai.router(graph))
+    app.include_router(assistant.router(graph))
     app.include_router(provenance.router(graph))
     app.include_router(deployments_api.router(deployments))
     app.include_router(federations_api.router(federations))

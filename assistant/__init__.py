@@ -15,11 +15,14 @@ fits several assets is answered with the candidates.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from importlib import resources
+from typing import Any, Callable
 
 import pyoxigraph as ox
+import yaml
 
 from ..graph.search import Readers
 from ..graph.store import KnowledgeGraph
@@ -28,6 +31,9 @@ from .compiler import Query, compile_query
 from .lexicon import names, vocabulary
 from .parser import Ambiguity, Interpretation, Refusal, parse
 from .schema import schema
+from ..threads import once
+
+log = logging.getLogger("ai4kg.assistant")
 
 MAX_QUESTION_CHARACTERS = 500
 NOT_HELD = "The catalogue does not hold that"
@@ -73,12 +79,20 @@ def check_question(question: str) -> str:
 
 
 def ask(graph: KnowledgeGraph, question: str, readers: Readers = None, *, today: dt.date | None = None,
-        timeout: float | None = None) -> Answer:
-    """Answer `question` from what `readers` may see (None: everything, the platform itself)."""
+        timeout: float | None = None, on_token: Callable[[str], None] | None = None) -> Answer:
+    """Answer `question` from what `readers` may see (None: everything, the platform itself).
+    With a model configured (Settings.assistant_url), the model writes the query and `on_token`
+    hears its reply as it streams; without one, or when it fails, the embedded parser answers."""
     started = time.perf_counter()
     text = check_question(question)
+    timeout = timeout or graph.settings.sparql_timeout
+    if graph.settings.assistant_url:
+        answer = _from_model(graph, text, readers, timeout, on_token)
+        if answer is not None:
+            answer.seconds = time.perf_counter() - started
+            return answer
     vocab = vocabulary()
-    parsed = parse(text, vocab, names(graph, readers), schema(graph).edges, today)
+    parsed = parse(text, vocab, names(graph, readers), schema(graph), today)
     if isinstance(parsed, Refusal):
         answer = Answer(text, "refused", f"{NOT_HELD}: {parsed.reason}.", reason=parsed.reason)
     elif isinstance(parsed, Ambiguity):
@@ -89,9 +103,66 @@ def ask(graph: KnowledgeGraph, question: str, readers: Readers = None, *, today:
     else:
         query = compile_query(parsed)
         check_query(query.sparql, vocab)  # the parser's own queries pass the same checks as a model's
-        answer = _answered(graph, text, parsed, query, readers, timeout or graph.settings.sparql_timeout)
+        answer = _answered(graph, text, parsed, query, readers, timeout)
     answer.seconds = time.perf_counter() - started
     return answer
+
+
+def _from_model(graph: KnowledgeGraph, question: str, readers: Readers, timeout: float,
+                on_token: Callable[[str], None] | None) -> Answer | None:
+    """The configured model's query, checked and run; None (the embedded parser answers) when the
+    model is unreachable, too slow, or writes no query that passes the checks after one repair."""
+    from .model import ModelContext, ModelSettings, ModelUnavailable, propose
+
+    settings = graph.settings
+    vocab = vocabulary()
+
+    def check(sparql: str) -> str | None:
+        try:
+            check_query(sparql, vocab)
+        except QueryRefused as exc:
+            return str(exc)
+        return None
+
+    context = ModelContext(schema(graph).summary(vocab), closest_examples(question), check)
+    model = ModelSettings(settings.assistant_url, settings.assistant_model or "", settings.assistant_key,
+                          settings.assistant_timeout)
+    try:
+        proposal = propose(question, context, model, stream=on_token is not None, on_token=on_token)
+    except ModelUnavailable as exc:
+        log.warning("assistant model unavailable, the embedded parser answers: %s", exc)
+        return None
+    if proposal is None:
+        return None
+    check_query(proposal.sparql, vocab)  # checked again here: whatever `propose` did, this is what runs
+    rows, boolean = run(graph, Query(proposal.sparql), readers, timeout)
+    answer = Answer(question, "answered", "", sparql=proposal.sparql, generator="model",
+                    interpretation=f"written by the model {settings.assistant_model}")
+    answer.rows = [{name: _json_term(term) for name, term in row.items() if term is not None} for row in rows]
+    answer.columns = list(rows[0]) if rows else []
+    if boolean is not None:
+        answer.values, answer.text = boolean, "Yes." if boolean else "No."
+    else:
+        first = answer.columns[0] if answer.columns else None
+        answer.values = list(dict.fromkeys(_value(r[first]) for r in rows if first and r.get(first) is not None))
+        answer.text = "; ".join(_label(r[first]) for r in rows[:20] if first and r.get(first) is not None) + "." \
+            if answer.values else "None matches."
+    return answer
+
+
+@once
+def _examples() -> list[tuple[str, str]]:
+    data = yaml.safe_load(resources.files("ai4kg").joinpath("assistant/examples.yaml").read_text("utf-8"))
+    return [(entry["question"], entry["sparql"]) for entry in data]
+
+
+def closest_examples(question: str, count: int = 4) -> list[tuple[str, str]]:
+    """The example pairs whose questions share most words with `question` (SPARQL-LLM's few-shot choice)."""
+    from rapidfuzz import fuzz, process
+
+    examples = _examples()
+    found = process.extract(question, [q for q, _ in examples], scorer=fuzz.token_set_ratio, limit=count)
+    return [examples[index] for _, _, index in found]
 
 
 def _answered(graph: KnowledgeGraph, question: str, parsed: Interpretation, query: Query, readers: Readers,

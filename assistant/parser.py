@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from .lexicon import (AI4KG, PROV, RDFS, STOPWORDS, NameMatch, Named, Names, Term, Vocabulary, correct,
                       tokens)
+from .schema import Schema
 
 MODULE = AI4KG + "Module"
 TAG = AI4KG + "tag"
@@ -44,6 +45,8 @@ can could would should contact like to d ll ve re s t m""".split())
 HAVING = frozenset({"have", "has", "having", "with", "without", "any", "no", "declare", "declares", "state",
                     "states", "record", "records", "lack", "lacks", "lacking", "missing", "provide", "provides"})
 """Words before a property that ask for it to have a value ("have a DOI"), or none ("without any task")."""
+AGENT_PROPERTIES = (AI4KG + "launchedBy", AI4KG + "creator", PROV + "wasAttributedTo", PROV + "wasAssociatedWith")
+"""What "who" asks for, in order of preference: the agent who started, made or ran it."""
 TAG_WORDS = frozenset({"tag", "tags", "tagged", "keyword", "keywords", "labelled", "labeled"})
 
 
@@ -128,6 +131,14 @@ class _Question:
         self.words = [w if w in known else correct(w, vocab.words, names.words) for w in raw]
         self.taken: set[int] = set()
         self.edges: dict[str, list[tuple[str, str, bool]]] = {}
+        self.shape = Schema()
+        self._tag_words: set[str] | None = None
+
+    def catalogue_word(self, word: str) -> bool:
+        """Whether `word` occurs in the titles, identifiers or tags of what the reader may see."""
+        if self._tag_words is None:
+            self._tag_words = {w for tag in self.names.tags for w in tokens(tag)}
+        return word in self.names.postings or word in self._tag_words
 
     def span(self, start: int, end: int) -> str:
         return " ".join(self.words[start:end])
@@ -157,12 +168,11 @@ class _Question:
         return False
 
 
-def parse(text: str, vocab: Vocabulary, names: Names, edges: dict[str, list[tuple[str, str, bool]]],
-          today: dt.date | None = None) -> Interpretation | Refusal | Ambiguity:
-    """`edges`: class IRI -> (property, other class, inverse) of the graph's connections
-    (assistant/schema.py), for provenance paths."""
+def parse(text: str, vocab: Vocabulary, names: Names, shape: Schema, today: dt.date | None = None
+          ) -> Interpretation | Refusal | Ambiguity:
+    """`shape`: the graph's classes, their properties and connections (assistant/schema.py)."""
     q = _Question(text, vocab, names, today or dt.date.today())
-    q.edges = edges
+    q.edges, q.shape = shape.edges, shape
     if not q.words:
         return Refusal("the question has no words")
     tags = _quoted(q)
@@ -332,9 +342,9 @@ def _build(q: _Question, tags: list[Condition], entities: list[Named],
             for term in mention.terms:
                 if term.kind == "property":
                     properties.append((mention, term))
-        elif "class" in kinds and any(t.kind == "class" and t.iri in q.edges for t in mention.terms):
+        elif "class" in kinds and any(t.kind == "class" and t.iri in q.shape.properties for t in mention.terms):
             # a class no asset has (the graph's connections name none) is read as the property it also names
-            classes.append((mention, next(t for t in mention.terms if t.kind == "class" and t.iri in q.edges)))
+            classes.append((mention, next(t for t in mention.terms if t.kind == "class" and t.iri in q.shape.properties)))
             properties += [(mention, t) for t in mention.terms if t.kind == "property"]
         else:
             properties += [(mention, t) for t in mention.terms if t.kind == "property"]
@@ -353,6 +363,7 @@ def _build(q: _Question, tags: list[Condition], entities: list[Named],
         holder_iri = holder.iri if holder else AI4KG + "inferenceResources"
         resource_path = (holder_iri, term.iri)
         used = {id(mention)} | {id(m) for m, t in properties if holder and t.iri == holder_iri}
+        classes = [(m, t) for m, t in classes if id(m) not in used]
         concepts = [(m, t) for m, t in concepts if id(m) not in used]
         properties = [(m, t) for m, t in properties if id(m) not in used or t.iri == term.iri]
 
@@ -405,6 +416,23 @@ def _build(q: _Question, tags: list[Condition], entities: list[Named],
         interpretation.conditions = []  # "the TUFSeg tool": words that describe the named asset do not filter it
         interpretation.understood.append(" / ".join(vocab.properties[p].label for p in asked))
         return interpretation
+
+    focus = _focus(q)
+    if focus is not None and not counting and not superlative:
+        asked = next(((t.iri,) for m, t in properties if m.start == focus), None)
+        named = _weak_name(q) if asked is not None else None
+        if isinstance(named, Ambiguity):
+            return named
+        if named is not None:  # "what is the docker image of unet": the asset a rare word names
+            interpretation.form, interpretation.attribute, interpretation.entities = "lookup", asked, [named]
+            interpretation.understood = [named.title, vocab.properties[asked[0]].label]
+            return interpretation
+        if asked is not None:
+            interpretation.form, interpretation.attribute = "lookup", asked
+            interpretation.understood.append(f"values of {vocab.properties[asked[0]].label}")
+            properties = [(m, t) for m, t in properties if m.start != focus]
+        elif focus not in q.taken and words[focus] not in FILLERS and not q.catalogue_word(words[focus]):
+            return Refusal(f"the catalogue records no '{words[focus]}'")
 
     # Property mentions left: what is counted, grouped, ranked or required
     # "the oldest module, by creation date": with a superlative, "by" names what to rank by
@@ -484,6 +512,37 @@ def _build(q: _Question, tags: list[Condition], entities: list[Named],
     return interpretation
 
 
+def _weak_name(q: _Question) -> Named | Ambiguity | None:
+    """An asset named by one rare word of its name ("unet") when the question asks for a fact of one:
+    that asset, or the candidates when several names have the word."""
+    for i, word in enumerate(q.words):
+        if i in q.taken or word in STOPWORDS or word in FILLERS or word in q.vocab.words:
+            continue
+        owners = {q.names.owner[n] for n in q.names.postings.get(word, set())}
+        if not 0 < len(owners) <= 5:
+            continue
+        by_title: dict[str, list[int]] = {}
+        for owner in sorted(owners):
+            by_title.setdefault(" ".join(tokens(q.names.assets[owner][2])), []).append(owner)
+        named = [Named(q.names.assets[found[0]][2], tuple(sorted(q.names.assets[o][0] for o in found)),
+                       q.names.assets[found[0]][1]) for found in by_title.values()]
+        q.take(i, i + 1)
+        return named[0] if len(named) == 1 else Ambiguity(word, named)
+    return None
+
+
+def _focus(q: _Question) -> int | None:
+    """The position of what a wh-question asks for: "what licence ...", "which datasets ...", "what
+    is the price of ..." (None for other questions)."""
+    words = q.words
+    if not words or words[0] not in ("what", "which"):
+        return None
+    i = 1
+    while i < len(words) and words[i] in ("is", "are", "was", "were", "the", "a", "an", "kind", "of", "sort", "type"):
+        i += 1
+    return i if i < len(words) else None
+
+
 def _version(q: _Question, mention: _Mention) -> str | None:
     """A version named beside a property ("the V1 metadata format", "version 2"): the prefix of its
     values ("1.")."""
@@ -504,14 +563,13 @@ def concepts_and_properties(properties: list[tuple[_Mention, Term]], classes: li
 
 def _content_words(q: _Question) -> list[str]:
     """Untaken words that occur in the catalogue's titles or tags and are no filler."""
-    tag_words = {w for tag in q.names.tags for w in tokens(tag)}
     found = []
     for i, word in enumerate(q.words):
         if i in q.taken or word in STOPWORDS or word in FILLERS or word in NEGATIONS or word in MOST or word.isdigit():
             continue
         if any(word in phrase for phrase in q.vocab.phrases if len(phrase) == 1):
             continue
-        if word in tag_words or word in q.names.postings:
+        if q.catalogue_word(word):
             found.append(word)
     return found
 
@@ -565,7 +623,12 @@ def _path(q: _Question, interpretation: Interpretation, entities: list[Named],
     answer_label = False
     agent_props = [t.iri for _, t in properties if vocab.properties[t.iri].range in (AI4KG + "Agent", PROV + "Agent")]
     if who or agent_props:
-        prop = agent_props[0] if agent_props else PROV + "wasAssociatedWith"
+        # who: the agent property the class at the end of the walk has (launched by, associated with)
+        has = q.shape.properties.get(current, set())
+        prop = agent_props[0] if agent_props else next((p for p in AGENT_PROPERTIES if p in has), None)
+        if prop is None or prop not in has:
+            label = vocab.properties[prop].label if prop in vocab.properties else "person or agent"
+            return Refusal(f"the catalogue records no {label} of {vocab.classes.get(current, _short(current))}s")
         counter += 1
         steps.append(Step(current_var, prop, f"node{counter}", None, False))
         current_var, answer_label = f"node{counter}", True

@@ -26,9 +26,6 @@ SELECT DISTINCT ?class ?property WHERE {
   ?a a ?class ; ?property ?b .
   FILTER(STRSTARTS(STR(?class), "https://w3id.org/ai4kg/ns#"))
 }"""
-REFRESH_AFTER = 30.0
-"""Seconds a summary is reused before the graph is read again: the shape of the graph changes with a
-new kind of asset, not with each write."""
 
 
 @dataclass
@@ -49,16 +46,17 @@ class Schema:
         return "Classes and their properties:\n" + "\n".join(lines) + "\nLinks between classes:\n" + "\n".join(links)
 
 
-_cache: dict[int, tuple[float, Schema]] = {}
+_cache: dict[tuple[int, int], tuple[float, int, Schema]] = {}
 _lock = threading.Lock()
 
 
 def schema(graph: KnowledgeGraph) -> Schema:
-    now = time.monotonic()
+    """The graph's shape, read again when its assets have changed (the search index's generation)."""
+    now, generation, key = time.monotonic(), graph.index.log_position()[0], (id(graph), id(graph.store))
     with _lock:
-        cached = _cache.get(id(graph))
-    if cached is not None and now - cached[0] < REFRESH_AFTER:
-        return cached[1]
+        cached = _cache.get(key)
+    if cached is not None and cached[1] == generation:
+        return cached[2]
     found = Schema()
     for row in graph.query(CONNECTIONS):
         source, prop, target = row["from"].value, row["property"].value, row["to"].value
@@ -67,7 +65,9 @@ def schema(graph: KnowledgeGraph) -> Schema:
     for row in graph.query(PROPERTIES):
         found.properties[row["class"].value].add(row["property"].value)
     with _lock:
-        _cache[id(graph)] = (now, found)
+        if len(_cache) > 16:
+            _cache.clear()
+        _cache[key] = (now, generation, found)
     return found
 
 

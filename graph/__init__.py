@@ -1,1 +1,1 @@
-X=1
+"""The knowledge graph: the store, its search index, validation, views and the queries they share."""
