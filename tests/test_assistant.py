@@ -268,3 +268,20 @@ def test_a_slow_model_falls_back_to_the_embedded_parser(two_vos: KnowledgeGraph)
         answer = ask(_with_model(two_vos, model.url, timeout=0.5), "how many modules use pytorch?", None)
         assert time.monotonic() - started < 4
     assert answer.generator == "embedded" and answer.values == 2
+
+
+def test_the_readme_examples_answer_as_shown(tmp_path: Path) -> None:
+    """Each `ai4kg ask` of the README's "Asking questions" runs against the demo catalogue and prints
+    the line shown under it."""
+    from ai4kg.demo import load_demo_catalog
+
+    readme = (REPO / "README.md").read_text("utf-8")
+    block = readme.split("<!-- assistant-examples:", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
+    lines = [line for line in block.strip().splitlines() if line.strip()]
+    examples = [(lines[i].removeprefix('ai4kg ask "').removesuffix('"'), lines[i + 1].removeprefix("# "))
+                for i in range(0, len(lines), 2)]
+    assert len(examples) >= 5
+    with KnowledgeGraph(Settings(data_dir=tmp_path / "demo")) as graph:
+        load_demo_catalog(graph)
+        for question, shown in examples:
+            assert ask(graph, question).text == shown, question
