@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import pyoxigraph as ox
 
-from .lexicon import AI4KG, RDFS, XSD
+from .lexicon import XSD
 from .parser import Condition, Interpretation, Text
 from .schema import PREFIXES, _curie
 
@@ -177,4 +177,4 @@ def _prefixes(sparql: str) -> str:
     return "".join(f"PREFIX {p}: <{PREFIXES[p]}>\n" for p in used)
 
 
-__all__ = ["Query", "compile_query", "AI4KG", "RDFS"]
+__all__ = ["Query", "compile_query"]

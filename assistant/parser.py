@@ -17,7 +17,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass, field
 
-from .lexicon import (AI4KG, PROV, RDFS, STOPWORDS, NameMatch, Named, Names, Term, Vocabulary, correct,
+from .lexicon import (AI4KG, PROV, STOPWORDS, NameMatch, Named, Names, Term, Vocabulary, correct,
                       tokens)
 from .schema import Schema
 
@@ -439,11 +439,11 @@ def _build(q: _Question, tags: list[Condition], entities: list[Named],
     group_at = None if superlative else next((i for i, w in enumerate(words) if w in GROUPING), None)
     grouped = None
     if group_at is not None:
-        after = [(m, t) for m, t in concepts_and_properties(properties, classes) if m.start > group_at]
+        after = [(m, t) for m, t in _in_order(properties) if m.start > group_at]
         if after:
             grouped = after[0]
     if grouped is None and counting and any(w in ("breakdown", "break", "down") for w in words):
-        grouped = next(iter(concepts_and_properties(properties, classes)), None)
+        grouped = next(iter(_in_order(properties)), None)
     if grouped is not None:
         interpretation.form, interpretation.attribute = "group", (grouped[1].iri,)
         interpretation.understood.append(f"per {vocab.properties[grouped[1].iri].label}")
@@ -556,8 +556,7 @@ def _version(q: _Question, mention: _Mention) -> str | None:
     return None
 
 
-def concepts_and_properties(properties: list[tuple[_Mention, Term]], classes: list[tuple[_Mention, Term]]
-                            ) -> list[tuple[_Mention, Term]]:
+def _in_order(properties: list[tuple[_Mention, Term]]) -> list[tuple[_Mention, Term]]:
     return sorted(properties, key=lambda mt: mt[0].start)
 
 
@@ -663,4 +662,4 @@ def _route(edges: dict[str, list[tuple[str, str, bool]]], start: str, goal: str,
     return None
 
 
-__all__ = ["Ambiguity", "Condition", "DateRange", "Interpretation", "Refusal", "Step", "Text", "parse", "RDFS"]
+__all__ = ["Ambiguity", "Condition", "DateRange", "Interpretation", "Refusal", "Step", "Text", "parse"]
