@@ -77,7 +77,6 @@ from ai4kg.provenance.records import BUILDERS, Application, Iris, origin_of  # n
 Timing = tuple[str, int, float, "float | None", "float | None", "float | None"]
 """One load batch: origin, events, ingest s, then records, morph-kgc-only and write-only s (None: no baselines)."""
 
-PLATFORM = "ai4kg platform"  # provenance/ingest.py's _PLATFORM_NAME
 T0 = 1_746_000_000_000  # 2025-04-30, milliseconds
 
 
@@ -327,7 +326,7 @@ class Bench:
         """What _map_and_commit hands morph-kgc: the records of every fragment, source by source."""
         records: dict[str, list[dict[str, Any]]] = {}
         for fragment in fragments:
-            mapped = BUILDERS[origin_of(fragment)](fragment, self.application(fragment), self.iris, PLATFORM)
+            mapped = BUILDERS[origin_of(fragment)](fragment, self.application(fragment), self.iris)
             for source, rows in mapped.records.items():
                 records.setdefault(source, []).extend(rows)
         return records

@@ -21,7 +21,7 @@ import pyoxigraph as ox
 from ..config import Settings, private_directory
 from ..provenance.fragments import FragmentStore
 from ..threads import once
-from .namespaces import AI4KG, ONTOLOGY_GRAPH, PLATFORM_GRAPH, RDF_TYPE, VOCABULARY_GRAPH
+from .namespaces import AI4KG, ONTOLOGY_GRAPH, PLATFORM_AGENTS_GRAPH, PLATFORM_GRAPH, RDF_TYPE, VOCABULARY_GRAPH
 from .datasets import ANY_GRAPH, graphs_written, has_dataset_clause
 from .remote import RemoteStore
 from .search import EVERY_ASSET, PUBLIC, Readers, SearchDocument, SearchHit, SearchIndex
@@ -35,9 +35,12 @@ _EVERY_ASSET = EVERY_ASSET
 graph runs, so a crash in between re-indexes the whole store on the next open."""
 
 SYSTEM_GRAPHS = {ONTOLOGY_GRAPH: "ontology/ai4kg.ttl", VOCABULARY_GRAPH: "ontology/vocabularies.ttl",
-                 PLATFORM_GRAPH: "mappings/views/platform-catalog.ttl"}
-"""Graphs the store keeps for itself (ontology, vocabularies, the platform's catalogue), readable by
-everyone. They are rewritten from their files (the platform's: Settings.catalog_file) on open."""
+                 PLATFORM_GRAPH: "mappings/views/platform-catalog.ttl",
+                 PLATFORM_AGENTS_GRAPH: "mappings/platform-agents.ttl"}
+"""Graphs the store keeps for itself (ontology, vocabularies, the platform's catalogue, the platform's
+agents), readable by everyone. They are rewritten from their files (the platform's:
+Settings.catalog_file) on open. What they say is said once: asset graphs name these nodes but do
+not describe them again, since the union of all graphs repeats a triple once per graph holding it."""
 
 
 FLUSH_AFTER_QUADS = 10_000
@@ -229,6 +232,7 @@ class KnowledgeGraph:
         # An index rebuilt (another version) or a record log upgraded on open holds the pending mark
         # of every asset, committed with the change: it is refilled here, and again after a crash.
         self._recover_index()
+        self._drop_agent_copies()
         if self.fragments.unmapped():  # a crash between storing a fragment and writing its graph
             from ..provenance.ingest import recover
 
@@ -248,9 +252,9 @@ class KnowledgeGraph:
         self.close()
 
     def _load_system_graphs(self) -> None:
-        """Keep the ontology, vocabularies and the platform's catalogue in their own graphs, so SPARQL
-        users can join on labels and the views find the catalogue. Relative IRIs in the files
-        resolve against the base URL (the catalogue is `<catalog>`: {base}catalog)."""
+        """Keep the ontology, vocabularies, the platform's catalogue and its agents in their own graphs,
+        so SPARQL users can join on labels and the views find the catalogue. Relative IRIs in the
+        files resolve against the base URL (the catalogue is `<catalog>`: {base}catalog)."""
         for graph, path in SYSTEM_GRAPHS.items():
             if graph == PLATFORM_GRAPH and self.settings.catalog_file is not None:
                 data = self.settings.catalog_file.read_bytes()
@@ -260,6 +264,29 @@ class KnowledgeGraph:
                       for t in ox.parse(input=data, format=ox.RdfFormat.TURTLE, base_iri=self.settings.base_url)}
             if set(self.store.quads_for_pattern(None, None, None, ox.NamedNode(graph))) != wanted:
                 self._replace_graph(graph, list(wanted))
+
+    def _drop_agent_copies(self) -> None:
+        """Drop what other graphs say about the agents of PLATFORM_AGENTS_GRAPH: earlier mappings
+        copied the platform's and its software agent's description into every activity's graph, and
+        a store they wrote keeps those copies until this runs (on every open: one index lookup per
+        agent, where nothing is found once a store is clean). The graphs changed are re-indexed
+        under the crash protocol: marked pending first, their content digests change."""
+        agents = {q.subject for q in self.store.quads_for_pattern(None, None, None, ox.NamedNode(PLATFORM_AGENTS_GRAPH))}
+        copies = [ox.Quad(agent, row["p"], row["o"], row["g"]) for agent in sorted(agents, key=str)
+                  for row in self.store.query("SELECT ?s ?g ?p ?o WHERE { GRAPH ?g { ?s ?p ?o } }",
+                                              substitutions={ox.Variable("s"): agent})
+                  if row["g"].value not in SYSTEM_GRAPHS and not row["g"].value.startswith(_STAGING_PREFIX)
+                  and not isinstance(row["o"], ox.BlankNode)]  # no description of theirs holds one
+        if not copies:
+            return
+        graphs = sorted({q.graph_name.value for q in copies})
+        self.index.mark_pending(graphs)
+        # N-Triples forms (pyoxigraph escapes them), as in _replace_graph: no data breaks out of the block
+        body = "\n".join(f"GRAPH {q.graph_name} {{ {q.subject} {q.predicate} {q.object} }}" for q in copies)
+        with self.write_guard:
+            self.store.update(f"DELETE DATA {{\n{body}\n}}")
+        self._written(len(copies))
+        self._reindex(graphs)
 
     def _recover_index(self) -> None:
         """Finish what a crashed write left: drop its scratch graphs and re-index its assets.

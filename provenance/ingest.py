@@ -75,9 +75,6 @@ class _Prepared:
     application: Application | None = None
 
 
-_PLATFORM_NAME = "ai4kg platform"
-
-
 class Provenance:
     """The fragments of one knowledge graph and the write path from them to its provenance graphs."""
 
@@ -173,7 +170,7 @@ class Provenance:
                                             f"the module belongs to the VO {application.vo!r}, which you are not a member of",
                                             application.identifier))
                 return _Prepared(outcome)
-            mapped = BUILDERS[origin](fragment, application, self.iris, _PLATFORM_NAME)
+            mapped = BUILDERS[origin](fragment, application, self.iris)
             if origin == "nomad" and self._managed_deployment(mapped.activity):
                 raise FragmentError([Issue("job_ID", "managed", "the platform ran this job itself: its deployment "
                                            "is recorded by the deployments service, not from fragments",

@@ -31,7 +31,8 @@ Origin = Literal["jenkins", "github-actions", "mlflow", "nomad"]
 ORIGINS: tuple[Origin, ...] = ("jenkins", "github-actions", "mlflow", "nomad")
 
 ENGINES = {"jenkins": "Jenkins", "github-actions": "GitHub Actions", "mlflow": "MLflow", "nomad": "Nomad"}
-"""The software agent behind each origin (prov:SoftwareAgent acting for the platform)."""
+"""What each origin's fragments are called in messages. The software agent behind each origin,
+{base}agent/ORIGIN, is described in mappings/platform-agents.ttl."""
 
 MAX_FRAGMENT_DEPTH = 64
 """How deeply a fragment's JSON may nest: CI and workload-manager records nest more than metadata
@@ -215,11 +216,11 @@ def _tags(fragment: dict[str, Any]) -> dict[str, str]:
 
 
 # -- records per origin ---------------------------------------------------------------------------
-def _activity(iris: Iris, application: Application, origin: Origin, iri: str, identifier: str, platform: str,
+def _activity(iris: Iris, application: Application, origin: Origin, iri: str, identifier: str,
               **values: Any) -> dict[str, Any]:
+    # The software agent is named only: it and the platform are described in mappings/platform-agents.ttl.
     record = {"activity@iri": iri, "identifier": identifier, "vo@iri": iris.vo(application.vo),
-              "visibility": application.visibility, "engine@iri": iris.agent(origin), "engine": ENGINES[origin],
-              "platform@iri": iris.agent("platform"), "platform": platform}
+              "visibility": application.visibility, "engine@iri": iris.agent(origin)}
     record.update({k: v for k, v in values.items() if v not in (None, "")})
     return record
 
@@ -235,7 +236,7 @@ def _time(value: Any, path: str, warnings: list[Issue], parse: Callable[[Any], s
     return moment
 
 
-def jenkins_records(fragment: dict[str, Any], application: Application, iris: Iris, platform: str) -> Mapped:
+def jenkins_records(fragment: dict[str, Any], application: Application, iris: Iris) -> Mapped:
     trace = fragment["trace"]
     warnings: list[Issue] = []
     identifier = identifier_of(f"jenkins.{fragment['uniqueId']}")
@@ -285,7 +286,7 @@ def jenkins_records(fragment: dict[str, Any], application: Application, iris: Ir
             image = {"image@iri": iris.entity("image", digest), "activity@iri": build, "digest": digest,
                      "reference": reference, "time": from_millis(stage.get("endTime"))}
             images += [{**image, "commit@iri": c["commit@iri"]} for c in commits] or [image]
-    activity = _activity(iris, application, "jenkins", build, identifier, platform,
+    activity = _activity(iris, application, "jenkins", build, identifier,
                          **{"class@iri": AI4KG + "Build", "title": fragment.get("fullLabel") or fragment["uniqueId"],
                             "status": trace["status"], "started": started, "ended": ended,
                             "builtFrom@iri": application.iri,
@@ -295,7 +296,7 @@ def jenkins_records(fragment: dict[str, Any], application: Application, iris: Ir
                           "people": people}, build), warnings)
 
 
-def github_records(fragment: dict[str, Any], application: Application, iris: Iris, platform: str) -> Mapped:
+def github_records(fragment: dict[str, Any], application: Application, iris: Iris) -> Mapped:
     run = fragment["workflow_run"]
     warnings: list[Issue] = []
     repository = fragment["repository"]["full_name"]
@@ -313,7 +314,7 @@ def github_records(fragment: dict[str, Any], application: Application, iris: Iri
                 "time": _time(head.get("timestamp"), "workflow_run.head_commit.timestamp", warnings, from_text),
                 "person@iri": person, "repository@iri": f"https://github.com/{repository}"}]
     finished = run["status"] == "completed"
-    activity = _activity(iris, application, "github-actions", build, identifier, platform,
+    activity = _activity(iris, application, "github-actions", build, identifier,
                          **{"class@iri": AI4KG + "Build",
                             "title": f"{run.get('name') or 'workflow'} #{run['id']} of {repository}",
                             "status": (run.get("conclusion") or run["status"]) if finished else run["status"],
@@ -327,7 +328,7 @@ def github_records(fragment: dict[str, Any], application: Application, iris: Iri
                   _clean({"activities": [activity], "commits": commits, "people": people}, build), warnings)
 
 
-def mlflow_records(fragment: dict[str, Any], application: Application, iris: Iris, platform: str) -> Mapped:
+def mlflow_records(fragment: dict[str, Any], application: Application, iris: Iris) -> Mapped:
     run = fragment["run"]
     info = run["info"]
     warnings: list[Issue] = []
@@ -354,7 +355,7 @@ def mlflow_records(fragment: dict[str, Any], application: Application, iris: Iri
                 "run.info.artifact_uri": _absolute(info.get("artifact_uri")),
                 "module@iri": application.iri if run_id in application.mlflow_runs else None}
         weights = [{**base, "dataset@iri": d["dataset@iri"]} for d in datasets] or [base]
-    activity = _activity(iris, application, "mlflow", activity_iri, identifier, platform,
+    activity = _activity(iris, application, "mlflow", activity_iri, identifier,
                          **{"class@iri": AI4KG + "TrainingRun", "title": info.get("run_name") or run_id,
                             "status": info["status"].lower(),
                             "started": _time(info.get("start_time"), "run.info.start_time", warnings, from_millis),
@@ -368,7 +369,7 @@ def mlflow_records(fragment: dict[str, Any], application: Application, iris: Iri
                   warnings)
 
 
-def nomad_records(fragment: dict[str, Any], application: Application, iris: Iris, platform: str) -> Mapped:
+def nomad_records(fragment: dict[str, Any], application: Application, iris: Iris) -> Mapped:
     warnings: list[Issue] = []
     job = fragment["job_ID"]
     deployment = asset_iri(iris.base, "Deployment", job)
@@ -381,7 +382,7 @@ def nomad_records(fragment: dict[str, Any], application: Application, iris: Iris
     pinned = re.search(r"@(sha256:[0-9a-f]{64})$", image or "")
     references = [{"image@iri": iris.entity("image", pinned.group(1) if pinned else image), "activity@iri": deployment,
                    "docker_image": image}] if image else []
-    activity = _activity(iris, application, "nomad", deployment, identifier_of(job), platform,
+    activity = _activity(iris, application, "nomad", deployment, identifier_of(job),
                          **{"class@iri": AI4KG + ("ModuleDeployment" if endpoints else "BatchTrainingDeployment"),
                             "title": fragment.get("title") or job,
                             "status": fragment["status"], "job_ID": job, "docker_image": image,
@@ -408,7 +409,7 @@ def _slugs(endpoints: dict[str, str]) -> list[str]:
     return slugs
 
 
-BUILDERS: dict[Origin, Callable[[dict[str, Any], Application, Iris, str], Mapped]] = {
+BUILDERS: dict[Origin, Callable[[dict[str, Any], Application, Iris], Mapped]] = {
     "jenkins": jenkins_records, "github-actions": github_records, "mlflow": mlflow_records, "nomad": nomad_records}
 
 

@@ -223,9 +223,6 @@ def new_deployment(body: dict[str, Any], identifier: str, base_url: str, owner: 
     return deployment
 
 
-ENGINES = {"local": "ai4kg local executor", "nomad": "HashiCorp Nomad"}
-
-
 def to_records(deployment: Deployment, base_url: str) -> dict[str, list[dict[str, Any]]]:
     """The mapping's records of one deployment (record keys are the request's field names)."""
     iris = Iris(base_url)
@@ -241,8 +238,8 @@ def to_records(deployment: Deployment, base_url: str) -> dict[str, list[dict[str
         "datacenter@iri": asset_iri(base_url, "Datacenter", deployment.placed_on) if deployment.placed_on else None,
         "resources@iri": requested,
         "allocated@iri": requested if deployment.status in ACTIVE else None,
+        # the workload manager is named only: mappings/platform-agents.ttl describes it (a system graph)
         "owner@iri": iris.person(deployment.owner), "engine@iri": iris.agent(deployment.executor),
-        "engine": ENGINES.get(deployment.executor, deployment.executor), "platform@iri": iris.agent("platform"),
         "started": deployment.started_at, "ended": deployment.ended_at, "expires": deployment.expires_at,
     }
     resources_record = {"resources@iri": requested, "deployment@iri": iri,
