@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from importlib import resources
@@ -28,7 +29,7 @@ from ..graph.search import Readers
 from ..graph.store import KnowledgeGraph
 from .checks import QueryRefused, check_query
 from .compiler import Query, compile_query
-from .lexicon import names, vocabulary
+from .lexicon import names, plural, vocabulary
 from .parser import Ambiguity, Interpretation, Refusal, parse
 from .schema import schema
 from ..threads import once
@@ -61,6 +62,8 @@ class Answer:
     reason: str | None = None
     generator: str = "embedded"
     seconds: float = 0.0
+    model_seconds: float = 0.0
+    """Of `seconds`, the time spent waiting for a language model (the model path only)."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -137,7 +140,8 @@ def _from_model(graph: KnowledgeGraph, question: str, readers: Readers, timeout:
     check_query(proposal.sparql, vocab)  # checked again here: whatever `propose` did, this is what runs
     rows, boolean = run(graph, Query(proposal.sparql), readers, timeout)
     answer = Answer(question, "answered", "", sparql=proposal.sparql, generator="model",
-                    interpretation=f"written by the model {settings.assistant_model}")
+                    interpretation=f"written by the model {settings.assistant_model}",
+                    model_seconds=proposal.model_seconds)
     answer.rows = [{name: _json_term(term) for name, term in row.items() if term is not None} for row in rows]
     answer.columns = list(rows[0]) if rows else []
     if boolean is not None:
@@ -259,7 +263,11 @@ def _words(parsed: Interpretation, query: Query, rows: list[dict[str, ox.Term | 
         return boolean, "Yes." if boolean else "No."
     if form in ("count", "count-values"):
         count = _number(rows[0]["count"]) if rows else 0
-        what = "assets" if form == "count" else "distinct values"
+        if form == "count":
+            label = re.sub(r"(?<!^)(?=[A-Z])", " ", parsed.cls.rsplit("#", 1)[-1]).lower()
+            what = label if count == 1 else plural(label)
+        else:
+            what = "distinct value" if count == 1 else "distinct values"
         return count, f"{count} {what}."
     if form == "group":
         pairs = [[r["value"].value, _number(r["count"])] for r in rows if r.get("value") is not None]

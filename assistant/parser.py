@@ -383,6 +383,10 @@ def _build(q: _Question, tags: list[Condition], entities: list[Named],
         nearest = min(date_props, key=lambda mt: abs(mt[0].start - start), default=None)
         prop = nearest[1].iri if nearest else AI4KG + "created"
         words_ = f"{_short(prop)} {q.span(start, end)}"
+        nearest_word = nearest[0].start if nearest else start
+        if q.negated(min(start, nearest_word)) and (low is None) != (high is None):
+            low, high = high, low  # "not updated since 2023": updated before 2023
+            words_ = "not " + words_
         interpretation.dates.append(DateRange((prop,), low, high, words_))
         interpretation.understood.append(words_)
     if dates:
@@ -392,6 +396,11 @@ def _build(q: _Question, tags: list[Condition], entities: list[Named],
     other_classes = [(m, t) for m, t in classes if t.iri != MODULE]
     if entities and (other_classes or (who and not resource_path)):
         return _path(q, interpretation, entities, other_classes, properties, who)
+
+    if other_classes and not entities and not any(t.iri == MODULE for _, t in classes):
+        # "how many deployments", "which training runs exist": the class asked for, unless modules are
+        interpretation.cls = other_classes[0][1].iri
+        interpretation.understood.insert(0, vocab.classes.get(interpretation.cls, _short(interpretation.cls)))
 
     if entities:
         interpretation.entities = entities
@@ -509,6 +518,9 @@ def _build(q: _Question, tags: list[Condition], entities: list[Named],
         interpretation.conditions.append(Condition((), Text(word, "contains"), negated,
                                                    ("not " if negated else "") + f"mentions '{word}'"))
     interpretation.understood += [c.words for c in interpretation.conditions if c.words and c not in tags]
+    ignored = _unmapped(q)
+    if ignored:
+        interpretation.understood.append(f"not understood: {ignored}")
     return interpretation
 
 
@@ -573,9 +585,14 @@ def _content_words(q: _Question) -> list[str]:
     return found
 
 
+STRUCTURE = frozenset({w for phrase in COUNTING + ASKING for w in phrase} | GROUPING | set(MOST) | NEGATIONS | HAVING
+                      | {"many", "much", "times", "down"})
+"""The words that shape a query rather than name something in it."""
+
+
 def _unmapped(q: _Question) -> str:
     words = [w for i, w in enumerate(q.words) if i not in q.taken and w not in STOPWORDS and w not in FILLERS
-             and w not in ("many", "much", "times")]
+             and w not in STRUCTURE]
     return " ".join(words)
 
 

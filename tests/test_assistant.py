@@ -133,6 +133,9 @@ def test_checks_refuse_what_is_not_a_read_of_the_ontology() -> None:
         ("SELECT * WHERE { SERVICE <http://example.org/sparql> { ?s ?p ?o } }", "SERVICE"),
         ("SELECT ?m WHERE { ?m <https://w3id.org/ai4kg/ns#password> ?p }", "does not define"),
         ("SELECT ?m WHERE { ?m a <http://example.org/Secret> }", "does not define"),
+        # checks are remembered per query shape (VALUES data left out): the data never hides a term
+        ('SELECT ?m WHERE { VALUES ?x { "a\\" } ?m <http://example.org/p> ?x" } ?m <https://w3id.org/ai4kg/ns#secret> ?x }',
+         "does not define"),
     ]:
         with pytest.raises(QueryRefused, match=why):
             check_query(bad, vocab)
