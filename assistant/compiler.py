@@ -76,7 +76,7 @@ class _Builder:
 
     def where(self, subject: str, interpretation: Interpretation) -> list[str]:
         lines = [f"{subject} a {_curie(interpretation.cls)} ."]
-        if interpretation.entities and interpretation.form in ("lookup", "compare"):
+        if interpretation.entities and interpretation.form in ("lookup", "compare", "ask"):
             iris = " ".join(f"<{iri}>" for e in interpretation.entities for iri in e.iris)
             lines.insert(0, f"VALUES {subject} {{ {iris} }}")
         lines += [self.condition(subject, c) for c in interpretation.conditions]

@@ -44,7 +44,7 @@ STOPWORDS = frozenset("""
 a an the of in on at to for by with and or is are was were be been being do does did has have had
 that which who whom whose what where when why how this these those there their its it i me my we our
 you your they them can could would should will shall may might must am any some all each every
-please show list give tell find me get display across still currently available as than from into
+please show list give tell find me get display still currently available as than from into
 about over under between after before since per""".split())
 """Words that name nothing in the graph; they never start or make a match on their own."""
 
@@ -63,6 +63,17 @@ def plural(word: str) -> str:
     if word.endswith("y") and len(word) > 2 and word[-2] not in "aeiou":
         return word[:-1] + "ies"
     return word + "s"
+
+
+def inflections(word: str) -> set[str]:
+    """`word` and the forms a question may use instead: a plural, a past tense, the bare verb of a
+    past participle ("produced" <- "produce", "produces")."""
+    forms = {word, plural(word)}
+    if len(word) > 4:
+        forms |= {word + "ed", word + "d"} if word.endswith("e") else {word + "ed"}
+        if word.endswith("ed"):
+            forms |= {word[:-1], word[:-2], word[:-1] + "s", word[:-2] + "s"}
+    return forms
 
 
 @dataclass(frozen=True)
@@ -110,7 +121,7 @@ class Vocabulary:
         words = tuple(tokens(text))
         if not words or (len(words) == 1 and words[0] in STOPWORDS):
             return
-        forms = {words, words[:-1] + (plural(words[-1]),)} if words[-1].isalpha() else {words}
+        forms = {words[:-1] + (form,) for form in inflections(words[-1])} if words[-1].isalpha() else {words}
         for form in forms:
             if term not in self.phrases[form]:
                 self.phrases[form].append(term)

@@ -27,7 +27,8 @@ MONTHS = {name.lower(): i for i, name in enumerate(calendar.month_name) if name}
 MONTHS.update({name.lower(): i for i, name in enumerate(calendar.month_abbr) if name})
 NEGATIONS = frozenset({"not", "no", "without", "except", "excluding", "never", "non", "nor", "neither"})
 COUNTING = (("how", "many"), ("number", "of"), ("count", "of"), ("count",), ("total", "number"))
-GROUPING = frozenset({"per", "each", "by", "every", "breakdown", "break"})
+GROUPING = frozenset({"per", "each", "by", "every", "breakdown", "break", "across", "distributed", "distribution",
+                      "split"})
 MOST = {"most": "max", "latest": "max", "newest": "max", "highest": "max", "largest": "max", "biggest": "max",
         "more": "max", "greatest": "max", "recently": "max", "recent": "max", "last": "max",
         "least": "min", "oldest": "min", "earliest": "min", "lowest": "min", "smallest": "min", "fewest": "min",
@@ -42,6 +43,7 @@ latest version versions currently existing exist exists registered known whole e
 find show list give tell display module modules model models app apps application applications asset assets
 can could would should contact like to d ll ve re s t m""".split())
 """Words that carry no condition: never turned into a search for text."""
+YES_NO = frozenset({"is", "are", "does", "do", "can", "has", "have", "was", "were"})
 HAVING = frozenset({"have", "has", "having", "with", "without", "any", "no", "declare", "declares", "state",
                     "states", "record", "records", "lack", "lacks", "lacking", "missing", "provide", "provides"})
 """Words before a property that ask for it to have a value ("have a DOI"), or none ("without any task")."""
@@ -415,6 +417,16 @@ def _build(q: _Question, tags: list[Condition], entities: list[Named],
             return interpretation
         asked = resource_path or next(((t.iri,) for _, t in properties
                                        if t.iri not in (AI4KG + "title",) or len(properties) == 1), ())
+        if not asked and interpretation.conditions and words[0] in YES_NO:
+            interpretation.form = "ask"  # "is YOLO models trainable?"
+            interpretation.understood += [c.words for c in interpretation.conditions]
+            return interpretation
+        inverse = _inverse_hop(q, entities[0], asked)
+        if inverse is not None:  # "where is X deployed": what points at the asset along the property
+            interpretation.form, interpretation.steps, interpretation.entities = "path", [inverse], entities[:1]
+            interpretation.conditions = []
+            interpretation.understood.append(f"← {vocab.properties[inverse.property].label}")
+            return interpretation
         if counting and not asked:
             return Refusal(f"the catalogue holds no figure that answers '{_unmapped(q) or q.text}'")
         if not asked:
@@ -504,6 +516,12 @@ def _build(q: _Question, tags: list[Condition], entities: list[Named],
             interpretation.conditions.append(Condition((term.iri,), Text(version, "startswith"), q.negated(mention.start),
                                                        f"{info.label} {version}x"))
             continue
+        value = _value_after(q, mention) if info.is_literal and not info.is_number else None
+        if value is not None:
+            negated = q.negated(mention.start)
+            interpretation.conditions.append(Condition((term.iri,), Text(value, "contains"), negated,
+                                                       f"{'not ' if negated else ''}{info.label} '{value}'"))
+            continue
         if not any(w in HAVING for w in q.words[max(mention.start - 3, 0):mention.start]):
             continue  # a property named in passing ("built on", "used") asks for nothing to be there
         negated = q.negated(mention.start)
@@ -519,6 +537,9 @@ def _build(q: _Question, tags: list[Condition], entities: list[Named],
                                                    ("not " if negated else "") + f"mentions '{word}'"))
     interpretation.understood += [c.words for c in interpretation.conditions if c.words and c not in tags]
     ignored = _unmapped(q)
+    if ignored and not interpretation.conditions and not interpretation.dates and interpretation.form in (
+            "list", "count", "ask"):
+        return Refusal(f"the catalogue holds nothing about '{ignored}'")  # not every module, for words not understood
     if ignored:
         interpretation.understood.append(f"not understood: {ignored}")
     return interpretation
@@ -543,6 +564,21 @@ def _weak_name(q: _Question) -> Named | Ambiguity | None:
     return None
 
 
+def _inverse_hop(q: _Question, entity: Named, asked: tuple[str, ...]) -> Step | None:
+    """A property asked of an asset that belongs to another class and points at the asset's ("the
+    deployments of X": ai4kg:deploys, from ModuleDeployment to Module): one hop backwards."""
+    if len(asked) != 1:
+        return None
+    info = q.vocab.properties[asked[0]]
+    cls = AI4KG + entity.kind
+    if info.domain is None or q.vocab.is_a(cls, info.domain) or info.is_literal:
+        return None
+    if info.range is not None and not q.vocab.is_a(cls, info.range):
+        return None
+    holder = next((source for prop, source, inverse in q.edges.get(cls, []) if inverse and prop == info.iri), info.domain)
+    return Step("asset", info.iri, "node1", holder, True)
+
+
 def _focus(q: _Question) -> int | None:
     """The position of what a wh-question asks for: "what licence ...", "which datasets ...", "what
     is the price of ..." (None for other questions)."""
@@ -553,6 +589,19 @@ def _focus(q: _Question) -> int | None:
     while i < len(words) and words[i] in ("is", "are", "was", "were", "the", "a", "an", "kind", "of", "sort", "type"):
         i += 1
     return i if i < len(words) else None
+
+
+def _value_after(q: _Question, mention: _Mention) -> str | None:
+    """A value written after a property ("licensed under MIT", "with the docker image ai4oshub/x"):
+    the first word after it that nothing else took, within three words."""
+    for i in range(mention.end, min(mention.end + 3, len(q.words))):
+        if i in q.taken:
+            return None
+        word = q.words[i]
+        if word not in STOPWORDS and word not in FILLERS and word not in STRUCTURE:
+            q.take(i, i + 1)
+            return word
+    return None
 
 
 def _version(q: _Question, mention: _Mention) -> str | None:
