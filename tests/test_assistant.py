@@ -121,6 +121,29 @@ def test_refusals_and_ambiguous_names(catalogue: KnowledgeGraph) -> None:
     assert {c["title"] for c in yolo.candidates} == {"YOLO models", "EyeOnWater YOLO"}
 
 
+def test_questions_beyond_the_dev_set(catalogue: KnowledgeGraph) -> None:
+    """Other phrasings and other forms, each checked against a query written by hand."""
+    def select(sparql: str) -> set[str]:
+        return {row[0].value for row in catalogue.query("PREFIX ai4kg: <https://w3id.org/ai4kg/ns#> " + sparql)}
+
+    assert ask(catalogue, "Is YOLO models trainable?").values is True
+    assert ask(catalogue, "Is the Plants species classifier trainable?").values is False
+    deployed = ask(catalogue, "Where is ai4os-demo-app deployed?")
+    assert set(deployed.values) == select("SELECT ?d WHERE { ?d ai4kg:deploys <%sai4os-demo-app> }" % MODULE)
+    mit = ask(catalogue, "Which modules are licensed under MIT?")
+    assert set(mit.values) == select('SELECT ?m WHERE { ?m ai4kg:license ?l FILTER(CONTAINS(LCASE(?l), "mit")) }')
+    across = ask(catalogue, "how are modules distributed across data types?")
+    assert across.values == ask(catalogue, "How many modules per data type?").values
+    keras = ask(catalogue, "Which modules use keras but not tensorflow?")
+    assert set(keras.values) == select("SELECT ?m WHERE { ?m ai4kg:library <https://w3id.org/ai4kg/vocab/library/keras> "
+                                       "FILTER NOT EXISTS { ?m ai4kg:library <https://w3id.org/ai4kg/vocab/library/tensorflow> } }")
+    newest = ask(catalogue, "most recently created tensorflow module")
+    assert "ai4kg:created" in newest.sparql and "library/tensorflow" in newest.sparql
+    assert ask(catalogue, "What modules are there for plankton?").status == "refused"  # not every module
+    runs = ask(catalogue, "How many training runs are there?")
+    assert runs.values == len(select("SELECT ?r WHERE { ?r a ai4kg:TrainingRun }"))
+
+
 def test_checks_refuse_what_is_not_a_read_of_the_ontology() -> None:
     vocab = vocabulary()
     good = "PREFIX ai4kg: <https://w3id.org/ai4kg/ns#> SELECT ?m WHERE { ?m a ai4kg:Module ; ai4kg:title ?t }"
