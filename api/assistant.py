@@ -16,7 +16,7 @@ from typing import Any, AsyncIterator
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from ..assistant import Answer, QuestionRejected, ask
+from ..assistant import MAX_QUESTION_CHARACTERS, Answer, QuestionRejected, ask
 from ..graph.store import KnowledgeGraph
 from .access import read, readers_of
 from .limits import loads_json
@@ -32,12 +32,25 @@ def _question(body: Any) -> str:
     return body["question"]
 
 
+_QUESTION_TEXT = "[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f]"
+QUESTION_SCHEMA = {
+    "type": "object", "required": ["question"],
+    "properties": {"question": {
+        "type": "string", "maxLength": MAX_QUESTION_CHARACTERS,
+        # some text that is not only white space, and no control character but tab and line ends
+        "pattern": f"^{_QUESTION_TEXT}*[^\\s\\x00-\\x1f\\x7f]{_QUESTION_TEXT}*$",
+        "examples": ["how many modules use pytorch?"]}}}
+"""The body /v1/assistant/ask takes, as its OpenAPI document says (assistant.check_question's rules)."""
+
+
 def router(graph: KnowledgeGraph) -> APIRouter:
     routes = APIRouter(tags=["assistant"])
 
     @routes.post("/v1/assistant/ask", summary="Ask a question in English; the answer shows the SPARQL it ran",
                  responses={200: {"content": {"application/json": {}, EVENT_STREAM: {}}},
-                            422: {"description": "no question, or one too long or with control characters"}})
+                            422: {"description": "no question, or one too long or with control characters"}},
+                 openapi_extra={"requestBody": {"required": True,
+                                                "content": {"application/json": {"schema": QUESTION_SCHEMA}}}})
     async def ask_route(request: Request) -> Response:
         """Body: `{"question": "how many modules use pytorch?"}`. Answer: `status` (answered, refused,
         ambiguous), `text`, `values`, `rows` (SPARQL JSON terms), `sparql` (run it again at /sparql),

@@ -64,6 +64,8 @@ class Answer:
     seconds: float = 0.0
     model_seconds: float = 0.0
     """Of `seconds`, the time spent waiting for a language model (the model path only)."""
+    query_seconds: float = 0.0
+    """Of `seconds`, the time the answering query ran."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -138,10 +140,11 @@ def _from_model(graph: KnowledgeGraph, question: str, readers: Readers, timeout:
     if proposal is None:
         return None
     check_query(proposal.sparql, vocab)  # checked again here: whatever `propose` did, this is what runs
+    started = time.perf_counter()
     rows, boolean = run(graph, Query(proposal.sparql), readers, timeout)
     answer = Answer(question, "answered", "", sparql=proposal.sparql, generator="model",
                     interpretation=f"written by the model {settings.assistant_model}",
-                    model_seconds=proposal.model_seconds)
+                    model_seconds=proposal.model_seconds, query_seconds=time.perf_counter() - started)
     answer.rows = [{name: _json_term(term) for name, term in row.items() if term is not None} for row in rows]
     answer.columns = list(rows[0]) if rows else []
     if boolean is not None:
@@ -171,9 +174,10 @@ def closest_examples(question: str, count: int = 4) -> list[tuple[str, str]]:
 
 def _answered(graph: KnowledgeGraph, question: str, parsed: Interpretation, query: Query, readers: Readers,
               timeout: float) -> Answer:
+    started = time.perf_counter()
     rows, boolean = run(graph, query, readers, timeout)
     answer = Answer(question, "answered", "", sparql=query.sparql, interpretation="; ".join(parsed.understood),
-                    columns=query.columns)
+                    columns=query.columns, query_seconds=time.perf_counter() - started)
     answer.rows = [{name: _json_term(term) for name, term in row.items() if term is not None} for row in rows]
     if parsed.form in ("lookup", "path") and not rows:
         # nothing found: a fact of this asset the catalogue lacks, or one it holds for no asset at all

@@ -55,31 +55,39 @@ class _Builder:
         return "/".join(_curie(p) for p in properties)
 
     def condition(self, subject: str, condition: Condition) -> str:
+        """One condition: a triple pattern the asset must match (Oxigraph answers it from an index),
+        or, negated or a search of the asset's text, a FILTER [NOT] EXISTS."""
         value = condition.value
         if isinstance(value, Text) and not condition.path:  # a word of the asset's text
             field_var, text_var = self.fresh("field"), self.fresh("text")
             word = self.bind(ox.Literal(value.text.lower()), "word")
             fields = " ".join(f"ai4kg:{f}" for f in TEXT_FIELDS)
-            pattern = (f"{{ {self.values()}VALUES {field_var} {{ {fields} }} {subject} {field_var} {text_var} . "
-                       f"FILTER(CONTAINS(LCASE(STR({text_var})), {word})) }}")
-        elif isinstance(value, Text):
+            pattern = (f"{self.values()}VALUES {field_var} {{ {fields} }} {subject} {field_var} {text_var} . "
+                       f"FILTER(CONTAINS(LCASE(STR({text_var})), {word}))")
+            return f"FILTER {'NOT ' if condition.negated else ''}EXISTS {{ {pattern} }}"
+        if isinstance(value, Text):
             found = self.fresh("value")
             text = self.bind(ox.Literal(value.text.lower()), "text")
             test = {"equals": f"LCASE(STR({found})) = {text}", "contains": f"CONTAINS(LCASE(STR({found})), {text})",
                     "startswith": f"STRSTARTS(LCASE(STR({found})), {text})"}[value.how]
-            pattern = f"{{ {self.values()}{subject} {self.path(condition.path)} {found} . FILTER({test}) }}"
+            pattern = f"{self.values()}{subject} {self.path(condition.path)} {found} . FILTER({test})"
         elif isinstance(value, str):
-            pattern = f"{{ {subject} {self.path(condition.path)} <{ox.NamedNode(value).value}> }}"
+            pattern = f"{subject} {self.path(condition.path)} <{ox.NamedNode(value).value}> ."
         else:
-            pattern = f"{{ {subject} {self.path(condition.path)} {self.fresh('any')} }}"
-        return f"FILTER {'NOT ' if condition.negated else ''}EXISTS {pattern}"
+            pattern = f"{subject} {self.path(condition.path)} {self.fresh('any')} ."
+        if condition.negated:
+            return f"FILTER NOT EXISTS {{ {pattern} }}"
+        return pattern
 
     def where(self, subject: str, interpretation: Interpretation) -> list[str]:
-        lines = [f"{subject} a {_curie(interpretation.cls)} ."]
+        # the conditions that name a value first: the most selective patterns lead the join
+        ordered = sorted(interpretation.conditions, key=lambda c: (c.negated, not isinstance(c.value, str)))
+        lines = [self.condition(subject, c) for c in ordered if not c.negated]
+        lines.append(f"{subject} a {_curie(interpretation.cls)} .")
         if interpretation.entities and interpretation.form in ("lookup", "compare", "ask"):
             iris = " ".join(f"<{iri}>" for e in interpretation.entities for iri in e.iris)
             lines.insert(0, f"VALUES {subject} {{ {iris} }}")
-        lines += [self.condition(subject, c) for c in interpretation.conditions]
+        lines += [self.condition(subject, c) for c in ordered if c.negated]
         for span in interpretation.dates:
             date = self.fresh("date")
             lines.append(f"{subject} {self.path(span.path)} {date} .")

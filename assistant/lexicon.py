@@ -271,9 +271,14 @@ class Names:
         for position, word in enumerate(words):
             if position not in taken and word not in STOPWORDS:
                 where[word].append(position)
+        # Candidates come from the question's rarer words: a name whose only shared words are common
+        # ones cannot reach the 60 % of its weight, and a common word's postings are thousands long.
         candidates: set[int] = set()
+        common = max(50, len(self.name_tokens) // 100)
         for word in where:
-            candidates |= self.postings.get(word, set())
+            found = self.postings.get(word, set())
+            if len(found) <= common:
+                candidates |= found
         found: list[NameMatch] = []
         groups: dict[tuple[str, str], list[str]] = defaultdict(list)
         best: dict[tuple[str, str], tuple[float, int, int]] = {}

@@ -137,23 +137,28 @@ def speed(report: Report, work: Path, modules: int, questions: list[str]) -> Non
 def model_path(report: Report, graph: KnowledgeGraph, questions: list[str]) -> None:
     from openai_double import OpenAIDouble
 
-    reply = ("```sparql\nPREFIX ai4kg: <https://w3id.org/ai4kg/ns#>\nSELECT (COUNT(DISTINCT ?m) AS ?n) WHERE "
-             "{ ?m a ai4kg:Module ; ai4kg:library <https://w3id.org/ai4kg/vocab/library/pytorch> }\n```")
+    served = iter(range(1, 1_000_000))
+
+    def reply(request: dict) -> str:  # a query of its own each time: no check is remembered from the last
+        return ("```sparql\nPREFIX ai4kg: <https://w3id.org/ai4kg/ns#>\nSELECT DISTINCT ?m WHERE "
+                "{ ?m a ai4kg:Module ; ai4kg:library <https://w3id.org/ai4kg/vocab/library/pytorch> } "
+                f"LIMIT {next(served)}\n```")
+
     embedded_settings = graph.settings
     own, embedded = [], []
-    with OpenAIDouble(replies=lambda request: reply) as model:
+    with OpenAIDouble(replies=reply) as model:
         with_model = replace(embedded_settings, assistant_url=model.url, assistant_model="bench")
         for question in questions:
             graph.settings = with_model
             answer = ask(graph, question, today=TODAY)
             assert answer.generator == "model", answer
-            own.append(answer.seconds - answer.model_seconds)
+            own.append(answer.seconds - answer.model_seconds - answer.query_seconds)
             graph.settings = embedded_settings
             embedded.append(ask(graph, question, today=TODAY).seconds)
     p50_own, p50_embedded = statistics.median(own), statistics.median(embedded)
-    report.row("3. model path", "ask() minus the model's time, p50", fmt(p50_own),
-               "prompt, schema summary, examples, checks, query, answer; acceptance: <= 20 ms of its own "
-               "(beyond the query)", ratio=f"{p50_own / p50_embedded:.2f}x the embedded parser's whole ask()")
+    report.row("3. model path", "ask() minus the model's and the query's time, p50", fmt(p50_own),
+               "prompt, schema summary, examples, checks, answer; acceptance: <= 20 ms of its own",
+               ratio=f"{p50_own / p50_embedded:.2f}x the embedded parser's whole ask()")
     report.row("3. model path", "the embedded parser's whole ask() (baseline), p50", fmt(p50_embedded), ratio="1.00x")
 
 
