@@ -311,3 +311,25 @@ def test_the_readme_examples_answer_as_shown(tmp_path: Path) -> None:
         load_demo_catalog(graph)
         for question, shown in examples:
             assert ask(graph, question).text == shown, question
+
+
+def test_server_sent_events_carry_the_models_tokens(two_vos: KnowledgeGraph) -> None:
+    from openai_double import OpenAIDouble
+
+    from ai4kg.api.app import create_app
+
+    good = ("```sparql\nPREFIX ai4kg: <https://w3id.org/ai4kg/ns#>\nSELECT DISTINCT ?m WHERE { ?m a ai4kg:Module ; "
+            "ai4kg:library <https://w3id.org/ai4kg/vocab/library/pytorch> }\n```")
+    with OpenAIDouble(replies=[good], key="sk-secret-key") as model, \
+            serving(create_app(_with_model(two_vos, model.url))) as url:
+        with httpx.stream("POST", f"{url}/v1/assistant/ask", json={"question": "pytorch modules?"},
+                          headers={"accept": "text/event-stream"}, timeout=60) as stream:
+            lines = list(stream.iter_lines())
+        assert model.requests[0]["stream"] is True
+    events = [line.split(": ", 1)[1] for line in lines if line.startswith("event: ")]
+    data = [json.loads(line.split(": ", 1)[1]) for line in lines if line.startswith("data: ")]
+    tokens = [d for e, d in zip(events, data) if e == "token"]
+    assert len(tokens) > 1 and "".join(tokens) == good
+    answer = data[events.index("answer")]
+    assert answer["generator"] == "model" and answer["values"] == [MODULE + "open-flood"]  # anonymous: public only
+    assert "sk-secret-key" not in "\n".join(lines)
