@@ -1,5 +1,5 @@
 """Deployments over GraphQL: the same service, rights, records, errors and cursors as REST's
-/v1/deployments (api/graphql.py: deployments, deploymentRecord, createDeployment, deleteDeployment).
+/v1/deployments (api/graphql/deployments.py: deployments, deploymentRecord, createDeployment, deleteDeployment).
 
 Real batch jobs on the embedded local executor (`sleep`, so they cost nothing); every test's
 deployments are deleted after it, and whatever a failing test leaves running is killed at the end."""

@@ -28,6 +28,7 @@ def test_wheel_installs_and_imports_from_its_own_copy(tmp_path: Path) -> None:
     for required in ("ai4kg/ontology/ai4kg.ttl", "ai4kg/ontology/vocabularies.ttl", "ai4kg/shapes/module.ttl",
                      "ai4kg/mappings/ai4-metadata-v2.rml.ttl", "ai4kg/mappings/ai4-metadata-v2.schema.json",
                      "ai4kg/graph/queries/asset-counts.rq", "ai4kg/graph/store.py", "ai4kg/api/sparql.py",
+                     "ai4kg/api/graphql/__init__.py", "ai4kg/api/graphql/schema.py",
                      "ai4kg/workloads/service.py", "ai4kg/adapters/local_runner.py", "ai4kg/shapes/deployments.ttl",
                      "ai4kg/mappings/deployments/deployment.rml.ttl",
                      "ai4kg/mappings/deployments/deployment.schema.json", "ai4kg/federated/service.py",
