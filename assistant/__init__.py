@@ -37,6 +37,8 @@ from ..threads import once
 log = logging.getLogger("ai4kg.assistant")
 
 MAX_QUESTION_CHARACTERS = 500
+SHOWN = 20
+"""Assets an answer names in its text; its values and rows hold all of them."""
 NOT_HELD = "The catalogue does not hold that"
 
 
@@ -189,7 +191,7 @@ def _answered(graph: KnowledgeGraph, question: str, parsed: Interpretation, quer
             answer.status, answer.reason = "refused", f"no asset records a {label}"
             answer.text = f"{NOT_HELD}: no asset in the catalogue records a {label}."
             return answer
-    answer.values, answer.text = _words(parsed, query, rows, boolean)
+    answer.values, answer.text = _words(parsed, query, rows, boolean, names(graph, readers).titles)
     return answer
 
 
@@ -260,8 +262,9 @@ def _number(term: ox.Term | None) -> int | float | str:
             return text
 
 
-def _words(parsed: Interpretation, query: Query, rows: list[dict[str, ox.Term | None]], boolean: bool | None
-           ) -> tuple[Any, str]:
+def _words(parsed: Interpretation, query: Query, rows: list[dict[str, ox.Term | None]], boolean: bool | None,
+           titles: dict[str, str]) -> tuple[Any, str]:
+    """The answer's values and its text; `titles`: asset IRI -> title, from the search index."""
     form = parsed.form
     if form == "ask":
         return boolean, "Yes." if boolean else "No."
@@ -279,10 +282,13 @@ def _words(parsed: Interpretation, query: Query, rows: list[dict[str, ox.Term | 
         return pairs, shown + "." if shown else "None."
     if form in ("list", "superlative", "compare"):
         items = list(dict.fromkeys(r["asset"].value for r in rows if r.get("asset") is not None))
-        titles = list(dict.fromkeys(_label(r.get("title")) or r["asset"].value for r in rows if r.get("asset")))
         if not items:
             return [], "None matches."
-        return items, f"{len(items)}: " + "; ".join(titles) + "."
+        named = sorted((titles.get(iri) or iri, iri) for iri in items)
+        items = [iri for _, iri in named]
+        shown = "; ".join(title for title, _ in named[:SHOWN])
+        more = f"; and {len(named) - SHOWN} more" if len(named) > SHOWN else ""
+        return items, f"{len(items)}: {shown}{more}."
     column = "value" if form == "lookup" else "answer"
     values = list(dict.fromkeys(_value(r[column]) for r in rows if r.get(column) is not None))
     if not values:

@@ -109,9 +109,10 @@ def compile_query(interpretation: Interpretation) -> Query:
     body = b.where("?asset", interpretation)
     attribute = b.path(interpretation.attribute) if interpretation.attribute else ""
     if form == "list":
-        sparql = _select("?asset ?title", body + ["OPTIONAL { ?asset ai4kg:title ?title }"], distinct=True,
-                         tail="ORDER BY ?title ?asset")
-        columns = ["asset", "title"]
+        # no titles and no order here: on 10,000 modules the OPTIONAL and the sort took 3x the query;
+        # the answer takes titles from the search index and sorts by them
+        sparql = _select("?asset", body, distinct=True)
+        columns = ["asset"]
     elif form == "ask":
         sparql = "ASK {\n  " + "\n  ".join(body) + "\n}"
         columns = []

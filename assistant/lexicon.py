@@ -248,8 +248,21 @@ class Names:
     owner: list[int] = field(default_factory=list)
     """name -> the asset it names"""
     words: list[str] = field(default_factory=list)
+    tag_words: set[str] = field(default_factory=set)
+    tag_phrases: dict[tuple[str, ...], str] = field(default_factory=dict)
+    """a tag's words -> the tag"""
+    longest_tag: int = 0
+    titles: dict[str, str] = field(default_factory=dict)
+    """asset IRI -> title"""
 
     def __post_init__(self) -> None:
+        self.titles = {iri: title for iri, _, title, _ in self.assets if title}
+        for tag in self.tags:
+            words = tuple(tokens(tag))
+            if words:
+                self.tag_phrases.setdefault(words, tag)
+                self.tag_words.update(words)
+                self.longest_tag = max(self.longest_tag, len(words))
         for i, (_, _, title, identifier) in enumerate(self.assets):
             # an asset is named by its title or by its identifier: two names, matched apart
             for text in (title, identifier):
@@ -275,10 +288,12 @@ class Names:
         # ones cannot reach the 60 % of its weight, and a common word's postings are thousands long.
         candidates: set[int] = set()
         common = max(50, len(self.name_tokens) // 100)
-        for word in where:
-            found = self.postings.get(word, set())
-            if len(found) <= common:
-                candidates |= found
+        by_rarity = sorted((w for w in where if w in self.postings), key=lambda w: len(self.postings[w]))
+        for word in by_rarity:
+            if len(self.postings[word]) <= common:
+                candidates |= self.postings[word]
+        if len(by_rarity) >= 2:  # a name of common words only: the names that have its two rarest
+            candidates |= self.postings[by_rarity[0]] & self.postings[by_rarity[1]]
         found: list[NameMatch] = []
         groups: dict[tuple[str, str], list[str]] = defaultdict(list)
         best: dict[tuple[str, str], tuple[float, int, int]] = {}

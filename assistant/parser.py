@@ -134,13 +134,10 @@ class _Question:
         self.taken: set[int] = set()
         self.edges: dict[str, list[tuple[str, str, bool]]] = {}
         self.shape = Schema()
-        self._tag_words: set[str] | None = None
 
     def catalogue_word(self, word: str) -> bool:
         """Whether `word` occurs in the titles, identifiers or tags of what the reader may see."""
-        if self._tag_words is None:
-            self._tag_words = {w for tag in self.names.tags for w in tokens(tag)}
-        return word in self.names.postings or word in self._tag_words
+        return word in self.names.postings or word in self.names.tag_words
 
     def span(self, start: int, end: int) -> str:
         return " ".join(self.words[start:end])
@@ -204,10 +201,10 @@ def _quoted(q: _Question) -> list[Condition]:
     # A tag named without quotes: "tagged vo.imagine-ai.eu", "with the tag deep learning"
     for i, word in enumerate(q.words):
         if word in TAG_WORDS and i + 1 < len(q.words) and q.free(i + 1, i + 2):
-            for tag in sorted(q.names.tags, key=len, reverse=True):
-                words = tokens(tag)
-                if words and tuple(q.words[i + 1:i + 1 + len(words)]) == tuple(words):
-                    q.take(i, i + 1 + len(words))
+            for n in range(min(q.names.longest_tag, len(q.words) - i - 1), 0, -1):  # the longest tag first
+                tag = q.names.tag_phrases.get(tuple(q.words[i + 1:i + 1 + n]))
+                if tag is not None:
+                    q.take(i, i + 1 + n)
                     found.append(Condition((TAG,), Text(tag), q.negated(i), f"tagged '{tag}'"))
                     break
     for i, word in enumerate(q.words):
