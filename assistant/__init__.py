@@ -143,12 +143,15 @@ def _from_model(graph: KnowledgeGraph, question: str, readers: Readers, timeout:
         return None
     check_query(proposal.sparql, vocab)  # checked again here: whatever `propose` did, this is what runs
     started = time.perf_counter()
-    rows, boolean = run(graph, Query(proposal.sparql), readers, timeout)
+    try:
+        rows, boolean = run(graph, Query(proposal.sparql), readers, timeout)
+    except (SyntaxError, ValueError, OSError) as exc:  # a query rdflib takes and Oxigraph does not
+        log.warning("the model's query failed in the store, the embedded parser answers: %s", exc)
+        return None
     answer = Answer(question, "answered", "", sparql=proposal.sparql, generator="model",
                     interpretation=f"written by the model {settings.assistant_model}",
                     model_seconds=proposal.model_seconds, query_seconds=time.perf_counter() - started)
-    answer.rows = [{name: _json_term(term) for name, term in row.items() if term is not None} for row in rows]
-    answer.columns = list(rows[0]) if rows else []
+    answer.rows, answer.columns = _json_rows(rows), list(rows[0]) if rows else []
     if boolean is not None:
         answer.values, answer.text = boolean, "Yes." if boolean else "No."
     else:
@@ -180,7 +183,7 @@ def _answered(graph: KnowledgeGraph, question: str, parsed: Interpretation, quer
     rows, boolean = run(graph, query, readers, timeout)
     answer = Answer(question, "answered", "", sparql=query.sparql, interpretation="; ".join(parsed.understood),
                     columns=query.columns, query_seconds=time.perf_counter() - started)
-    answer.rows = [{name: _json_term(term) for name, term in row.items() if term is not None} for row in rows]
+    answer.rows = _json_rows(rows)
     if parsed.form in ("lookup", "path") and not rows:
         # nothing found: a fact of this asset the catalogue lacks, or one it holds for no asset at all
         asked = [*parsed.attribute, *(step.property for step in parsed.steps)]
@@ -219,6 +222,11 @@ def _recorded(graph: KnowledgeGraph, prop: str, readers: Readers) -> bool:
     """Whether any asset the reader may see has a value for `prop`."""
     check = Query(f"ASK {{ ?s <{ox.NamedNode(prop).value}> ?o }}")
     return bool(run(graph, check, readers, graph.settings.sparql_timeout)[1])
+
+
+def _json_rows(rows: list[dict[str, ox.Term | None]]) -> list[dict[str, dict[str, str]]]:
+    """Rows as the bindings of SPARQL JSON results (unbound columns left out)."""
+    return [{name: _json_term(term) for name, term in row.items() if term is not None} for row in rows]
 
 
 def _json_term(term: ox.Term) -> dict[str, str]:
