@@ -319,7 +319,9 @@ def _mentions(q: _Question) -> list[_Mention]:
 
 def _build(q: _Question, tags: list[Condition], entities: list[Named],
            dates: list[tuple[int, int, dt.date | None, dt.date | None]], mentions: list[_Mention]
-           ) -> Interpretation | Refusal:
+           ) -> Interpretation | Refusal | Ambiguity:
+    """The question's parts put together: mentions sorted into values, properties and classes, then
+    the form (assistant/parser's docstring) for named assets or for the catalogue."""
     vocab = q.vocab
     words = q.words
     counting = any(q.has(*phrase) >= 0 for phrase in COUNTING)
@@ -402,39 +404,56 @@ def _build(q: _Question, tags: list[Condition], entities: list[Named],
         interpretation.understood.insert(0, vocab.classes.get(interpretation.cls, _short(interpretation.cls)))
 
     if entities:
-        interpretation.entities = entities
-        interpretation.understood.insert(0, " / ".join(e.title for e in entities))
-        if superlative and len(entities) > 1:
-            asked = resource_path or next(((t.iri,) for _, t in properties), ())
-            if not asked:
-                return Refusal("the question compares assets, but names nothing the graph records to compare them by")
-            interpretation.form, interpretation.attribute = "compare", asked
-            interpretation.order = superlative[1]
-            interpretation.rank_by_count = not vocab.properties[asked[-1]].is_number
-            return interpretation
-        asked = resource_path or next(((t.iri,) for _, t in properties
-                                       if t.iri not in (AI4KG + "title",) or len(properties) == 1), ())
-        if not asked and interpretation.conditions and words[0] in YES_NO:
-            interpretation.form = "ask"  # "is YOLO models trainable?"
-            interpretation.understood += [c.words for c in interpretation.conditions]
-            return interpretation
-        inverse = _inverse_hop(q, entities[0], asked)
-        if inverse is not None:  # "where is X deployed": what points at the asset along the property
-            interpretation.form, interpretation.steps, interpretation.entities = "path", [inverse], entities[:1]
-            interpretation.conditions = []
-            interpretation.understood.append(f"← {vocab.properties[inverse.property].label}")
-            return interpretation
-        if counting and not asked:
-            return Refusal(f"the catalogue holds no figure that answers '{_unmapped(q) or q.text}'")
-        if not asked:
-            leftover = _unmapped(q)
-            return Refusal(f"the catalogue holds nothing about '{leftover}' for {entities[0].title}" if leftover
-                           else "the question names an asset but nothing to look up about it")
-        interpretation.form, interpretation.attribute = "lookup", asked
-        interpretation.conditions = []  # "the TUFSeg tool": words that describe the named asset do not filter it
-        interpretation.understood.append(" / ".join(vocab.properties[p].label for p in asked))
-        return interpretation
+        return _about_named(q, interpretation, entities, properties, resource_path, superlative, counting)
+    return _about_many(q, interpretation, properties, classes, resource_path, superlative, counting, asking, tags)
 
+
+def _about_named(q: _Question, interpretation: Interpretation, entities: list[Named],
+                 properties: list[tuple[_Mention, Term]], resource_path: tuple[str, ...],
+                 superlative: tuple[int, str] | None, counting: bool) -> Interpretation | Refusal:
+    """A question about named assets: a comparison, a yes or no, a hop backwards, or a lookup."""
+    vocab, words = q.vocab, q.words
+    interpretation.entities = entities
+    interpretation.understood.insert(0, " / ".join(e.title for e in entities))
+    if superlative and len(entities) > 1:
+        asked = resource_path or next(((t.iri,) for _, t in properties), ())
+        if not asked:
+            return Refusal("the question compares assets, but names nothing the graph records to compare them by")
+        interpretation.form, interpretation.attribute = "compare", asked
+        interpretation.order = superlative[1]
+        interpretation.rank_by_count = not vocab.properties[asked[-1]].is_number
+        return interpretation
+    asked = resource_path or next(((t.iri,) for _, t in properties
+                                   if t.iri not in (AI4KG + "title",) or len(properties) == 1), ())
+    if not asked and interpretation.conditions and words[0] in YES_NO:
+        interpretation.form = "ask"  # "is YOLO models trainable?"
+        interpretation.understood += [c.words for c in interpretation.conditions]
+        return interpretation
+    inverse = _inverse_hop(q, entities[0], asked)
+    if inverse is not None:  # "where is X deployed": what points at the asset along the property
+        interpretation.form, interpretation.steps, interpretation.entities = "path", [inverse], entities[:1]
+        interpretation.conditions = []
+        interpretation.understood.append(f"← {vocab.properties[inverse.property].label}")
+        return interpretation
+    if counting and not asked:
+        return Refusal(f"the catalogue holds no figure that answers '{_unmapped(q) or q.text}'")
+    if not asked:
+        leftover = _unmapped(q)
+        return Refusal(f"the catalogue holds nothing about '{leftover}' for {entities[0].title}" if leftover
+                       else "the question names an asset but nothing to look up about it")
+    interpretation.form, interpretation.attribute = "lookup", asked
+    interpretation.conditions = []  # "the TUFSeg tool": words that describe the named asset do not filter it
+    interpretation.understood.append(" / ".join(vocab.properties[p].label for p in asked))
+    return interpretation
+
+
+def _about_many(q: _Question, interpretation: Interpretation, properties: list[tuple[_Mention, Term]],
+                classes: list[tuple[_Mention, Term]], resource_path: tuple[str, ...],
+                superlative: tuple[int, str] | None, counting: bool, asking: bool, tags: list[Condition]
+                ) -> Interpretation | Refusal | Ambiguity:
+    """A question about the catalogue: the values of a property, a group, a superlative, a count, a yes
+    or no, or a list, under the conditions found so far."""
+    vocab, words = q.vocab, q.words
     focus = _focus(q)
     if focus is not None and not counting and not superlative:
         asked = next(((t.iri,) for m, t in properties if m.start == focus), None)
