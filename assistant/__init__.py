@@ -68,6 +68,8 @@ class Answer:
     """Of `seconds`, the time spent waiting for a language model (the model path only)."""
     query_seconds: float = 0.0
     """Of `seconds`, the time the answering query ran."""
+    cut: str | None = None
+    """Why the rows stop early (the result limit, the timeout); None when they are all there."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -159,6 +161,7 @@ def _from_model(graph: KnowledgeGraph, question: str, readers: Readers, timeout:
         answer.values = list(dict.fromkeys(_value(r[first]) for r in rows if first and r.get(first) is not None))
         answer.text = "; ".join(_label(r[first]) for r in rows[:20] if first and r.get(first) is not None) + "." \
             if answer.values else "None matches."
+    _say_if_cut(answer, rows)
     return answer
 
 
@@ -195,24 +198,37 @@ def _answered(graph: KnowledgeGraph, question: str, parsed: Interpretation, quer
             answer.text = f"{NOT_HELD}: no asset in the catalogue records a {label}."
             return answer
     answer.values, answer.text = _words(parsed, query, rows, boolean, names(graph, readers).titles)
+    _say_if_cut(answer, rows)
     return answer
 
 
-def run(graph: KnowledgeGraph, query: Query, readers: Readers, timeout: float
-        ) -> tuple[list[dict[str, ox.Term | None]], bool | None]:
+def _say_if_cut(answer: Answer, rows: Rows) -> None:
+    if rows.cut:
+        answer.cut = rows.cut
+        answer.text += f" (cut short at {rows.cut}: there may be more)"
+
+
+class Rows(list):  # type: ignore[type-arg]
+    """A query's rows; `cut` says why there are no more when the query was stopped early."""
+    cut: str | None = None
+
+
+def run(graph: KnowledgeGraph, query: Query, readers: Readers, timeout: float) -> tuple[Rows, bool | None]:
     """The query's rows (or its yes/no) over the graphs `readers` may see, stopping at the deadline
-    or the result limit."""
+    or the result limit (`Rows.cut` says which)."""
     visible = graph.visible_graphs(readers)
     dataset = {} if visible is None else {"default_graph": [ox.NamedNode(g) for g in visible],
                                           "named_graphs": [ox.NamedNode(g) for g in visible]}
     deadline = time.monotonic() + timeout
     result = graph.query(query.sparql, **dataset)
+    rows = Rows()
     if isinstance(result, ox.QueryBoolean):
-        return [], bool(result)
+        return rows, bool(result)
     names_ = [v.value for v in result.variables]
-    rows = []
+    limit = graph.settings.sparql_result_limit
     for solution in result:
-        if len(rows) >= graph.settings.sparql_result_limit or time.monotonic() > deadline:
+        if len(rows) >= limit or time.monotonic() > deadline:
+            rows.cut = f"the result limit of {limit} rows" if len(rows) >= limit else f"the timeout of {timeout:g} s"
             break
         rows.append({name: solution[name] for name in names_})
     return rows, None
@@ -304,4 +320,4 @@ def _words(parsed: Interpretation, query: Query, rows: list[dict[str, ox.Term | 
     return values, "; ".join(_label(r[column]) for r in rows if r.get(column) is not None) + "."
 
 
-__all__ = ["Answer", "QueryRefused", "QuestionRejected", "ask", "check_question", "run"]
+__all__ = ["Answer", "QueryRefused", "QuestionRejected", "Rows", "ask", "check_question", "run"]

@@ -333,3 +333,13 @@ def test_server_sent_events_carry_the_models_tokens(two_vos: KnowledgeGraph) -> 
     answer = data[events.index("answer")]
     assert answer["generator"] == "model" and answer["values"] == [MODULE + "open-flood"]  # anonymous: public only
     assert "sk-secret-key" not in "\n".join(lines)
+
+
+def test_an_answer_cut_at_the_result_limit_says_so(two_vos: KnowledgeGraph) -> None:
+    from dataclasses import replace
+
+    whole = ask(two_vos, "list pytorch modules", None)
+    assert len(whole.values) == 2 and whole.cut is None
+    two_vos.settings = replace(two_vos.settings, sparql_result_limit=1)
+    cut = ask(two_vos, "list pytorch modules", None)
+    assert len(cut.values) == 1 and cut.cut == "the result limit of 1 rows" and "cut short" in cut.text

@@ -38,6 +38,8 @@ class AssistantAnswer:
     candidates: list[AssistantCandidate] = strawberry.field(description="What an ambiguous name may mean.")
     reason: Optional[str] = strawberry.field(description="Why a question was refused.")
     generator: str = strawberry.field(description="Who wrote the query: embedded (the parser) or model.")
+    cut: Optional[str] = strawberry.field(description=(
+        "Why the rows stop early (the result limit, the timeout); null when they are all there."))
 
 
 def _answer(answer: Answer) -> AssistantAnswer:
@@ -46,7 +48,7 @@ def _answer(answer: Answer) -> AssistantAnswer:
         columns=list(answer.columns), rows=answer.rows, values=answer.values,
         candidates=[AssistantCandidate(title=c["title"], iris=list(c["iris"]), kind=c["kind"])
                     for c in answer.candidates],
-        reason=answer.reason, generator=answer.generator)
+        reason=answer.reason, generator=answer.generator, cut=answer.cut)
 
 
 async def _ask(info: Info, question: str) -> AssistantAnswer:
