@@ -304,7 +304,7 @@ def _words(parsed: Interpretation, query: Query, rows: list[dict[str, ox.Term | 
         pairs = [[r["value"].value, _number(r["count"])] for r in rows if r.get("value") is not None]
         shown = ", ".join(f"{_label(r['value'])}: {_number(r['count'])}" for r in rows if r.get("value") is not None)
         return pairs, shown + "." if shown else "None."
-    if form in ("list", "superlative", "compare"):
+    if form in ("list", "superlative", "compare", "threshold"):
         items = list(dict.fromkeys(r["asset"].value for r in rows if r.get("asset") is not None))
         if not items:
             return [], "None matches."
@@ -317,7 +317,8 @@ def _words(parsed: Interpretation, query: Query, rows: list[dict[str, ox.Term | 
     values = list(dict.fromkeys(_value(r[column]) for r in rows if r.get(column) is not None))
     if not values:
         return [], "The catalogue records none."
-    return values, "; ".join(_label(r[column]) for r in rows if r.get(column) is not None) + "."
+    text = "; ".join(_label(r[column]) for r in rows if r.get(column) is not None)
+    return values, text if text.endswith((".", "!", "?")) else text + "."
 
 
 __all__ = ["Answer", "QueryRefused", "QuestionRejected", "Rows", "ask", "check_question", "run"]

@@ -118,7 +118,7 @@ def compile_query(interpretation: Interpretation) -> Query:
     form = interpretation.form
     attribute = b.path(interpretation.attribute) if interpretation.attribute else ""
     valued = (f"?asset {attribute} ?value .",) if attribute else ()
-    body = [] if form in ("superlative", "compare") else b.where(
+    body = [] if form in ("superlative", "compare", "threshold") else b.where(
         "?asset", interpretation, *(valued if form in ("count-values", "group", "lookup") else ()))
     if form == "list":
         # no titles and no order here: on 10,000 modules the OPTIONAL and the sort took 3x the query;
@@ -159,6 +159,17 @@ def compile_query(interpretation: Interpretation) -> Query:
                              ["{ " + _indent(bound) + " }", "FILTER(?rank = ?best)",
                               "OPTIONAL { ?asset ai4kg:title ?title }"], distinct=True, tail="ORDER BY ?asset")
         columns = ["asset", "title", "rank"]
+    elif form == "threshold":
+        # "more than 5 tags": the count of values per asset; "over 8000 MB": the value itself
+        figure = f'"{int(interpretation.figure)}"^^xsd:integer'
+        if interpretation.rank_by_count:
+            sparql = _select("?asset (COUNT(DISTINCT ?value) AS ?rank)",
+                             b.where("?asset", interpretation, f"?asset {attribute} ?value ."),
+                             tail=f"GROUP BY ?asset\nHAVING (COUNT(DISTINCT ?value) {interpretation.order} {figure})")
+        else:
+            sparql = _select("?asset ?rank", b.where("?asset", interpretation, f"?asset {attribute} ?rank .",
+                                                     f"FILTER(?rank {interpretation.order} {figure})"), distinct=True)
+        columns = ["asset", "rank"]
     elif form == "path":
         iris = " ".join(f"<{iri}>" for e in interpretation.entities for iri in e.iris)
         lines = [f"VALUES ?asset {{ {iris} }}"]

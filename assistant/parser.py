@@ -49,6 +49,8 @@ HAVING = frozenset({"have", "has", "having", "with", "without", "any", "no", "de
 """Words before a property that ask for it to have a value ("have a DOI"), or none ("without any task")."""
 AGENT_PROPERTIES = (AI4KG + "launchedBy", AI4KG + "creator", PROV + "wasAttributedTo", PROV + "wasAssociatedWith")
 """What "who" asks for, in order of preference: the agent who started, made or ran it."""
+POPULAR = frozenset({"common", "popular", "frequent", "frequently", "used", "widespread"})
+"""With "most": a question for the values most assets have ("the most common tags")."""
 TAG_WORDS = frozenset({"tag", "tags", "tagged", "keyword", "keywords", "labelled", "labeled"})
 
 
@@ -92,7 +94,7 @@ class Step:
 @dataclass
 class Interpretation:
     form: str
-    """list, ask, count, count-values, group, lookup, superlative, compare, path"""
+    """list, ask, count, count-values, group, lookup, superlative, compare, threshold, path"""
     cls: str = MODULE
     conditions: list[Condition] = field(default_factory=list)
     dates: list[DateRange] = field(default_factory=list)
@@ -100,6 +102,9 @@ class Interpretation:
     attribute: tuple[str, ...] = ()
     """lookup / count-values / group / superlative: the property path asked for, counted or ranked."""
     order: str = "max"
+    """superlative and compare: max or min; threshold: the SPARQL operator (>, <, >=, <=)."""
+    figure: int = 0
+    """threshold: the figure compared with."""
     rank_by_count: bool = False
     steps: list[Step] = field(default_factory=list)
     answer_label: bool = False
@@ -197,7 +202,8 @@ def _quoted(q: _Question) -> list[Condition]:
             continue
         q.take(start, start + len(words))
         tag = next((t for t in q.names.tags if t.lower() == value.lower()), value)
-        found.append(Condition((TAG,), Text(tag), q.negated(start), f"tagged '{tag}'"))
+        negated = q.negated(start)
+        found.append(Condition((TAG,), Text(tag), negated, f"{'not ' if negated else ''}tagged '{tag}'"))
     # A tag named without quotes: "tagged vo.imagine-ai.eu", "with the tag deep learning"
     for i, word in enumerate(q.words):
         if word in TAG_WORDS and i + 1 < len(q.words) and q.free(i + 1, i + 2):
@@ -205,7 +211,8 @@ def _quoted(q: _Question) -> list[Condition]:
                 tag = q.names.tag_phrases.get(tuple(q.words[i + 1:i + 1 + n]))
                 if tag is not None:
                     q.take(i, i + 1 + n)
-                    found.append(Condition((TAG,), Text(tag), q.negated(i), f"tagged '{tag}'"))
+                    negated = q.negated(i)
+                    found.append(Condition((TAG,), Text(tag), negated, f"{'not ' if negated else ''}tagged '{tag}'"))
                     break
     for i, word in enumerate(q.words):
         if word in TAG_WORDS and found:
@@ -425,6 +432,9 @@ def _about_named(q: _Question, interpretation: Interpretation, entities: list[Na
         return interpretation
     asked = resource_path or next(((t.iri,) for _, t in properties
                                    if t.iri not in (AI4KG + "title",) or len(properties) == 1), ())
+    if not asked and not counting and words[0] in ("what", "tell", "describe") and (
+            q.has("do") >= 0 or q.has("about") >= 0 or words[0] == "describe"):
+        asked = (AI4KG + "summary",)  # "what does X do", "tell me about X": what its summary says
     if not asked and interpretation.conditions and words[0] in YES_NO:
         interpretation.form = "ask"  # "is YOLO models trainable?"
         interpretation.understood += [c.words for c in interpretation.conditions]
@@ -470,6 +480,29 @@ def _about_many(q: _Question, interpretation: Interpretation, properties: list[t
             properties = [(m, t) for m, t in properties if m.start != focus]
         elif focus not in q.taken and words[focus] not in FILLERS and not q.catalogue_word(words[focus]):
             return Refusal(f"the catalogue records no '{words[focus]}'")
+
+    threshold = _threshold(q)
+    if threshold is not None:
+        counted = resource_path or next(((t.iri,) for _, t in _in_order(properties)
+                                         if not vocab.properties[t.iri].is_date), ())
+        if not counted:
+            return Refusal("the question compares a figure with nothing the graph records")
+        interpretation.form, interpretation.attribute = "threshold", counted
+        interpretation.order, interpretation.figure = threshold
+        interpretation.rank_by_count = not vocab.properties[counted[-1]].is_number
+        label = " / ".join(vocab.properties[p].label for p in counted)
+        interpretation.understood.append(f"{'number of ' if interpretation.rank_by_count else ''}{label} "
+                                         f"{threshold[0]} {threshold[1]}")
+        properties = [(m, t) for m, t in properties if t.iri != counted[-1]]
+        resource_path, superlative = (), None
+    if superlative and any(w in POPULAR for w in words):
+        # "the most common tags": the values of the property, most used first
+        grouped_property = next(iter(_in_order(properties)), None)
+        if grouped_property is not None:
+            interpretation.form, interpretation.attribute = "group", (grouped_property[1].iri,)
+            interpretation.understood.append(f"per {vocab.properties[grouped_property[1].iri].label}, most first")
+            properties = [(m, t) for m, t in properties if m is not grouped_property[0]]
+            superlative = None
 
     # Property mentions left: what is counted, grouped, ranked or required
     # "the oldest module, by creation date": with a superlative, "by" names what to rank by
@@ -547,8 +580,10 @@ def _about_many(q: _Question, interpretation: Interpretation, properties: list[t
         interpretation.conditions.append(Condition(resource_path, None, False, "with stated resources"))
 
     # Words of the catalogue's text that nothing else took: a search in titles, tags and summaries
-    for word in _content_words(q):
-        negated = q.negated(q.words.index(word))
+    for position in _content_words(q):
+        word = q.words[position]
+        q.take(position, position + 1)
+        negated = q.negated(position)
         interpretation.conditions.append(Condition((), Text(word, "contains"), negated,
                                                    ("not " if negated else "") + f"mentions '{word}'"))
     interpretation.understood += [c.words for c in interpretation.conditions if c.words and c not in tags]
@@ -599,10 +634,11 @@ def _focus(q: _Question) -> int | None:
     """The position of what a wh-question asks for: "what licence ...", "which datasets ...", "what
     is the price of ..." (None for other questions)."""
     words = q.words
-    if not words or words[0] not in ("what", "which"):
+    if not words or words[0] not in ("what", "which", "list", "show", "give"):
         return None
     i = 1
-    while i < len(words) and words[i] in ("is", "are", "was", "were", "the", "a", "an", "kind", "of", "sort", "type"):
+    while i < len(words) and words[i] in ("is", "are", "was", "were", "the", "a", "an", "kind", "of", "sort", "type",
+                                          "me", "us", "all", "every"):
         i += 1
     return i if i < len(words) else None
 
@@ -637,21 +673,21 @@ def _in_order(properties: list[tuple[_Mention, Term]]) -> list[tuple[_Mention, T
     return sorted(properties, key=lambda mt: mt[0].start)
 
 
-def _content_words(q: _Question) -> list[str]:
-    """Untaken words that occur in the catalogue's titles or tags and are no filler."""
+def _content_words(q: _Question) -> list[int]:
+    """The positions of untaken words that occur in the catalogue's titles or tags and are no filler."""
     found = []
     for i, word in enumerate(q.words):
-        if i in q.taken or word in STOPWORDS or word in FILLERS or word in NEGATIONS or word in MOST or word.isdigit():
+        if i in q.taken or word in STOPWORDS or word in FILLERS or word in STRUCTURE or word.isdigit():
             continue
-        if any(word in phrase for phrase in q.vocab.phrases if len(phrase) == 1):
+        if (word,) in q.vocab.phrases:
             continue
         if q.catalogue_word(word):
-            found.append(word)
+            found.append(i)
     return found
 
 
 STRUCTURE = frozenset({w for phrase in COUNTING + ASKING for w in phrase} | GROUPING | set(MOST) | NEGATIONS | HAVING
-                      | {"many", "much", "times", "down"})
+                      | POPULAR | {"many", "much", "times", "down", "mention", "mentions", "mentioning", "about"})
 """The words that shape a query rather than name something in it."""
 
 
@@ -659,6 +695,21 @@ def _unmapped(q: _Question) -> str:
     words = [w for i, w in enumerate(q.words) if i not in q.taken and w not in STOPWORDS and w not in FILLERS
              and w not in STRUCTURE]
     return " ".join(words)
+
+
+def _threshold(q: _Question) -> tuple[str, int] | None:
+    """A count or a number compared with a figure ("more than 5", "at least 3", "over 8000"):
+    (SPARQL operator, figure), its words taken."""
+    words = q.words
+    two = {("more", "than"): ">", ("greater", "than"): ">", ("less", "than"): "<", ("fewer", "than"): "<",
+           ("at", "least"): ">=", ("at", "most"): "<="}
+    one = {"over": ">", "above": ">", "under": "<", "below": "<"}
+    for i, word in enumerate(words[:-1]):
+        op, at = (two[(word, words[i + 1])], i + 2) if (word, words[i + 1]) in two else (one.get(word), i + 1)
+        if op is not None and at < len(words) and words[at].isdigit():
+            q.take(i, at + 1)
+            return op, int(words[at])
+    return None
 
 
 def _short(iri: str) -> str:

@@ -140,6 +140,13 @@ def test_questions_beyond_the_dev_set(catalogue: KnowledgeGraph) -> None:
     newest = ask(catalogue, "most recently created tensorflow module")
     assert "ai4kg:created" in newest.sparql and "library/tensorflow" in newest.sparql
     assert ask(catalogue, "What modules are there for plankton?").status == "refused"  # not every module
+    many_tags = ask(catalogue, "Which modules have more than 5 tags?")
+    assert set(many_tags.values) == select("SELECT ?m WHERE { ?m a ai4kg:Module ; ai4kg:tag ?t } GROUP BY ?m "
+                                           "HAVING (COUNT(DISTINCT ?t) > 5)")
+    common = ask(catalogue, "What are the most common tags?")
+    assert common.values[0] == ["deep learning", 25]  # the gold's count of 'deep learning' modules
+    summary = ask(catalogue, "What does the EyeOnWater YOLO module do?")
+    assert summary.values == sorted(select("SELECT ?s WHERE { <%seyeonwater-yolo> ai4kg:summary ?s }" % MODULE))
     runs = ask(catalogue, "How many training runs are there?")
     assert runs.values == len(select("SELECT ?r WHERE { ?r a ai4kg:TrainingRun }"))
 
