@@ -28,7 +28,7 @@ import yaml
 from ..graph.search import Readers
 from ..graph.store import KnowledgeGraph
 from .checks import QueryRefused, check_query
-from .compiler import Query, compile_query
+from .compiler import RANKED, Query, compile_query
 from .lexicon import names, plural, vocabulary
 from .parser import Ambiguity, Interpretation, Refusal, parse
 from .schema import schema
@@ -304,6 +304,12 @@ def _words(parsed: Interpretation, query: Query, rows: list[dict[str, ox.Term | 
         pairs = [[r["value"].value, _number(r["count"])] for r in rows if r.get("value") is not None]
         shown = ", ".join(f"{_label(r['value'])}: {_number(r['count'])}" for r in rows if r.get("value") is not None)
         return pairs, shown + "." if shown else "None."
+    if form in ("superlative", "compare") and not parsed.rank_by_count and rows:
+        best = rows[0].get("rank")  # the query ranks; the answer is its first rank (ties included)
+        first = [r for r in rows if r.get("rank") == best]
+        if len(first) == len(rows) == RANKED and isinstance(rows, Rows):
+            rows.cut = f"the first {RANKED} assets of equal rank"
+        rows = first
     if form in ("list", "superlative", "compare", "threshold"):
         items = list(dict.fromkeys(r["asset"].value for r in rows if r.get("asset") is not None))
         if not items:

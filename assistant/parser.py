@@ -68,7 +68,7 @@ class Condition:
 class Text:
     text: str
     how: str = "equals"
-    """equals (case-insensitively), contains, startswith."""
+    """exact (the value as the catalogue holds it), equals (case-insensitively), contains, startswith."""
 
 
 @dataclass
@@ -201,9 +201,12 @@ def _quoted(q: _Question) -> list[Condition]:
         if start < 0:
             continue
         q.take(start, start + len(words))
-        tag = next((t for t in q.names.tags if t.lower() == value.lower()), value)
+        spellings = [t for t in q.names.tags if t.lower() == value.lower()]
+        tag = spellings[0] if spellings else value
         negated = q.negated(start)
-        found.append(Condition((TAG,), Text(tag), negated, f"{'not ' if negated else ''}tagged '{tag}'"))
+        # the catalogue's one spelling of the tag: matched as it is (an index lookup, not a scan)
+        found.append(Condition((TAG,), Text(tag, "exact" if len(spellings) == 1 else "equals"), negated,
+                               f"{'not ' if negated else ''}tagged '{tag}'"))
     # A tag named without quotes: "tagged vo.imagine-ai.eu", "with the tag deep learning"
     for i, word in enumerate(q.words):
         if word in TAG_WORDS and i + 1 < len(q.words) and q.free(i + 1, i + 2):
@@ -212,7 +215,9 @@ def _quoted(q: _Question) -> list[Condition]:
                 if tag is not None:
                     q.take(i, i + 1 + n)
                     negated = q.negated(i)
-                    found.append(Condition((TAG,), Text(tag), negated, f"{'not ' if negated else ''}tagged '{tag}'"))
+                    spellings = sum(t.lower() == tag.lower() for t in q.names.tags)
+                    found.append(Condition((TAG,), Text(tag, "exact" if spellings == 1 else "equals"), negated,
+                                           f"{'not ' if negated else ''}tagged '{tag}'"))
                     break
     for i, word in enumerate(q.words):
         if word in TAG_WORDS and found:
