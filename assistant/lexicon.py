@@ -22,6 +22,7 @@ from importlib import resources
 import pyoxigraph as ox
 from rapidfuzz import fuzz, process
 
+from ..graph.hierarchy import superclasses
 from ..graph.namespaces import AI4KG
 from ..graph.search import Readers
 from ..graph.store import KnowledgeGraph
@@ -112,7 +113,6 @@ class Vocabulary:
     properties: dict[str, PropertyInfo] = field(default_factory=dict)
     classes: dict[str, str] = field(default_factory=dict)
     """class IRI -> label"""
-    superclasses: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     concepts: dict[str, Term] = field(default_factory=dict)
     words: list[str] = field(default_factory=list)
     longest: int = 1
@@ -132,7 +132,7 @@ class Vocabulary:
         return {*self.classes, *self.properties}
 
     def is_a(self, cls: str, ancestor: str) -> bool:
-        return cls == ancestor or ancestor in self.superclasses.get(cls, set())
+        return cls == ancestor or ancestor in superclasses().get(cls, frozenset())
 
 
 def _literal(term: ox.Term) -> str | None:
@@ -170,18 +170,8 @@ def vocabulary() -> Vocabulary:
     for kind in ("Class",):
         for quad in store.quads_for_pattern(None, ox.NamedNode(RDF_TYPE), ox.NamedNode(OWL + kind)):
             cls = quad.subject
-            if not isinstance(cls, ox.NamedNode):
-                continue
-            vocab.classes[cls.value] = first_label(cls)
-            for parent in values(cls, RDFS + "subClassOf"):
-                if isinstance(parent, ox.NamedNode):
-                    vocab.superclasses[cls.value].add(parent.value)
-    for cls in list(vocab.superclasses):  # the transitive closure, for `is_a`
-        todo = list(vocab.superclasses[cls])
-        while todo:
-            for grand in vocab.superclasses.get(todo.pop(), set()) - vocab.superclasses[cls]:
-                vocab.superclasses[cls].add(grand)
-                todo.append(grand)
+            if isinstance(cls, ox.NamedNode):
+                vocab.classes[cls.value] = first_label(cls)
     for cls, label in vocab.classes.items():
         for text in labels(ox.NamedNode(cls)):
             vocab.add(text, Term("class", cls, label))

@@ -25,7 +25,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
@@ -36,6 +35,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO / "tests"))
 
 import generate as gen  # noqa: E402
+from devset import right  # noqa: E402
 import yaml  # noqa: E402
 from run import Report, fmt, log, now, publish  # noqa: E402
 
@@ -51,26 +51,6 @@ from ai4kg.graph.store import KnowledgeGraph  # noqa: E402
 SHARED = REPO.parent / "shared"
 DEV_SET = SHARED / "assistant" / "questions-dev.yaml"
 TODAY = dt.date(2026, 12, 7)
-
-
-def _normal(value):  # type: ignore[no-untyped-def]
-    if isinstance(value, list):
-        return tuple(_normal(v) for v in value)
-    return " ".join(value.split()).casefold() if isinstance(value, str) else value
-
-
-def right(entry: dict, answer) -> bool:  # type: ignore[no-untyped-def]
-    gold, how = entry["answer"], entry["match"]
-    if how == "refuse":
-        return answer.status == "refused" and not answer.values
-    if answer.status != "answered":
-        return False
-    if how in ("number", "boolean"):
-        return answer.values == gold or answer.values == [gold]
-    if not isinstance(answer.values, list):
-        return False
-    got, wanted = {_normal(v) for v in answer.values}, {_normal(v) for v in gold}
-    return got == wanted if how == "set" else wanted <= got
 
 
 def accuracy(report: Report, work: Path) -> list[str]:

@@ -13,7 +13,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 import httpx
 import pytest
@@ -26,6 +26,7 @@ from ai4kg.catalog import ImportOptions, InlineFile, import_files
 from ai4kg.config import Settings
 from ai4kg.graph.store import KnowledgeGraph
 from conftest import REPO, SHARED, serving
+from devset import right
 
 DEV_SET = SHARED / "assistant" / "questions-dev.yaml"
 TODAY = dt.date(2026, 12, 7)
@@ -43,28 +44,6 @@ def catalogue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KnowledgeGra
                        timeout=600)
     with KnowledgeGraph(Settings(data_dir=data)) as graph:
         yield graph
-
-
-def _normal(value: Any) -> Any:
-    if isinstance(value, list):
-        return tuple(_normal(v) for v in value)
-    return " ".join(value.split()).casefold() if isinstance(value, str) else value
-
-
-def right(entry: dict[str, Any], answer: Any) -> bool:
-    """The dev set README's comparison."""
-    gold, how = entry["answer"], entry["match"]
-    if how == "refuse":
-        return answer.status == "refused" and not answer.values
-    if answer.status != "answered":
-        return False
-    if how in ("number", "boolean"):
-        return answer.values == gold or answer.values == [gold]
-    if not isinstance(answer.values, list):
-        return False
-    got = {_normal(v) for v in answer.values}
-    wanted = {_normal(v) for v in gold}
-    return got == wanted if how == "set" else wanted <= got
 
 
 def test_the_development_set_is_answered(catalogue: KnowledgeGraph) -> None:

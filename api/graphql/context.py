@@ -7,7 +7,6 @@ import datetime
 from collections import defaultdict
 from dataclasses import dataclass
 from functools import cached_property
-from importlib import resources
 from typing import Any, Iterable
 
 import pyoxigraph as ox
@@ -16,6 +15,7 @@ from strawberry.dataloader import DataLoader
 from strawberry.fastapi import BaseContext
 
 from ...catalog import document_of
+from ...graph.hierarchy import subclasses
 from ...graph.namespaces import AI4KG, RDF_TYPE, VOCAB
 from ...graph.search import PUBLIC, Readers
 from ...graph.store import KnowledgeGraph
@@ -26,7 +26,6 @@ from ..auth import Identity
 from .limits import LINK_BATCH
 
 _TOOLS_CONCEPT = f"{VOCAB}category/ai4-tools"
-_RDFS_SUBCLASS = "http://www.w3.org/2000/01/rdf-schema#subClassOf"
 
 
 # -- assets as read from the store ------------------------------------------------------------
@@ -34,24 +33,9 @@ _RDFS_SUBCLASS = "http://www.w3.org/2000/01/rdf-schema#subClassOf"
 @once
 def _subclasses() -> dict[str, frozenset[str]]:
     """ai4kg class name -> it and all its subclasses (names), from the packaged ontology."""
-    data = resources.files("ai4kg").joinpath("ontology/ai4kg.ttl").read_bytes()
-    children: dict[str, set[str]] = defaultdict(set)
-    for triple in ox.parse(input=data, format=ox.RdfFormat.TURTLE):
-        if triple.predicate.value == _RDFS_SUBCLASS and triple.subject.value.startswith(AI4KG) \
-                and triple.object.value.startswith(AI4KG):
-            children[triple.object.value[len(AI4KG):]].add(triple.subject.value[len(AI4KG):])
-
-    def closure(name: str) -> frozenset[str]:
-        found, unvisited = {name}, [name]
-        while unvisited:
-            for child in children[unvisited.pop()]:
-                if child not in found:
-                    found.add(child)
-                    unvisited.append(child)
-        return frozenset(found)
-
-    return {name: closure(name) for name in ("Application", "Module", "Tool", "Deployment", "TrainingRun",
-                                             "Dataset", "FederatedSession", "FederatedRound")}
+    return {name: frozenset(iri[len(AI4KG):] for iri in subclasses(AI4KG + name) if iri.startswith(AI4KG))
+            for name in ("Application", "Module", "Tool", "Deployment", "TrainingRun", "Dataset",
+                         "FederatedSession", "FederatedRound")}
 
 
 @dataclass
