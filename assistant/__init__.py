@@ -101,7 +101,8 @@ def ask(graph: KnowledgeGraph, question: str, readers: Readers = None, *, today:
             answer.seconds = time.perf_counter() - started
             return answer
     vocab = vocabulary()
-    parsed = parse(text, vocab, names(graph, readers), schema(graph), today)
+    shape = schema(graph)
+    parsed = parse(text, vocab, names(graph, readers), shape, today)
     if isinstance(parsed, Refusal):
         answer = Answer(text, "refused", f"{NOT_HELD}: {parsed.reason}.", reason=parsed.reason)
     elif isinstance(parsed, Ambiguity):
@@ -110,7 +111,7 @@ def ask(graph: KnowledgeGraph, question: str, readers: Readers = None, *, today:
                         + "; ".join(c["title"] + " (" + ", ".join(c["iris"]) + ")" for c in candidates)
                         + ". Which one do you mean?", candidates=candidates)
     else:
-        query = compile_query(parsed)
+        query = compile_query(parsed, shape.implied(parsed.cls))
         check_query(query.sparql, vocab)  # the parser's own queries pass the same checks as a model's
         answer = _answered(graph, text, parsed, query, readers, timeout)
     answer.seconds = time.perf_counter() - started

@@ -16,15 +16,19 @@ from dataclasses import dataclass, field
 from ..graph.store import KnowledgeGraph
 from .lexicon import AI4KG, RDF_TYPE, Vocabulary
 
+# from the typed objects back to their subjects: far fewer rows than from every subject's every
+# property forward (0.34 vs 1.6 s on 10,000 modules)
 CONNECTIONS = """
 SELECT DISTINCT ?from ?property ?to WHERE {
-  ?a a ?from ; ?property ?b . ?b a ?to .
-  FILTER(STRSTARTS(STR(?from), "https://w3id.org/ai4kg/ns#") && STRSTARTS(STR(?to), "https://w3id.org/ai4kg/ns#"))
+  ?b a ?to . FILTER(STRSTARTS(STR(?to), "https://w3id.org/ai4kg/ns#"))
+  ?a ?property ?b .
+  ?a a ?from . FILTER(STRSTARTS(STR(?from), "https://w3id.org/ai4kg/ns#"))
 }"""
+# every class, not only the ontology's: that a property is found on one class alone (`Schema.implied`)
+# must hold for subjects of any type
 PROPERTIES = """
 SELECT DISTINCT ?class ?property WHERE {
   ?a a ?class ; ?property ?b .
-  FILTER(STRSTARTS(STR(?class), "https://w3id.org/ai4kg/ns#"))
 }"""
 
 
@@ -35,10 +39,20 @@ class Schema:
     properties: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     """class -> the properties its instances have."""
 
+    def implied(self, cls: str) -> frozenset[str]:
+        """The properties that, in the graph as it is, only instances of `cls` have: a subject with
+        one of them is an instance of `cls`, so a query need not match its type as well (on 10,000
+        modules that join was 90 % of a query's time: 66 vs 6.5 ms for a count per library)."""
+        owners: dict[str, set[str]] = defaultdict(set)
+        for owner, props in self.properties.items():
+            for prop in props:
+                owners[prop].add(owner)
+        return frozenset(p for p in self.properties.get(cls, ()) if p != RDF_TYPE and owners[p] == {cls})
+
     def summary(self, vocab: Vocabulary) -> str:
         """A compact text of the classes and their properties, for a model's prompt."""
         lines = []
-        for cls in sorted(self.properties):
+        for cls in sorted(c for c in self.properties if c.startswith(AI4KG)):
             props = ", ".join(sorted(_curie(p) for p in self.properties[cls] if p != RDF_TYPE))
             lines.append(f"{_curie(cls)} ({vocab.classes.get(cls, '')}): {props}")
         links = sorted({f"{_curie(a)} {_curie(p)} {_curie(b)}" for a, out in self.edges.items()

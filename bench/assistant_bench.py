@@ -93,8 +93,9 @@ def speed(report: Report, work: Path, modules: int, questions: list[str]) -> Non
     whole, alone, interpretation, added = [], [], [], []
     for question in questions:
         started = now()
-        parsed = parse(question, vocab, names(graph, None), schema(graph), TODAY)
-        query = compile_query(parsed) if isinstance(parsed, Interpretation) else None
+        shape = schema(graph)
+        parsed = parse(question, vocab, names(graph, None), shape, TODAY)
+        query = compile_query(parsed, shape.implied(parsed.cls)) if isinstance(parsed, Interpretation) else None
         interpretation.append(now() - started)
         if query is not None:
             started = now()

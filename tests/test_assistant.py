@@ -329,3 +329,20 @@ def test_an_answer_cut_at_the_result_limit_says_so(two_vos: KnowledgeGraph) -> N
     two_vos.settings = replace(two_vos.settings, sparql_result_limit=1)
     cut = ask(two_vos, "list pytorch modules", None)
     assert len(cut.values) == 1 and cut.cut == "the result limit of 1 rows" and "cut short" in cut.text
+
+
+def test_a_type_only_modules_imply_is_left_out_and_matched_again_once_it_is_not(two_vos: KnowledgeGraph) -> None:
+    """A property only modules have (ai4kg:library) implies the type: the query leaves the type's
+    join out and says so. Once something else has the property too, the type is matched again and
+    the answer still counts modules alone."""
+    typed = "?asset a ai4kg:Module ."
+    before = ask(two_vos, "how many modules use pytorch")
+    assert before.values == 2
+    assert typed not in before.sparql and "implied, as only instances of ai4kg:Module have ai4kg:library" in before.sparql
+    assert typed in ask(two_vos, "how many modules are there").sparql  # nothing implies it there
+    two_vos.update("""PREFIX ai4kg: <https://w3id.org/ai4kg/ns#>
+        INSERT DATA { GRAPH <urn:test:build> { <urn:test:build> a ai4kg:Build ;
+            ai4kg:library <https://w3id.org/ai4kg/vocab/library/pytorch> } }""")
+    after = ask(two_vos, "how many modules use pytorch")
+    assert typed in after.sparql
+    assert after.values == 2
