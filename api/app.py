@@ -7,9 +7,8 @@ from typing import AsyncIterator
 
 import anyio.to_thread
 from fastapi import FastAPI, Request
-from fastapi.responses import RedirectResponse
 
-from .. import __version__
+from .. import __version__, dashboard
 from ..graph.store import KnowledgeGraph
 from ..credentials import KeyStore
 from ..federated.service import Federations
@@ -46,7 +45,8 @@ def create_app(graph: KnowledgeGraph, keys: KeyStore | None = None, deployments:
     # Middleware added later runs earlier: RequestLog sees every write and its answer, Authentication
     # says who is asking, and BodyLimits, knowing who, bounds what the routes read of the body.
     app.add_middleware(BodyLimits, settings=graph.settings)
-    auth.install(app, auth.Authenticator(graph.settings, keys or KeyStore(graph.settings.data_dir)))
+    authenticator = auth.Authenticator(graph.settings, keys or KeyStore(graph.settings.data_dir))
+    auth.install(app, authenticator)
     app.add_middleware(requestlog.RequestLog)
     requestlog.ensure_handler()
     app.include_router(sparql.router(graph))
@@ -59,6 +59,7 @@ def create_app(graph: KnowledgeGraph, keys: KeyStore | None = None, deployments:
     app.include_router(provenance.router(graph))
     app.include_router(deployments_api.router(deployments))
     app.include_router(federations_api.router(federations))
+    dashboard.install(app, graph, authenticator)  # the web pages, after the APIs: `/` is its catalogue
 
     @app.get("/health", tags=["service"])
     async def health() -> dict:
@@ -72,10 +73,6 @@ def create_app(graph: KnowledgeGraph, keys: KeyStore | None = None, deployments:
     @app.get("/version", tags=["service"])
     async def version() -> dict:
         return {"version": __version__}
-
-    @app.get("/", include_in_schema=False)
-    async def home() -> RedirectResponse:
-        return RedirectResponse("/docs")
 
     @app.get("/stats")
     async def stats(request: Request) -> dict:

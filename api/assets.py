@@ -42,6 +42,7 @@ RDF_FORMATS = [
     ("application/n-triples", ox.RdfFormat.N_TRIPLES),
 ]
 JSON = "application/json"
+HTML = "text/html"
 _PROFILE_HELP = f"the view: {', '.join(VIEWS)}, or a view's profile IRI (also read from Accept-Profile)"
 
 
@@ -80,6 +81,9 @@ def router(graph: KnowledgeGraph) -> APIRouter:
                                                 json_schema_extra=_profile_tokens(list(VIEWS.values())))) -> Response:
         readers, accept = readers_of(request), request.headers.get("accept", "")
         accept_profile = request.headers.get("accept-profile")
+        html_page = getattr(request.app.state, "asset_page", None)
+        if html_page is not None and profile is None and _prefers_html(accept):
+            return await html_page(request, kind, name)  # a browser: the dashboard's page (dashboard/assets.py)
 
         def work() -> Response:
             return _asset(graph, kind, name, profile, accept_profile, readers, accept)
@@ -94,6 +98,14 @@ def router(graph: KnowledgeGraph) -> APIRouter:
         return await read(graph, work)
 
     return routes
+
+
+def _prefers_html(accept: str) -> bool:
+    """Whether the Accept header prefers HTML to every RDF and JSON form (a browser's does; `*/*`
+    alone does not: HTML is offered last)."""
+    if "html" not in accept.lower():
+        return False
+    return negotiate(accept, [*RDF_FORMATS, (JSON, None), (HTML, None)], "asset")[0] == HTML
 
 
 def _catalog_iri(graph: KnowledgeGraph) -> str:

@@ -293,31 +293,11 @@ class SearchIndex:
         """One page of the assets matching `query`, in sort order, with the cursor of the next page."""
         if query.sort not in SORT_KEYS:
             raise ValueError(f"unknown sort key {query.sort!r}; one of {', '.join(SORT_KEYS)}")
-        visible, visible_params = _visible(query.readers)
-        sql = [f"SELECT d.iri, d.{query.sort}, d.vo, d.visibility FROM documents d WHERE d.kind = ? {visible}"]
-        params: list[object] = [query.kind, *visible_params]
-        has = "SELECT 1 FROM facets f WHERE f.rowid = d.rowid AND f.field = ? AND f.value"
-        if query.text is not None:
-            expression = match_expression(query.text)
-            if expression is None:
-                return FacetPage([], None)
-            sql.append("AND d.rowid IN (SELECT rowid FROM documents_text WHERE documents_text MATCH ?)")
-            params.append(expression)
-        for field, value in query.all_of:
-            sql.append(f"AND EXISTS ({has} = ?)")
-            params += [field, value]
-        for negate, entries in (("", query.any_of), ("NOT ", query.none_of)):
-            for field, values in entries:
-                if not values:
-                    continue
-                sql.append(f"AND {negate}EXISTS ({has} IN ({', '.join('?' * len(values))}))")
-                params += [field, *values]
-        for field, values in query.not_all_of:
-            if not values:
-                continue
-            sql.append(f"AND (SELECT COUNT(DISTINCT f.value) FROM facets f WHERE f.rowid = d.rowid AND f.field = ? "
-                       f"AND f.value IN ({', '.join('?' * len(values))})) < ?")
-            params += [field, *values, len(set(values))]
+        where = self._matching(query)
+        if where is None:
+            return FacetPage([], None)
+        conditions, params = where
+        sql = [f"SELECT d.iri, d.{query.sort}, d.vo, d.visibility FROM documents d WHERE {conditions}"]
         if query.after is not None:
             comparison = "<" if query.descending else ">"
             sql.append(f"AND (d.{query.sort} {comparison} ? OR (d.{query.sort} = ? AND d.iri {comparison} ?))")
@@ -329,6 +309,79 @@ class SearchIndex:
         more = len(found) > query.limit
         rows = list(map(IndexRow._make, found[: query.limit]))
         return FacetPage([row.iri for row in rows], (rows[-1].value, rows[-1].iri) if more else None, rows)
+
+    def facet_counts(self, query: FacetQuery, fields: Iterable[str]) -> tuple[int, dict[str, list[tuple[str, int]]]]:
+        """How many assets match `query` (its sort and page aside), and the values of each facet
+        field among them with their counts, most first: a catalogue's facets. "vo" counts the
+        owning VOs."""
+        fields = list(fields)
+        where = self._matching(query)
+        if where is None:
+            return 0, {field: [] for field in fields}
+        conditions, params = where
+        matching = f"SELECT d.rowid FROM documents d WHERE {conditions}"
+        total = self._rows(f"SELECT COUNT(*) FROM ({matching})", params)[0][0]
+        counts: dict[str, list[tuple[str, int]]] = {field: [] for field in fields}
+        facet_fields = [f for f in fields if f != "vo"]
+        if facet_fields:
+            rows = self._rows(f"SELECT f.field, f.value, COUNT(*) AS n FROM facets f WHERE f.field IN "
+                              f"({', '.join('?' * len(facet_fields))}) AND f.rowid IN ({matching}) "
+                              "GROUP BY f.field, f.value ORDER BY n DESC, f.value", [*facet_fields, *params])
+            for field, value, n in rows:
+                counts[field].append((value, n))
+        if "vo" in counts:
+            counts["vo"] = [tuple(row) for row in self._rows(  # type: ignore[misc]
+                f"SELECT d.vo, COUNT(*) AS n FROM documents d WHERE {conditions} GROUP BY d.vo ORDER BY n DESC, d.vo",
+                params)]
+        return total, counts
+
+    def cards(self, iris: list[str]) -> dict[str, dict[str, str]]:
+        """What a listing shows of each asset (title, summary, dates, VO, visibility), from the index
+        alone: a catalogue page reads no asset's graph."""
+        found: dict[str, dict[str, str]] = {}
+        for start in range(0, len(iris), 500):
+            chunk = iris[start:start + 500]
+            for iri, identifier, title, summary, created, updated, vo, visibility in self._rows(
+                    "SELECT d.iri, d.identifier, d.title, t.summary, d.created, d.updated, d.vo, d.visibility "
+                    "FROM documents d JOIN documents_text t ON t.rowid = d.rowid "
+                    f"WHERE d.iri IN ({', '.join('?' * len(chunk))})", chunk):
+                found[iri] = {"identifier": identifier, "title": title, "summary": summary or "", "created": created,
+                              "updated": updated, "vo": vo, "visibility": visibility}
+        return found
+
+    def _matching(self, query: FacetQuery) -> tuple[str, list[object]] | None:
+        """The SQL conditions (on `documents d`) and parameters of the assets `query` matches, its
+        cursor aside; None when its text can match nothing."""
+        visible, visible_params = _visible(query.readers)
+        sql = [f"d.kind = ? {visible}"]
+        params: list[object] = [query.kind, *visible_params]
+        has = "SELECT 1 FROM facets f WHERE f.rowid = d.rowid AND f.field = ? AND f.value"
+        if query.text is not None:
+            expression = match_expression(query.text)
+            if expression is None:
+                return None
+            sql.append("AND d.rowid IN (SELECT rowid FROM documents_text WHERE documents_text MATCH ?)")
+            params.append(expression)
+        for field, value in query.all_of:
+            sql.append(f"AND EXISTS ({has} = ?)")
+            params += [field, value]
+        for negate, entries in (("", query.any_of), ("NOT ", query.none_of)):
+            for field, values in entries:
+                if not values:
+                    continue
+                if field == "vo":  # the owning VO is a column, not a facet row
+                    sql.append(f"AND d.vo {negate}IN ({', '.join('?' * len(values))})")
+                    params += list(values)
+                    continue
+                sql.append(f"AND {negate}EXISTS ({has} IN ({', '.join('?' * len(values))}))")
+                params += [field, *values]
+        for field, values in query.not_all_of:
+            if not values:
+                continue
+            sql.append(f"AND (SELECT COUNT(DISTINCT f.value) FROM facets f WHERE f.rowid = d.rowid AND f.field = ? "
+                       f"AND f.value IN ({', '.join('?' * len(values))})) < ?")
+            params += [field, *values, len(set(values))]
+        return " ".join(sql), params
 
     def has_restricted(self) -> bool:
         """Whether any asset is not public (until one is, nothing needs hiding)."""

@@ -198,3 +198,16 @@ def flower_bin() -> Path:
 def flower_python(flower_bin: Path) -> Path:
     """The Flower environment's python, to run checks that import flwr (the platform never does)."""
     return flower_bin / "python"
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    """A real, headless Chromium (Debian's), driven by Playwright; one per test session."""
+    from playwright.sync_api import sync_playwright
+
+    import browser
+
+    with sync_playwright() as playwright:
+        launched = browser.launch(playwright)
+        yield launched
+        launched.close()
