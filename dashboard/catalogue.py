@@ -27,7 +27,7 @@ from .templating import render
 
 PAGE_SIZE = 20
 MOST_VALUES = 12
-"""Values a facet shows (its most frequent, and every chosen one)."""
+"""Values a facet shows: its most frequent, and every chosen one."""
 
 
 @dataclass(frozen=True)
@@ -75,11 +75,12 @@ def router(graph: KnowledgeGraph) -> APIRouter:
         def work() -> dict[str, Any]:
             index = graph.index
             page = index.filter(query)
-            total, counts = index.facet_counts(query, [f.field for f in FACETS if not chosen[f.parameter]])
+            picked = {f.field: chosen[f.parameter] for f in FACETS}
+            total, counts = index.facet_counts(query, [f.field for f in FACETS if not chosen[f.parameter]], MOST_VALUES)
             for facet in FACETS:  # a facet with a choice counts as if it were not made
                 if chosen[facet.parameter]:
                     others = replace(query, any_of=tuple(e for e in query.any_of if e[0] != facet.field))
-                    counts[facet.field] = index.facet_counts(others, [facet.field])[1][facet.field]
+                    counts[facet.field] = index.facet_counts(others, [facet.field], MOST_VALUES, picked)[1][facet.field]
             return {"page": page, "total": total, "counts": counts, "cards": index.cards(page.iris)}
 
         found = await read(graph, work)
@@ -87,13 +88,10 @@ def router(graph: KnowledgeGraph) -> APIRouter:
         names = labels()
         facets = []
         for facet in FACETS:
-            values = found["counts"][facet.field]
-            shown = [v for v in values[:MOST_VALUES]]
-            shown += [v for v in values[MOST_VALUES:] if v[0] in chosen[facet.parameter]]
             scheme = names.get(facet.scheme or "", {})
             facets.append({"facet": facet, "values": [
                 {"value": value, "label": scheme.get(value, value) or "(none)", "count": count,
-                 "checked": value in chosen[facet.parameter]} for value, count in shown]})
+                 "checked": value in chosen[facet.parameter]} for value, count in found["counts"][facet.field]]})
         cards = [{"iri": iri, "path": page_path(graph.settings.base_url, iri), **found["cards"].get(iri, {})}
                  for iri in page.iris]
         next_url = None

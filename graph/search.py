@@ -22,7 +22,7 @@ import sqlite3
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field as dataclass_field
+from dataclasses import dataclass, field as dataclass_field, replace
 from pathlib import Path
 from typing import Iterable, Iterator, NamedTuple
 
@@ -47,8 +47,10 @@ CREATE TABLE IF NOT EXISTS facets (
     value TEXT NOT NULL,
     PRIMARY KEY (field, value, rowid)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS facets_by_document ON facets(rowid);
+DROP INDEX IF EXISTS facets_by_document;
+CREATE INDEX IF NOT EXISTS facets_by_document_field ON facets(rowid, field, value);
 CREATE INDEX IF NOT EXISTS documents_by_visibility ON documents(visibility, vo);
+CREATE INDEX IF NOT EXISTS documents_by_kind ON documents(kind, visibility, vo);
 CREATE INDEX IF NOT EXISTS documents_by_identifier ON documents(kind, identifier, iri);
 CREATE INDEX IF NOT EXISTS documents_by_title ON documents(kind, title, iri);
 CREATE INDEX IF NOT EXISTS documents_by_created ON documents(kind, created, iri);
@@ -203,6 +205,8 @@ class SearchIndex:
         self._open_record_log()
         # Writes (and, in memory, reads) are serialised on the one write connection.
         self._lock = threading.RLock()
+        self._facet_cache: dict[tuple, tuple[int, dict[str, list[tuple[str, int]]]]] = {}
+        self._facet_lock = threading.Lock()
         self._idle: list[sqlite3.Connection] = []
         """Read connections not in use (on disk only)."""
         self._closed = False
@@ -310,29 +314,67 @@ class SearchIndex:
         rows = list(map(IndexRow._make, found[: query.limit]))
         return FacetPage([row.iri for row in rows], (rows[-1].value, rows[-1].iri) if more else None, rows)
 
-    def facet_counts(self, query: FacetQuery, fields: Iterable[str]) -> tuple[int, dict[str, list[tuple[str, int]]]]:
-        """How many assets match `query` (its sort and page aside), and the values of each facet
-        field among them with their counts, most first: a catalogue's facets. "vo" counts the
-        owning VOs."""
-        fields = list(fields)
+    def facet_counts(self, query: FacetQuery, fields: Iterable[str], most: int = 12,
+                     chosen: dict[str, tuple[str, ...]] | None = None) -> tuple[int, dict[str, list[tuple[str, int]]]]:
+        """How many assets match `query` (its sort and page aside), and for each facet field the
+        `most` frequent values among them with their counts (most first), plus the `chosen` values
+        of that field wherever they rank: a catalogue's facets. "vo" counts the owning VOs.
+
+        Remembered until the index changes (its record log moves on): the pages of one listing,
+        and the catalogue's first page, share their counts."""
+        fields = tuple(fields)
+        chosen = chosen or {}
+        key = (self.log_position()[0], replace(query, sort="identifier", descending=False, limit=0, after=None), fields,
+               most, tuple(sorted((f, tuple(v)) for f, v in chosen.items())))
+        with self._facet_lock:
+            cached = self._facet_cache.get(key)
+        if cached is not None:
+            return cached
+        found = self._facet_counts(query, fields, most, chosen)
+        with self._facet_lock:
+            if len(self._facet_cache) >= 256:
+                self._facet_cache.clear()
+            self._facet_cache[key] = found
+        return found
+
+    def _facet_counts(self, query: FacetQuery, fields: tuple[str, ...], most: int,
+                      chosen: dict[str, tuple[str, ...]]) -> tuple[int, dict[str, list[tuple[str, int]]]]:
         where = self._matching(query)
         if where is None:
             return 0, {field: [] for field in fields}
         conditions, params = where
-        matching = f"SELECT d.rowid FROM documents d WHERE {conditions}"
-        total = self._rows(f"SELECT COUNT(*) FROM ({matching})", params)[0][0]
+        # One statement: the matching rows are found once (a materialised CTE), then each field is
+        # counted over them. With conditions, from the matching documents to their facet rows (an
+        # index seek each: 1,841 of 10,000 modules in 15 ms where a pass over every row of the field
+        # took 24); without, over the field's rows (34 vs 47 ms for all 10,000).
+        filtered = query.text is not None or bool(query.all_of) or any(
+            values for entries in (query.any_of, query.none_of, query.not_all_of) for _, values in entries)
+        parts, arguments = ["SELECT '', '', COUNT(*) FROM m"], list(params)
+        for field in fields:
+            if field == "vo":  # the owning VO is a column of the document
+                counted, column, field_args = "m JOIN documents d ON d.rowid = m.rowid", "d.vo", []
+            elif filtered:
+                counted, column, field_args = "m CROSS JOIN facets f ON f.rowid = m.rowid AND f.field = ?", "f.value", [field]
+            else:
+                counted, column, field_args = "facets f WHERE f.field = ? AND f.rowid IN m", "f.value", [field]
+            joiner = "AND" if "WHERE" in counted else "WHERE"
+            parts.append(f"SELECT * FROM (SELECT ?, {column}, COUNT(*) AS n FROM {counted} GROUP BY {column} "
+                         f"ORDER BY n DESC, {column} LIMIT ?)")
+            arguments += [field, *field_args, most]
+            values = chosen.get(field, ())
+            if values:  # a chosen value is shown wherever it ranks
+                parts.append(f"SELECT ?, {column}, COUNT(*) FROM {counted} {joiner} {column} IN "
+                             f"({', '.join('?' * len(values))}) GROUP BY {column}")
+                arguments += [field, *field_args, *values]
+        rows = self._rows(f"WITH m(rowid) AS MATERIALIZED (SELECT d.rowid FROM documents d WHERE {conditions}) "
+                          + " UNION ALL ".join(parts), arguments)
+        total = rows[0][2]
         counts: dict[str, list[tuple[str, int]]] = {field: [] for field in fields}
-        facet_fields = [f for f in fields if f != "vo"]
-        if facet_fields:
-            rows = self._rows(f"SELECT f.field, f.value, COUNT(*) AS n FROM facets f WHERE f.field IN "
-                              f"({', '.join('?' * len(facet_fields))}) AND f.rowid IN ({matching}) "
-                              "GROUP BY f.field, f.value ORDER BY n DESC, f.value", [*facet_fields, *params])
-            for field, value, n in rows:
+        seen: set[tuple[str, str]] = set()
+        for field, value, n in rows[1:]:
+            if (field, value) not in seen:
+                seen.add((field, value))
                 counts[field].append((value, n))
-        if "vo" in counts:
-            counts["vo"] = [tuple(row) for row in self._rows(  # type: ignore[misc]
-                f"SELECT d.vo, COUNT(*) AS n FROM documents d WHERE {conditions} GROUP BY d.vo ORDER BY n DESC, d.vo",
-                params)]
         return total, counts
 
     def cards(self, iris: list[str]) -> dict[str, dict[str, str]]:

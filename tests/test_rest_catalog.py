@@ -152,7 +152,8 @@ def test_read_paths_take_a_worker_thread_only_for_index_or_store_server_work(cli
 @pytest.mark.parametrize("accept, media", [
     ("application/json", "application/json"), ("text/turtle", "text/turtle"),
     ("application/ld+json", "application/ld+json"), ("application/rdf+xml", "application/rdf+xml"),
-    ("application/n-triples", "application/n-triples"), ("text/html;q=0.9, text/turtle;q=0.5", "text/turtle"),
+    ("application/n-triples", "application/n-triples"), ("text/html;q=0.5, text/turtle;q=0.9", "text/turtle"),
+    ("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", "text/html"),  # a browser: the page
     ("", "application/json"),
 ])
 def test_asset_iri_dereferences_by_content_negotiation(client: TestClient, accept: str, media: str) -> None:
@@ -164,6 +165,8 @@ def test_asset_iri_dereferences_by_content_negotiation(client: TestClient, accep
     iri = "https://w3id.org/ai4kg/id/module/sst-forecaster"
     if media == "application/json":
         assert response.json()["title"]
+    elif media == "text/html":
+        assert "<h1>" in response.text and "Sea-Surface Temperature Forecaster" in response.text
     else:
         formats = {"text/turtle": ox.RdfFormat.TURTLE, "application/ld+json": ox.RdfFormat.JSON_LD,
                    "application/rdf+xml": ox.RdfFormat.RDF_XML, "application/n-triples": ox.RdfFormat.N_TRIPLES}

@@ -175,3 +175,38 @@ def test_an_in_memory_index_serves_threads_on_its_one_connection() -> None:
         thread.join()
     assert set(results) <= {2, 3} and len(results) == 200
     assert len(index.search("plankton", None)) == 3
+
+
+def test_facet_counts_agree_with_the_listing_and_show_chosen_values(real) -> None:
+    """Counts of each facet value among the matching modules, checked against a listing per value;
+    a chosen value outside the most frequent is shown with its count; a write is counted at once."""
+    index = real.index
+    fields = ["task", "library", "tag", "vo"]
+    everything = FacetQuery(kind="Module", readers=frozenset(), limit=1000)
+    pytorch = FacetQuery(kind="Module", readers=frozenset(), any_of=(("library", ("pytorch",)),), limit=1000)
+    for query in (everything, pytorch):
+        total, counts = index.facet_counts(query, fields, most=3)
+        assert total == len(index.filter(query).iris) > 0
+        for field in ("task", "library", "tag"):
+            assert 0 < len(counts[field]) <= 3
+            assert [n for _, n in counts[field]] == sorted((n for _, n in counts[field]), reverse=True)
+            for value, n in counts[field]:
+                narrowed = FacetQuery(kind="Module", readers=frozenset(), limit=1000,
+                                      any_of=(*query.any_of, (field, (value,))))
+                assert n == len(index.filter(narrowed).iris), (field, value)
+        assert counts["vo"] == [("default", total)]
+    rare_tag, rare_count = min(index.facet_values("tag", frozenset()), key=lambda entry: (entry[1], entry[0]))
+    _, counts = index.facet_counts(everything, ["tag"], most=2, chosen={"tag": (rare_tag,)})
+    assert len(counts["tag"]) == 3 and counts["tag"][-1] == (rare_tag, rare_count)
+    # remembered counts are forgotten when the index changes
+    from ai4kg.catalog import ImportOptions, InlineFile, import_files
+
+    before, _ = index.facet_counts(pytorch, fields)
+    module = (b"metadata_version: 2.0.0\ntitle: Counted at once\nsummary: A module written after the counts were "
+              b"remembered.\ndescription: x\ndates: {created: '2024-01-02', updated: '2024-02-03'}\nlinks: "
+              b"{source_code: 'https://github.com/example/counted', docker_image: example/counted}\n"
+              b"tags: [deep learning]\ntasks: [Computer Vision]\ncategories: [AI4 pre trained]\n"
+              b"libraries: [PyTorch]\ndata-type: [Image]\n")
+    [report] = import_files(real, [InlineFile("counted.yml", module)], ImportOptions(identifier="counted"))
+    assert report.status == "imported", report
+    assert index.facet_counts(pytorch, fields)[0] == before + 1
