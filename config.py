@@ -62,6 +62,12 @@ class Settings:
     """The audience tokens must name (AI4KG_OIDC_AUDIENCE); None: not checked."""
     oidc_jwks_url: str | None = None
     """Where the issuer's signing keys are (AI4KG_OIDC_JWKS_URL); None: from its discovery document."""
+    oidc_client_id: str | None = None
+    """The dashboard's client at the issuer (AI4KG_OIDC_CLIENT_ID): with oidc_issuer, the sign-in page
+    offers the issuer's sign-in (authorization code with PKCE); None: API keys only."""
+    oidc_client_secret: str | None = field(default=None, repr=False)
+    """That client's secret (AI4KG_OIDC_CLIENT_SECRET), for a confidential client; None: a public
+    client (PKCE alone). Sent to the issuer's token endpoint only, never logged or shown."""
     sparql_store_url: str | None = None
     """A SPARQL 1.1 server (Oxigraph's) that holds the graph instead of the embedded store
     (AI4KG_SPARQL_STORE); the search index stays in data_dir."""
@@ -159,6 +165,8 @@ class Settings:
                    oidc_issuer=os.environ.get("AI4KG_OIDC_ISSUER") or None,
                    oidc_audience=os.environ.get("AI4KG_OIDC_AUDIENCE") or None,
                    oidc_jwks_url=os.environ.get("AI4KG_OIDC_JWKS_URL") or None,
+                   oidc_client_id=os.environ.get("AI4KG_OIDC_CLIENT_ID") or None,
+                   oidc_client_secret=os.environ.get("AI4KG_OIDC_CLIENT_SECRET") or None,
                    sparql_store_url=os.environ.get("AI4KG_SPARQL_STORE") or None,
                    admin_role=os.environ.get("AI4KG_ADMIN_ROLE") or DEFAULT_ADMIN_ROLE,
                    catalog_file=_path("AI4KG_CATALOG_FILE"),
