@@ -72,6 +72,13 @@ class KeyStore:
             return None
         return _key(row)
 
+    def active(self, key_id: str) -> ApiKey | None:
+        """The key of that id, unless it is revoked or unknown (a dashboard session signed in with it
+        asks on every page, so a revoked key ends the session)."""
+        with self._lock:
+            row = self._db.execute("SELECT * FROM api_keys WHERE id = ? AND revoked IS NULL", (key_id,)).fetchone()
+        return None if row is None else _key(row)
+
     def list(self) -> list[ApiKey]:
         with self._lock:
             return [_key(row) for row in self._db.execute("SELECT * FROM api_keys ORDER BY created, id")]

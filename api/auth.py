@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..config import Settings
 from ..credentials import PREFIX as API_KEY_PREFIX
-from ..credentials import KeyStore
+from ..credentials import ApiKey, KeyStore
 from .problems import MEDIA_TYPE, Problem
 
 _ROLE = re.compile(r"^access:(?P<vo>[^:]+):(?P<level>[^:]+)$")
@@ -43,6 +43,11 @@ class Identity:
     admin: bool
     via: str
     """oidc or api-key"""
+
+
+def key_identity(key: ApiKey) -> Identity:
+    """The agent an API key stands for."""
+    return Identity(f"api-key:{key.id}", key.vos, key.admin, "api-key")
 
 
 class AuthenticationFailed(Exception):
@@ -84,7 +89,7 @@ class Authenticator:
             key = self.keys.verify(credentials)
             if key is None:
                 raise AuthenticationFailed("unknown or revoked API key")
-            return Identity(f"api-key:{key.id}", key.vos, key.admin, "api-key")
+            return key_identity(key)
         if not self.settings.oidc_issuer:
             raise AuthenticationFailed("this server accepts no OIDC tokens (AI4KG_OIDC_ISSUER is not set)")
         try:

@@ -2,8 +2,9 @@
 
 A browser carries no Authorization header: after sign-in (dashboard/signin.py) the session cookie
 (Starlette's SessionMiddleware: signed with a key kept in the data directory, HttpOnly, SameSite=Lax)
-holds who signed in. For an API key, the key itself, checked again on every page, so a revoked key
-stops working at once; for OIDC, the identity the issuer's token proved, until that token expires.
+holds who signed in: for an API key, the key's id (never its secret), looked up again on every page,
+so a revoked key ends the session at once; for OIDC, the identity the issuer's token proved, until
+that token expires.
 A request that does carry an Authorization header (a script fetching a page) is who the header says.
 
 The session cookie is honoured by the dashboard's pages only: the REST, SPARQL and GraphQL routes
@@ -21,7 +22,8 @@ from pathlib import Path
 
 from fastapi import Request
 
-from ..api.auth import Authenticator, AuthenticationFailed, Identity, identity_of
+from ..api.auth import Authenticator, Identity, identity_of, key_identity
+from ..credentials import PREFIX as API_KEY_PREFIX
 from ..graph.search import Readers
 
 COOKIE = "ai4kg_session"
@@ -57,8 +59,8 @@ def session_key(data_dir: Path | None) -> str:
 def sign_in(request: Request, identity: Identity, api_key: str | None = None, expires: float | None = None) -> None:
     """Remember `identity` in the session (a new session: the old one's tokens are dropped)."""
     request.session.clear()
-    if api_key is not None:
-        request.session["api_key"] = api_key
+    if api_key is not None:  # the id only: the cookie is signed, not encrypted
+        request.session["api_key_id"] = api_key[len(API_KEY_PREFIX):].split("_", 1)[0]
     else:
         request.session["identity"] = {"subject": identity.subject, "vos": sorted(identity.vos), "admin": identity.admin,
                                        "via": identity.via, "expires": expires or time.time() + SESSION_SECONDS}
@@ -83,12 +85,12 @@ def _from_session(request: Request) -> Identity | None:
         return None
     session = request.session
     authenticator: Authenticator = request.app.state.authenticator
-    if "api_key" in session:
-        try:
-            return authenticator.identify(f"Bearer {session['api_key']}")
-        except AuthenticationFailed:  # revoked since: the session ends
+    if "api_key_id" in session:
+        key = authenticator.keys.active(session["api_key_id"])
+        if key is None:  # revoked since: the session ends
             session.clear()
             return None
+        return key_identity(key)
     stored = session.get("identity")
     if not stored:
         return None
