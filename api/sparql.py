@@ -50,7 +50,7 @@ from ..graph.datasets import DatasetConflict, computes_whole, dataset_clause, to
 from ..graph.search import Readers
 from ..graph.store import KnowledgeGraph
 from .access import readers_of
-from .auth import identity_of
+from .auth import Identity, identity_of
 from .negotiation import negotiate
 from .problems import Problem
 from .query_process import can_fork, run_forked
@@ -312,13 +312,49 @@ def _collect(graph: KnowledgeGraph, query: str, dataset: dict[str, list[ox.Named
         del result  # pyoxigraph's result iterators must be dropped on the thread that made them
 
 
-def _caller(request: Request) -> str:
+def caller_of(request: Request, identity: Identity | None) -> str:
     """Whose query this is, for the limits on heavy queries: the signed-in subject, or else the
     client's address (anonymous callers behind one address share a budget)."""
-    identity = identity_of(request)
     if identity is not None:
         return f"{identity.via}:{identity.subject}"
     return f"anonymous:{request.client.host if request.client else 'unknown'}"
+
+
+class Queries:
+    """How a query runs for a reader: SERVICE checked, its dataset confined to what the reader may see,
+    in a thread of its own with the timeout, the result limit and the limits on heavy queries.
+    /sparql and the dashboard's SPARQL page (dashboard/query.py) share the app's one (`queries_of`)."""
+
+    def __init__(self, graph: KnowledgeGraph):
+        self.graph, settings = graph, graph.settings
+        self.threads = QueryThreads(settings.sparql_heavy_per_caller, settings.sparql_heavy_limit)
+        self.services = FederatedQueries(settings)
+
+    async def run(self, text: str, params: list[tuple[str, str]], readers: Readers, caller: str, endpoint: str,
+                  accept: str) -> tuple[str, bytes]:
+        """The query's results serialised as `accept` asks (media type, body); a Problem when it cannot
+        be answered (invalid, too many rows, past the timeout, too many heavy queries)."""
+        graph = self.graph
+        query = total_order(self.services.prepare(text))
+        dataset = _confined(graph, query, _protocol_dataset(params), readers, endpoint)
+        timeout = graph.settings.sparql_timeout
+        deadline, in_process = time.monotonic() + timeout, _in_process_of_its_own(graph, query)
+        try:
+            # The query answers 503 itself at the deadline (between rows, or by killing its process);
+            # only one stuck inside a single step is abandoned, a moment later.
+            return await self.threads.run(caller, timeout + _ABANDON_AFTER, lambda: _evaluate(
+                graph, query, dataset, endpoint, accept, deadline, in_process), heavy=in_process)
+        except QueryTimedOut:
+            raise _timed_out(timeout) from None
+
+
+def queries_of(request: Request, graph: KnowledgeGraph) -> Queries:
+    """The app's `Queries` (made on first use)."""
+    state = request.app.state
+    found = getattr(state, "sparql_queries", None)
+    if found is None:
+        found = state.sparql_queries = Queries(graph)
+    return found
 
 
 def _openapi(post: bool) -> dict[str, Any]:
@@ -356,23 +392,11 @@ def _openapi(post: bool) -> dict[str, Any]:
 
 def router(graph: KnowledgeGraph) -> APIRouter:
     routes = APIRouter(tags=["sparql"])
-    settings = graph.settings
-    threads = QueryThreads(settings.sparql_heavy_per_caller, settings.sparql_heavy_limit)
-    services = FederatedQueries(settings)
 
     async def answer(request: Request, params: list[tuple[str, str]], body_query: str | None) -> Response:
-        query = total_order(services.prepare(_one(params, body_query, "query")))
-        dataset = _protocol_dataset(params)
-        dataset = _confined(graph, query, dataset, readers_of(request), _endpoint(request))
-        timeout, accept = settings.sparql_timeout, request.headers.get("accept", "")
-        deadline, in_process = time.monotonic() + timeout, _in_process_of_its_own(graph, query)
-        try:
-            # The query answers 503 itself at the deadline (between rows, or by killing its process);
-            # only one stuck inside a single step is abandoned, a moment later.
-            media, body = await threads.run(_caller(request), timeout + _ABANDON_AFTER, lambda: _evaluate(
-                graph, query, dataset, _endpoint(request), accept, deadline, in_process), heavy=in_process)
-        except QueryTimedOut:
-            raise _timed_out(timeout) from None
+        media, body = await queries_of(request, graph).run(
+            _one(params, body_query, "query"), params, readers_of(request), caller_of(request, identity_of(request)),
+            _endpoint(request), request.headers.get("accept", ""))
         return Response(body, media_type=media)
 
     def administrator(request: Request) -> None:
