@@ -1,9 +1,298 @@
-"""(being written)"""
+"""The deployments pages: create, list with live status, follow, delete.
 
-from fastapi import APIRouter
+    GET  /deployments                   the viewer's deployments (?vo=NAME: a VO's), status cells kept
+                                        fresh by htmx polling GET /deployments/statuses
+    GET  /deployments/new?module=NAME   the form: module, kind, resources, datacenter (...)
+    POST /deployments/new               create -> 303 /deployments/{id}; refused: the form again, each
+                                        error next to its field, the values kept
+    GET  /deployments/{id}              what was asked, where it runs, its status history (polled
+                                        GET /deployments/{id}/live while it is not over)
+    POST /deployments/{id}/delete       stop it -> 303 /deployments/{id}
 
+Everything goes through `workloads/service.Deployments` (on `app.state.deployments`), in a worker
+thread, with the viewer as the requester, as REST's /v1/deployments does: the same checks (the
+request schema, the catalogue, quotas, capacity), the same errors (each names its field), the same
+isolation (another VO's deployment is not found). The form's values become a deployment request as
+typed: a number field that holds no number is sent as text, so the schema's own error is shown.
+
+The form helpers here (`FormField`, `request_of`, `field_errors`) serve the federations' pages too.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+import anyio.to_thread
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from ..api.deployments import cursor_after, cursor_of, requester_of
+from ..api.problems import Problem
 from ..graph.store import KnowledgeGraph
+from ..metadata.issues import Issue
+from ..workloads.records import FINAL, KINDS, Deployment
+from ..workloads.service import DeploymentRejected, Deployments, Requester
+from .links import page_path
+from .session import check_csrf, viewer
+from .templating import not_found, render
 
+PAGE_SIZE = 50
+POLL_SECONDS = 3
+"""How often an open page asks for the statuses of deployments that are not over."""
+MAX_POLLED = 200
+"""The most deployments one status request reports on."""
+KIND_LABELS = {"module": "Module API (inference)", "tool": "Development tool (IDE)",
+               "try-me": "Try-me (stops after a time limit)", "batch": "Batch job (training)"}
+FORM_KINDS = tuple(k for k in KINDS if k != "federated")  # a federation's server starts with its federation
+
+
+# -- forms: the values as typed -> a request; the service's issues -> errors on the fields ------------
+
+@dataclass(frozen=True)
+class FormField:
+    name: str
+    """The request's field path (also the form field's name): resources.cpu, privacy.metric_privacy."""
+    type: str = "text"
+    """text, number (sent as a JSON number when it reads as one), lines (one list item per line),
+    checkbox (true when present)"""
+
+    @property
+    def id(self) -> str:
+        return "f-" + self.name.replace(".", "-").replace("_", "-")
+
+
+def number_or_text(text: str) -> Any:
+    """A form's number as JSON would hold it: an integer, else a finite float, else the text itself
+    (for the request schema to refuse with its own message)."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    return value if math.isfinite(value) else text
+
+
+def request_of(form: Any, fields: Iterable[FormField]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The request document the form's values make (empty fields left out: the service's defaults
+    apply), and the values to show again in the form."""
+    body: dict[str, Any] = {}
+    shown: dict[str, str] = {}
+    for field in fields:
+        raw = form.get(field.name)
+        text = raw.strip() if isinstance(raw, str) else ""
+        if field.type == "checkbox":
+            value: Any = raw is not None
+            shown[field.name] = "on" if value else ""
+        else:
+            shown[field.name] = raw if isinstance(raw, str) else ""
+            if not text:
+                continue
+            if field.type == "number":
+                value = number_or_text(text)
+            elif field.type == "lines":
+                value = [line.strip() for line in text.splitlines() if line.strip()]
+            else:
+                value = text
+        *groups, last = field.name.split(".")
+        target = body
+        for group in groups:
+            target = target.setdefault(group, {})
+        target[last] = value
+    return body, shown
+
+
+def field_errors(issues: Iterable[Issue], fields: Iterable[FormField]) -> tuple[dict[str, list[str]], list[Issue]]:
+    """The issues' messages by the form field they belong to, and the issues no field of the form
+    shows (said above the form). `command[2]` belongs to `command`; a field's sub-field
+    (`resources.cpu` of `resources`) to the field."""
+    names = {f.name for f in fields}
+    by_field: dict[str, list[str]] = {}
+    elsewhere: list[Issue] = []
+    for issue in issues:
+        path = issue.field.split("[", 1)[0]
+        owner = next((n for n in sorted(names, key=len, reverse=True) if path == n or path.startswith(n + ".")), None)
+        if owner is None:
+            elsewhere.append(issue)
+        else:
+            by_field.setdefault(owner, []).append(issue.message)
+    return by_field, elsewhere
+
+
+def sign_in_page(request: Request, action: str) -> HTMLResponse:
+    """The page an anonymous visitor gets where signing in is needed (401)."""
+    response = render(request, "deployments_sign_in.html", status=401, action=action)
+    response.headers["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+def refused_page(request: Request, exc: DeploymentRejected, back: str) -> HTMLResponse:
+    """A refused change that belongs to no form field (not the owner, the federation ended)."""
+    return render(request, "message.html", status=exc.status, heading=exc.title,
+                  message="; ".join(i.message for i in exc.issues), back=back)
+
+
+async def posted_form(request: Request) -> Any:
+    """The form of a POST, once its CSRF token is checked (CsrfFailed otherwise: a 403 page)."""
+    form = await request.form()
+    check_csrf(request, form.get("csrf"))
+    return form
+
+
+async def in_thread(work: Callable[[], Any]) -> Any:
+    return await anyio.to_thread.run_sync(work)
+
+
+# -- the deployment form ---------------------------------------------------------------------------
+
+DEPLOYMENT_FIELDS = (FormField("module"), FormField("kind"), FormField("title"), FormField("vo"),
+                     FormField("resources.cpu", "number"), FormField("resources.memory_mb", "number"),
+                     FormField("resources.gpu", "number"), FormField("datacenter"), FormField("command", "lines"),
+                     FormField("duration_minutes", "number"))
+
+
+def datacenters_of(deployments: Deployments) -> list[dict[str, Any]]:
+    """The datacenters a deployment may ask for: name, what it has, its last health."""
+    capacity = deployments.executor.capacity()
+    health = deployments.ledger.health()
+    found = []
+    for name, room in sorted(capacity.items()):
+        has = (f"{room.cpu} cores, {room.memory_mb:,} MiB, {room.gpu} GPU{'s' if room.gpu != 1 else ''}"
+               if room is not None else "capacity unknown")
+        state = health.get(name, ("unchecked",))[0]
+        found.append({"name": name, "label": f"{name} ({has}; {state})"})
+    return found
+
+
+# -- the router -----------------------------------------------------------------------------------------
 
 def router(graph: KnowledgeGraph) -> APIRouter:
-    return APIRouter(include_in_schema=False)
+    routes = APIRouter(include_in_schema=False)
+    base_url = graph.settings.base_url
+
+    def service(request: Request) -> Deployments:
+        return request.app.state.deployments
+
+    def row(deployment: Deployment) -> dict[str, Any]:
+        return {"d": deployment, "module_path": page_path(base_url, deployment.module_iri),
+                "final": deployment.status in FINAL}
+
+    def form_page(request: Request, identity: Any, values: dict[str, str], errors: dict[str, list[str]],
+                  general: list[Issue], status: int = 200) -> HTMLResponse:
+        vo_options = [("", "The module's, if you are a member")] + [(vo, vo) for vo in sorted(identity.vos)]
+        return render(request, "deployment_new.html", status=status, values=values, errors=errors, general=general,
+                      fields={f.name: f for f in DEPLOYMENT_FIELDS}, kinds=[(k, KIND_LABELS[k]) for k in FORM_KINDS],
+                      datacenter_options=[("", "Any: the healthy one with the most room")] + [
+                          (d["name"], d["label"]) for d in datacenters_of(service(request))],
+                      vo_options=vo_options if len(identity.vos) > 1 else [])
+
+    @routes.get("/deployments", response_class=HTMLResponse)
+    async def listing(request: Request) -> HTMLResponse:
+        identity = viewer(request)
+        if identity is None:
+            return sign_in_page(request, "see your deployments")
+        requester = requester_of(identity)
+        params = request.query_params
+        vo = params.get("vo") or None
+        problems = []
+        if vo is not None and not (identity.admin or vo in identity.vos):
+            problems.append(f"you are not a member of the VO {vo!r}: showing your own deployments")
+            vo = None
+        try:
+            after = cursor_after(params.get("after"))
+        except Problem as problem:
+            problems.append(f"{problem.detail}: showing the first page")
+            after = 0
+        found = await in_thread(lambda: service(request).find(requester, vo=vo, after=after, limit=PAGE_SIZE + 1))
+        page = found[:PAGE_SIZE]
+        rows = [row(d) for _, d in page]
+        next_url = (str(request.url.include_query_params(after=cursor_of(page[-1][0])))
+                    if len(found) > PAGE_SIZE else None)
+        return render(request, "deployments.html", rows=rows, vo=vo, vos=sorted(identity.vos), problems=problems,
+                      next_url=next_url, first_url=str(request.url.remove_query_params("after")) if after else None,
+                      polled=[r["d"].identifier for r in rows if not r["final"]], poll_seconds=POLL_SECONDS)
+
+    @routes.get("/deployments/statuses", response_class=HTMLResponse)
+    async def statuses(request: Request) -> HTMLResponse:
+        """The status cells of the deployments asked for (htmx swaps them in by id), and the
+        poller again, asking only for those not over (none: polling stops)."""
+        identity = viewer(request)
+        if identity is None:
+            return sign_in_page(request, "see your deployments")
+        requester = requester_of(identity)
+        asked = list(dict.fromkeys(request.query_params.getlist("id")))[:MAX_POLLED]
+
+        def work() -> list[Deployment]:
+            return [d for d in (service(request).get(i, requester) for i in asked) if d is not None]
+        found = await in_thread(work)
+        return render(request, "deployment_statuses.html", rows=[row(d) for d in found],
+                      polled=[d.identifier for d in found if d.status not in FINAL], poll_seconds=POLL_SECONDS)
+
+    @routes.get("/deployments/new", response_class=HTMLResponse)
+    async def new(request: Request) -> HTMLResponse:
+        identity = viewer(request)
+        if identity is None:
+            return sign_in_page(request, "deploy a module")
+        values = {"module": request.query_params.get("module", ""), "kind": request.query_params.get("kind", "module")}
+        return await in_thread(lambda: form_page(request, identity, values, {}, []))
+
+    @routes.post("/deployments/new", response_class=HTMLResponse)
+    async def create(request: Request) -> Response:
+        form = await posted_form(request)
+        identity = viewer(request)
+        if identity is None:
+            return sign_in_page(request, "deploy a module")
+        body, values = request_of(form, DEPLOYMENT_FIELDS)
+        try:
+            deployment, _ = await in_thread(lambda: service(request).create(body, requester_of(identity)))
+        except DeploymentRejected as exc:
+            errors, general = field_errors(exc.issues, DEPLOYMENT_FIELDS)
+            status = exc.status
+            return await in_thread(lambda: form_page(request, identity, values, errors, general, status))
+        return RedirectResponse(f"/deployments/{deployment.identifier}", status_code=303)
+
+    async def visible(request: Request, identifier: str) -> tuple[Requester, Deployment | None]:
+        identity = viewer(request)
+        assert identity is not None
+        requester = requester_of(identity)
+        return requester, await in_thread(lambda: service(request).get(identifier, requester))
+
+    @routes.get("/deployments/{identifier}", response_class=HTMLResponse)
+    async def detail(request: Request, identifier: str) -> HTMLResponse:
+        if viewer(request) is None:
+            return sign_in_page(request, "see this deployment")
+        requester, deployment = await visible(request, identifier)
+        if deployment is None:
+            return not_found(request, "deployment")
+        return render(request, "deployment.html", **row(deployment), may_change=requester.may_change(deployment),
+                      page=page_path(base_url, deployment.iri), poll_seconds=POLL_SECONDS)
+
+    @routes.get("/deployments/{identifier}/live", response_class=HTMLResponse)
+    async def live(request: Request, identifier: str) -> HTMLResponse:
+        """The detail page's status section alone (what its poller swaps in)."""
+        if viewer(request) is None:
+            return sign_in_page(request, "see this deployment")
+        _, deployment = await visible(request, identifier)
+        if deployment is None:
+            return not_found(request, "deployment")
+        return render(request, "deployment_live.html", **row(deployment), poll_seconds=POLL_SECONDS)
+
+    @routes.post("/deployments/{identifier}/delete", response_class=HTMLResponse)
+    async def delete(request: Request, identifier: str) -> Response:
+        await posted_form(request)
+        identity = viewer(request)
+        if identity is None:
+            return sign_in_page(request, "delete a deployment")
+        try:
+            found = await in_thread(lambda: service(request).delete(identifier, requester_of(identity)))
+        except DeploymentRejected as exc:
+            return refused_page(request, exc, f"/deployments/{identifier}")
+        if found is None:
+            return not_found(request, "deployment")
+        return RedirectResponse(f"/deployments/{identifier}", status_code=303)
+
+    return routes
