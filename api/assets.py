@@ -16,6 +16,7 @@ passed over there.
 """
 
 import json
+from typing import Literal
 
 import pyoxigraph as ox
 from fastapi import APIRouter, Query, Request, Response
@@ -43,6 +44,10 @@ RDF_FORMATS = [
 ]
 JSON = "application/json"
 HTML = "text/html"
+FORMATS = {"turtle": "text/turtle", "jsonld": "application/ld+json", "rdfxml": "application/rdf+xml",
+           "ntriples": "application/n-triples", "json": JSON}
+"""?format=NAME: the media type it stands for, in place of Accept (a link a browser follows sends
+Accept text/html, so the dashboard's links to a view's Turtle or JSON-LD name the format)."""
 _PROFILE_HELP = f"the view: {', '.join(VIEWS)}, or a view's profile IRI (also read from Accept-Profile)"
 
 
@@ -78,12 +83,17 @@ def router(graph: KnowledgeGraph) -> APIRouter:
                 responses={200: {"content": {media: {} for media, _ in RDF_FORMATS}}})
     async def asset(request: Request, kind: str, name: str,
                     profile: str | None = Query(None, description=_PROFILE_HELP,
-                                                json_schema_extra=_profile_tokens(list(VIEWS.values())))) -> Response:
-        readers, accept = readers_of(request), request.headers.get("accept", "")
+                                                json_schema_extra=_profile_tokens(list(VIEWS.values()))),
+                    format: Literal["turtle", "jsonld", "rdfxml", "ntriples", "json"] | None = Query(
+                        None, description="Overrides Accept: turtle, jsonld, rdfxml, ntriples, json")) -> Response:
+        readers = readers_of(request)
+        accept = FORMATS[format] if format else request.headers.get("accept", "")
         accept_profile = request.headers.get("accept-profile")
         html_page = getattr(request.app.state, "asset_page", None)
         if html_page is not None and profile is None and _prefers_html(accept):
-            return await html_page(request, kind, name)  # a browser: the dashboard's page (dashboard/assets.py)
+            page = await html_page(request, kind, name)  # a browser: the dashboard's page (dashboard/assets.py)
+            page.headers["Vary"] = "Accept, Accept-Profile"
+            return page
 
         def work() -> Response:
             return _asset(graph, kind, name, profile, accept_profile, readers, accept)

@@ -43,7 +43,7 @@ def install(app: FastAPI, graph: KnowledgeGraph, authenticator: Authenticator) -
                        max_age=SESSION_SECONDS, same_site="lax", https_only=False)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_exception_handler(CsrfFailed, _csrf_failed)  # type: ignore[arg-type]
-    for pages in (catalogue, deployments, federations, ask, query, signin):
+    for pages in (catalogue, assets, deployments, federations, ask, query, signin):
         app.include_router(pages.router(graph))
     app.state.asset_page = assets.page(graph)
 
