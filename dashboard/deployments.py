@@ -15,16 +15,14 @@ request schema, the catalogue, quotas, capacity), the same errors (each names it
 isolation (another VO's deployment is not found). The form's values become a deployment request as
 typed: a number field that holds no number is sent as text, so the schema's own error is shown.
 
-The form helpers here (`FormField`, `request_of`, `field_errors`) serve the federations' pages too.
+The form helpers (`FormField`, `request_of`, `field_errors`, ...) are dashboard/forms.py's, which
+the federations' pages share.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
-import anyio.to_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
@@ -33,9 +31,11 @@ from ..api.problems import Problem
 from ..graph.store import KnowledgeGraph
 from ..metadata.issues import Issue
 from ..workloads.records import FINAL, KINDS, Deployment
-from ..workloads.service import DeploymentRejected, Deployments, Requester
+from ..workloads.service import DeploymentRejected, Deployments
+from .forms import (FormField, field_errors, in_thread, posted_form, refused_page, request_of, sign_in_page,
+                    visible)
 from .links import page_path
-from .session import check_csrf, viewer
+from .session import viewer
 from .templating import not_found, render
 
 PAGE_SIZE = 50
@@ -46,105 +46,6 @@ MAX_POLLED = 200
 KIND_LABELS = {"module": "Module API (inference)", "tool": "Development tool (IDE)",
                "try-me": "Try-me (stops after a time limit)", "batch": "Batch job (training)"}
 FORM_KINDS = tuple(k for k in KINDS if k != "federated")  # a federation's server starts with its federation
-
-
-# -- forms: the values as typed -> a request; the service's issues -> errors on the fields ------------
-
-@dataclass(frozen=True)
-class FormField:
-    name: str
-    """The request's field path (also the form field's name): resources.cpu, privacy.metric_privacy."""
-    type: str = "text"
-    """text, number (sent as a JSON number when it reads as one), lines (one list item per line),
-    checkbox (true when present)"""
-
-    @property
-    def id(self) -> str:
-        return "f-" + self.name.replace(".", "-").replace("_", "-")
-
-
-def number_or_text(text: str) -> Any:
-    """A form's number as JSON would hold it: an integer, else a finite float, else the text itself
-    (for the request schema to refuse with its own message)."""
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        value = float(text)
-    except ValueError:
-        return text
-    return value if math.isfinite(value) else text
-
-
-def request_of(form: Any, fields: Iterable[FormField]) -> tuple[dict[str, Any], dict[str, str]]:
-    """The request document the form's values make (empty fields left out: the service's defaults
-    apply), and the values to show again in the form."""
-    body: dict[str, Any] = {}
-    shown: dict[str, str] = {}
-    for field in fields:
-        raw = form.get(field.name)
-        text = raw.strip() if isinstance(raw, str) else ""
-        if field.type == "checkbox":
-            value: Any = raw is not None
-            shown[field.name] = "on" if value else ""
-        else:
-            shown[field.name] = raw if isinstance(raw, str) else ""
-            if not text:
-                continue
-            if field.type == "number":
-                value = number_or_text(text)
-            elif field.type == "lines":
-                value = [line.strip() for line in text.splitlines() if line.strip()]
-            else:
-                value = text
-        *groups, last = field.name.split(".")
-        target = body
-        for group in groups:
-            target = target.setdefault(group, {})
-        target[last] = value
-    return body, shown
-
-
-def field_errors(issues: Iterable[Issue], fields: Iterable[FormField]) -> tuple[dict[str, list[str]], list[Issue]]:
-    """The issues' messages by the form field they belong to, and the issues no field of the form
-    shows (said above the form). `command[2]` belongs to `command`; a field's sub-field
-    (`resources.cpu` of `resources`) to the field."""
-    names = {f.name for f in fields}
-    by_field: dict[str, list[str]] = {}
-    elsewhere: list[Issue] = []
-    for issue in issues:
-        path = issue.field.split("[", 1)[0]
-        owner = next((n for n in sorted(names, key=len, reverse=True) if path == n or path.startswith(n + ".")), None)
-        if owner is None:
-            elsewhere.append(issue)
-        else:
-            by_field.setdefault(owner, []).append(issue.message)
-    return by_field, elsewhere
-
-
-def sign_in_page(request: Request, action: str) -> HTMLResponse:
-    """The page an anonymous visitor gets where signing in is needed (401)."""
-    response = render(request, "deployments_sign_in.html", status=401, action=action)
-    response.headers["WWW-Authenticate"] = "Bearer"
-    return response
-
-
-def refused_page(request: Request, exc: DeploymentRejected, back: str) -> HTMLResponse:
-    """A refused change that belongs to no form field (not the owner, the federation ended)."""
-    return render(request, "message.html", status=exc.status, heading=exc.title,
-                  message="; ".join(i.message for i in exc.issues), back=back)
-
-
-async def posted_form(request: Request) -> Any:
-    """The form of a POST, once its CSRF token is checked (CsrfFailed otherwise: a 403 page)."""
-    form = await request.form()
-    check_csrf(request, form.get("csrf"))
-    return form
-
-
-async def in_thread(work: Callable[[], Any]) -> Any:
-    return await anyio.to_thread.run_sync(work)
 
 
 # -- the deployment form ---------------------------------------------------------------------------
@@ -255,17 +156,11 @@ def router(graph: KnowledgeGraph) -> APIRouter:
             return await in_thread(lambda: form_page(request, identity, values, errors, general, status))
         return RedirectResponse(f"/deployments/{deployment.identifier}", status_code=303)
 
-    async def visible(request: Request, identifier: str) -> tuple[Requester, Deployment | None]:
-        identity = viewer(request)
-        assert identity is not None
-        requester = requester_of(identity)
-        return requester, await in_thread(lambda: service(request).get(identifier, requester))
-
     @routes.get("/deployments/{identifier}", response_class=HTMLResponse)
     async def detail(request: Request, identifier: str) -> HTMLResponse:
         if viewer(request) is None:
             return sign_in_page(request, "see this deployment")
-        requester, deployment = await visible(request, identifier)
+        requester, deployment = await visible(request, service(request), identifier)
         if deployment is None:
             return not_found(request, "deployment")
         return render(request, "deployment.html", **row(deployment), may_change=requester.may_change(deployment),
@@ -276,7 +171,7 @@ def router(graph: KnowledgeGraph) -> APIRouter:
         """The detail page's status section alone (what its poller swaps in)."""
         if viewer(request) is None:
             return sign_in_page(request, "see this deployment")
-        _, deployment = await visible(request, identifier)
+        _, deployment = await visible(request, service(request), identifier)
         if deployment is None:
             return not_found(request, "deployment")
         return render(request, "deployment_live.html", **row(deployment), poll_seconds=POLL_SECONDS)

@@ -34,8 +34,9 @@ from ..graph.store import KnowledgeGraph
 from ..metadata.issues import Issue
 from ..workloads.service import DeploymentRejected, Requester
 from . import plots
-from .deployments import (FormField, datacenters_of, field_errors, in_thread, posted_form, refused_page,
-                          request_of, sign_in_page)
+from .deployments import datacenters_of
+from .forms import (FormField, field_errors, in_thread, posted_form, refused_page, request_of, sign_in_page,
+                    visible)
 from .links import page_path
 from .session import viewer
 from .templating import not_found, render
@@ -193,17 +194,11 @@ def router(graph: KnowledgeGraph) -> APIRouter:
             return await in_thread(lambda: form_page(request, identity, values, errors, general, status))
         return RedirectResponse(f"/federations/{federation.identifier}", status_code=303)
 
-    async def visible(request: Request, identifier: str) -> tuple[Requester, Federation | None]:
-        identity = viewer(request)
-        assert identity is not None
-        requester = requester_of(identity)
-        return requester, await in_thread(lambda: service(request).get(identifier, requester))
-
     @routes.get("/federations/{identifier}", response_class=HTMLResponse)
     async def detail(request: Request, identifier: str) -> HTMLResponse:
         if viewer(request) is None:
             return sign_in_page(request, "see this federation")
-        requester, federation = await visible(request, identifier)
+        requester, federation = await visible(request, service(request), identifier)
         if federation is None:
             return not_found(request, "federation")
         return await in_thread(lambda: detail_page(request, requester, federation))
@@ -214,7 +209,7 @@ def router(graph: KnowledgeGraph) -> APIRouter:
         page shows, so that it can say when more were recorded."""
         if viewer(request) is None:
             return sign_in_page(request, "see this federation")
-        requester, federation = await visible(request, identifier)
+        requester, federation = await visible(request, service(request), identifier)
         if federation is None:
             return not_found(request, "federation")
         try:
@@ -236,7 +231,7 @@ def router(graph: KnowledgeGraph) -> APIRouter:
         form = await posted_form(request)
         if viewer(request) is None:
             return sign_in_page(request, "admit clients")
-        requester, federation = await visible(request, identifier)
+        requester, federation = await visible(request, service(request), identifier)
         if federation is None:
             return not_found(request, "federation")
         body, values = request_of(form, CLIENT_FIELDS)
@@ -268,7 +263,7 @@ def router(graph: KnowledgeGraph) -> APIRouter:
         await posted_form(request)
         if viewer(request) is None:
             return sign_in_page(request, "revoke clients")
-        requester, federation = await visible(request, identifier)
+        requester, federation = await visible(request, service(request), identifier)
         if federation is None:
             return not_found(request, "federation")
         try:
@@ -284,7 +279,7 @@ def router(graph: KnowledgeGraph) -> APIRouter:
         await posted_form(request)
         if viewer(request) is None:
             return sign_in_page(request, "stop a federation")
-        requester, federation = await visible(request, identifier)
+        requester, federation = await visible(request, service(request), identifier)
         if federation is None:
             return not_found(request, "federation")
         try:

@@ -14,9 +14,8 @@ import os
 import shutil
 import subprocess
 import threading
-import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 SCREENSHOTS = REPO / "docs" / "screenshots"
@@ -86,25 +85,12 @@ def screenshot(page: Any, name: str) -> Path:
     return path
 
 
-@contextlib.contextmanager
-def dashboard_server(app: Any) -> Iterator[str]:
+def dashboard_server(app: Any) -> contextlib.AbstractContextManager[str]:
     """`app` served by uvicorn on a free loopback port with its lifespan (the control loop that moves
     deployments along runs): its base URL."""
-    import uvicorn
+    from conftest import serving
 
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(15)
+    return serving(app, lifespan=True)
 
 
 def describe(problems: list[dict[str, Any]]) -> str:

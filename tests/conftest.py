@@ -113,14 +113,16 @@ def store_url(request: pytest.FixtureRequest) -> str | None:
 
 
 @contextlib.contextmanager
-def serving(app: Any) -> Iterator[str]:
-    """The app served by uvicorn on a free loopback port, in a thread: its base URL."""
+def serving(app: Any, lifespan: bool = False) -> Iterator[str]:
+    """The app served by uvicorn on a free loopback port, in a thread: its base URL. `lifespan`:
+    the app's control loop (which moves deployments along) runs too."""
     import uvicorn
 
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
+                                           lifespan="on" if lifespan else "off"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + (30 if lifespan else 10)
     while not server.started:
         assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
         time.sleep(0.02)
@@ -129,7 +131,7 @@ def serving(app: Any) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
-        thread.join(5)
+        thread.join(15 if lifespan else 5)
 
 
 @pytest.fixture(scope="session")
@@ -211,3 +213,16 @@ def chromium() -> Iterator[Any]:
         launched = browser.launch(playwright)
         yield launched
         launched.close()
+
+
+def module_yaml(name: str, title: str, description: str = "A module.", **fields: Any) -> bytes:
+    """An ai4-metadata 2.0 file of a small PyTorch image module named `name`, for tests that need a
+    module of their own (`fields` replace or add top-level fields)."""
+    import yaml
+
+    return yaml.safe_dump({
+        "metadata_version": "2.0.0", "title": title, "summary": f"{title}, a module written for the tests.",
+        "description": description, "dates": {"created": "2024-01-02", "updated": "2024-02-03"},
+        "links": {"source_code": f"https://github.com/example/{name}", "docker_image": f"example/{name}"},
+        "tags": ["deep learning"], "tasks": ["Computer Vision"], "categories": ["AI4 pre trained"],
+        "libraries": ["PyTorch"], "data-type": ["Image"], **fields}).encode()

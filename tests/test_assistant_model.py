@@ -162,7 +162,7 @@ def test_a_bare_select_without_a_code_block_is_accepted(double: OpenAIDouble) ->
     (f"```SPARQL\n{GOOD}```", GOOD),
     (f"<think>maybe ```sparql\nSELECT ?wrong {{}}\n```</think>\n```sparql\n{GOOD}\n```", GOOD),
     (f"```text\nnotes\n```\n```sparql\n{GOOD}\n```", GOOD),
-    (f"  ask {{ ?s ?p ?o }}", "ask { ?s ?p ?o }"),
+    ("  ask { ?s ?p ?o }", "ask { ?s ?p ?o }"),
     ("The answer is: SELECT ?x {}", None),
     ("```python\nprint(1)\n```", None),
 ])

@@ -247,8 +247,6 @@ def test_a_query_process_dies_with_the_server() -> None:
     """A server killed with SIGKILL cannot kill its queries' processes: they die with it (Linux's
     parent-death signal), rather than keep its port and store open until their deadline."""
     import os
-    import signal
-    import time
 
     server = subprocess.Popen([sys.executable, "-c", SERVER_WITH_A_LONG_SORT], cwd=REPO, stdout=subprocess.PIPE,
                               text=True)

@@ -16,7 +16,6 @@ from typing import Any, Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-import yaml
 from fastapi.testclient import TestClient
 
 from ai4kg.api.app import create_app
@@ -26,6 +25,7 @@ from ai4kg.config import Settings
 from ai4kg.credentials import KeyStore
 from ai4kg.demo import load_demo_catalog
 from ai4kg.graph.store import KnowledgeGraph
+from conftest import module_yaml
 
 MODULE = "https://w3id.org/ai4kg/id/module/"
 PREFIX = "PREFIX ai4kg: <https://w3id.org/ai4kg/ns#>\n"
@@ -95,15 +95,6 @@ def client(demo: KnowledgeGraph) -> TestClient:
     return TestClient(create_app(demo, KeyStore(None)))
 
 
-def _module(name: str, title: str, description: str = "A module.") -> bytes:
-    return yaml.safe_dump({
-        "metadata_version": "2.0.0", "title": title, "summary": f"{title}, a module for tests of the dashboard.",
-        "description": description, "dates": {"created": "2024-01-02", "updated": "2024-02-03"},
-        "links": {"source_code": f"https://github.com/example/{name}", "docker_image": f"example/{name}"},
-        "tags": ["deep learning"], "tasks": ["Computer Vision"], "categories": ["AI4 pre trained"],
-        "libraries": ["PyTorch"], "data-type": ["Image"]}).encode()
-
-
 @pytest.fixture(scope="module")
 def two_vos() -> Iterator[tuple[TestClient, KnowledgeGraph, dict[str, str]]]:
     """A public module, one private to vo.secret.eu, and one whose title and description hold a script;
@@ -114,7 +105,7 @@ def two_vos() -> Iterator[tuple[TestClient, KnowledgeGraph, dict[str, str]]]:
                 ("open-flood", "Open flood mapper", "default", "public", "A module."),
                 ("secret-coral", "Secret coral counter", "vo.secret.eu", "virtual-organisation", "A module."),
                 ("evil-title", f"Evil {SCRIPT} title", "default", "public", f"Look: {SCRIPT} <img src=x onerror=alert(1)>")]:
-            [report] = import_files(graph, [InlineFile(f"{name}.yml", _module(name, title, description))],
+            [report] = import_files(graph, [InlineFile(f"{name}.yml", module_yaml(name, title, description))],
                                     ImportOptions(identifier=name, vo=vo, visibility=visibility))
             assert report.status == "imported", report
         member = "Bearer " + keys.create("coral counter", frozenset({"vo.secret.eu"}))[1]
@@ -301,7 +292,7 @@ def test_the_endpoints_limits_apply() -> None:
     from dataclasses import replace
 
     with KnowledgeGraph(replace(Settings.in_memory(), sparql_result_limit=3)) as small:
-        import_files(small, [InlineFile(f"m{i}.yml", _module(f"m{i}", f"Module {i}")) for i in range(4)],
+        import_files(small, [InlineFile(f"m{i}.yml", module_yaml(f"m{i}", f"Module {i}")) for i in range(4)],
                      ImportOptions())
         client = TestClient(create_app(small, KeyStore(None)))
         status, page, _ = _query(client, TITLES)

@@ -7,10 +7,10 @@ import re
 from collections.abc import Iterator
 
 import pytest
-import yaml
 from fastapi.testclient import TestClient
 
 import browser
+from conftest import module_yaml
 from ai4kg.api.app import create_app
 from ai4kg.catalog import ImportOptions, InlineFile, import_files
 from ai4kg.config import Settings
@@ -95,15 +95,6 @@ def test_bad_parameters_are_said_and_the_page_still_answers(real_client: TestCli
     assert "the cursor is not one this API gave out" in page.text
 
 
-def _module(name: str, title: str, description: str) -> bytes:
-    return yaml.safe_dump({
-        "metadata_version": "2.0.0", "title": title, "summary": f"{title}: a module of the dashboard's tests.",
-        "description": description, "dates": {"created": "2024-01-02", "updated": "2024-02-03"},
-        "links": {"source_code": f"https://github.com/example/{name}", "docker_image": f"example/{name}"},
-        "tags": ["deep learning"], "tasks": ["Computer Vision"], "categories": ["AI4 pre trained"],
-        "libraries": ["PyTorch"], "data-type": ["Image"]}).encode()
-
-
 @pytest.fixture()
 def private_catalogue(tmp_path) -> Iterator[tuple[TestClient, str]]:
     """A public module whose title holds a script, and a VO-private module; an API key of that VO."""
@@ -113,7 +104,7 @@ def private_catalogue(tmp_path) -> Iterator[tuple[TestClient, str]]:
         for name, title, vo, visibility in [("open-flood", "Open flood <script>alert(1)</script>", "default", "public"),
                                             ("secret-coral", "Secret coral counter", "vo.secret.eu",
                                              "virtual-organisation")]:
-            [report] = import_files(graph, [InlineFile(f"{name}.yml", _module(name, title, "<b>bold</b>"))],
+            [report] = import_files(graph, [InlineFile(f"{name}.yml", module_yaml(name, title, "<b>bold</b>"))],
                                     ImportOptions(identifier=name, vo=vo, visibility=visibility))
             assert report.status == "imported", report
         with TestClient(create_app(graph, keys=keys)) as client:

@@ -22,7 +22,7 @@ from ai4kg.provenance.documents import provenance_triples, to_jsonld, to_prov_js
 from ai4kg.provenance.ingest import Provenance
 from ai4kg.provenance.lineage import lineage
 
-from conftest import MODULES, SHARED
+from conftest import SHARED
 
 BASE = "https://w3id.org/ai4kg/id/"
 PROV = "http://www.w3.org/ns/prov#"

@@ -72,7 +72,7 @@ def test_import_options_are_checked(tmp_path: Path) -> None:
     f"SELECT ?t WHERE {{ GRAPH <{PRIVATE}> {{ ?m <https://w3id.org/ai4kg/ns#title> ?t }} }}",
     f"SELECT ?t FROM <{PRIVATE}> WHERE {{ ?m <https://w3id.org/ai4kg/ns#title> ?t }}",
     f"SELECT ?t FROM NAMED <{PRIVATE}> WHERE {{ GRAPH ?g {{ ?m <https://w3id.org/ai4kg/ns#title> ?t }} }}",
-    f"PREFIX m: <https://w3id.org/ai4kg/id/module/> SELECT ?t FROM m:ai4os-demo-app WHERE {{ ?m ?p ?t }}",
+    "PREFIX m: <https://w3id.org/ai4kg/id/module/> SELECT ?t FROM m:ai4os-demo-app WHERE { ?m ?p ?t }",
     f"SELECT ?t WHERE {{ <{PRIVATE}> ?p ?t }}",
 ])
 def test_sparql_never_shows_another_vos_graph(graph: KnowledgeGraph, query: str) -> None:
