@@ -61,6 +61,8 @@ class Answer:
     values: list[Any] | int | bool | None = None
     """The answer itself: the assets, values or (key, count) pairs; a number; yes or no."""
     candidates: list[dict[str, Any]] = field(default_factory=list)
+    ambiguous: str | None = None
+    """The question's words that fit the candidates (an ambiguous answer only)."""
     reason: str | None = None
     generator: str = "embedded"
     seconds: float = 0.0
@@ -109,7 +111,7 @@ def ask(graph: KnowledgeGraph, question: str, readers: Readers = None, *, today:
         candidates = [{"title": c.title, "iris": list(c.iris), "kind": c.kind} for c in parsed.candidates]
         answer = Answer(text, "ambiguous", f"'{parsed.words}' fits {len(candidates)} assets: "
                         + "; ".join(c["title"] + " (" + ", ".join(c["iris"]) + ")" for c in candidates)
-                        + ". Which one do you mean?", candidates=candidates)
+                        + ". Which one do you mean?", candidates=candidates, ambiguous=parsed.words)
     else:
         query = compile_query(parsed, shape.implied(parsed.cls))
         check_query(query.sparql, vocab)  # the parser's own queries pass the same checks as a model's

@@ -30,8 +30,6 @@ from .templating import render
 
 EXAMPLES = ["How many modules use PyTorch?", "Which modules are trainable?", "How many modules per library?",
             "Most recently created module", "Which modules have the tag flood?", "How many training runs are there?"]
-_AMBIGUOUS = re.compile(r"'(?P<words>[^']+)' fits \d+ assets")
-"""How an ambiguous answer's text names the words that fit several assets (assistant.ask)."""
 
 
 def ask_url(question: str) -> str:
@@ -56,8 +54,7 @@ def asked_again(question: str, words: str | None, name: str) -> str:
 def _candidates(answer: Answer, base_url: str) -> list[dict[str, Any]]:
     """Each candidate of an ambiguous name: its title, kind, page, and the question asked with it.
     A title several assets share names each of them by its identifier (the IRI's last segment)."""
-    found = _AMBIGUOUS.match(answer.text)
-    words = found.group("words") if found else None
+    words = answer.ambiguous
     shown = []
     for candidate in answer.candidates:
         for iri in candidate["iris"]:
@@ -117,9 +114,8 @@ def router(graph: KnowledgeGraph) -> APIRouter:
             return render(request, "ask.html", status=422, **context)
         columns, rows = _table(answer, titles, base_url)
         text = answer.text
-        ambiguous = _AMBIGUOUS.match(text) if answer.status == "ambiguous" else None
-        if ambiguous:  # the candidates are listed below, with links: the text need not name them all
-            text = f"{ambiguous.group(0)}:"
+        if answer.status == "ambiguous":  # the candidates are listed below, with links
+            text = f"'{answer.ambiguous}' fits {len(answer.candidates)} assets. Which one do you mean?"
         context["answer"] = {"status": answer.status, "text": text, "interpretation": answer.interpretation,
                              "reason": answer.reason, "cut": answer.cut, "sparql": answer.sparql,
                              "run": query_url(answer.sparql) if answer.sparql else None,

@@ -180,7 +180,7 @@ def test_a_count_and_a_group_are_answered_in_words(client: TestClient) -> None:
 def test_an_ambiguous_name_offers_its_candidates_each_asking_again(client: TestClient) -> None:
     status, page, _ = _ask(client, "What dataset was the flood module trained on?")
     assert status == 200 and page.by_id["answer-heading"] == "Which one do you mean?"
-    assert page.by_class["answer-text"] == ["'flood' fits 3 assets:"]
+    assert page.by_class["answer-text"] == ["'flood' fits 3 assets. Which one do you mean?"]
     candidates = [(href, shown) for href, shown in page.links if shown.startswith("Ask about ")]
     assert ("/id/module/flood-segmentation-s2", "its page") in page.links
     assert len(candidates) == 3
