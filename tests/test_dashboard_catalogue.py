@@ -156,4 +156,8 @@ def test_in_a_browser_search_and_filter_the_demo_catalogue(chromium) -> None:
             assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
             page.keyboard.press("Tab")  # the first stop is the skip link
             assert page.evaluate("document.activeElement.className") == "skip"
+            missing = page.goto(url + "/id/module/no-such-module")
+            assert missing.status == 404 and page.locator("h1").inner_text() == "Not found"
+            problems = browser.accessibility_problems(page)
+            assert not problems, browser.describe(problems)
             context.close()
