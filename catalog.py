@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Literal
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Literal
 
 import pyoxigraph as ox
 
-from .config import DEFAULT_BASE_URL, DEFAULT_VO
+from .config import DEFAULT_BASE_URL, DEFAULT_VO, VISIBILITIES
 from .graph.namespaces import AI4KG, RDF_TYPE, asset_iri
-from .graph.store import AssetWrite, KnowledgeGraph
 from .graph.validation import Violation, validate
 from .metadata import loader, vocabulary
 from .metadata.issues import Issue
@@ -24,6 +23,9 @@ from .metadata.records import VOCABULARY_FIELDS, Records, derive_identifier, fro
 from .metadata.rml import RmlMapping, mapping_for, owner_of
 from .metadata.schema import Generation, check_document, detect_generation
 from .metadata.values import value_issues
+
+if TYPE_CHECKING:  # the store is opened by an import, not by a validation
+    from .graph.store import AssetWrite, KnowledgeGraph
 
 Status = Literal["imported", "valid", "invalid", "unreadable", "skipped"]
 METADATA_SUFFIXES = (".yml", ".yaml", ".json")
@@ -55,8 +57,6 @@ class FileReport:
 
 
 PUBLIC = "public"
-VISIBILITIES = ("public", "virtual-organisation", "private")
-"""Slugs of the concepts of https://w3id.org/ai4kg/vocab/visibility."""
 
 
 @dataclass(frozen=True)
@@ -263,6 +263,8 @@ def import_files(graph: KnowledgeGraph, paths: list[Source], options: ImportOpti
     A legacy V1 file does not replace a module the store already holds in ai4-metadata 2.x form
     (folders often hold both metadata.json and ai4-metadata.yml of one module): it is skipped.
     """
+    from .graph.store import AssetWrite
+
     reports = []
     for batch in _batches(paths, graph.settings.base_url, options):
         _map_and_validate(batch)

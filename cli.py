@@ -5,33 +5,42 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import pyoxigraph as ox
-import yaml
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from . import __version__
-from .catalog import VISIBILITIES, FileReport, ImportOptions, expand_paths, import_files, migrate_file, validate_files
 from .cli_tokens import token_options
-from .config import DEFAULT_VO, Settings
+from .config import DEFAULT_VO, VISIBILITIES, Settings
 from .graph.views import NATIVE, VIEWS, UnknownView, serialize, view_of
-from .graph.store import KnowledgeGraph, StoreLocked
 from .federated.cli import federation
 from .workloads.cli import deploy
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from .catalog import FileReport
+    from .graph.store import KnowledgeGraph
+
+# What a command needs beyond this is imported by that command: `ai4kg --help` loads no mapping
+# engine, SHACL, SPARQL parser, JSON-LD processor, HTTP client or server (tests/test_cli_startup.py).
 
 EXIT_OK, EXIT_INVALID, EXIT_UNREADABLE = 0, 1, 2
 _EXPORT_FORMATS = {"ttl": ox.RdfFormat.TURTLE, "trig": ox.RdfFormat.TRIG, "nq": ox.RdfFormat.N_QUADS,
                    "jsonld": ox.RdfFormat.JSON_LD, "rdfxml": ox.RdfFormat.RDF_XML, "nt": ox.RdfFormat.N_TRIPLES}
 
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-out = Console(highlight=False)
+# emoji=False: a path or value that reads like :name: is printed as it is (and rich's table of
+# emoji codes, 25 ms to load, is not read for every message)
+err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+out = Console(highlight=False, emoji=False)
 
 
 def _open(ctx: click.Context) -> KnowledgeGraph:
+    from .graph.store import KnowledgeGraph, StoreLocked
+
     settings: Settings = ctx.obj
     try:
         return KnowledgeGraph(settings)
@@ -65,11 +74,15 @@ def _print_report(report: FileReport, verbose_ok: bool = True) -> None:
 
 
 def _progress(total: int) -> Progress:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                     console=err, transient=True, disable=total < 20 or not err.is_terminal)
 
 
 def _expanded_or_exit(paths: tuple[Path, ...]) -> list[Path]:
+    from .catalog import expand_paths
+
     files = expand_paths(paths)
     if not files:
         err.print("error: no metadata files (.yml, .yaml, .json) in " + ", ".join(map(str, paths)), markup=False)
@@ -97,6 +110,8 @@ def validate(ctx: click.Context, files: tuple[Path, ...], as_json: bool, identif
 
     Exit status: 0 all valid, 1 some invalid (unparseable included), 2 some unreadable.
     """
+    from .catalog import ImportOptions, validate_files
+
     paths = _expanded_or_exit(files)
     reports = validate_files(paths, ctx.obj.base_url, ImportOptions(identifier, license),
                              on_file=None if as_json else _print_report)
@@ -118,6 +133,8 @@ def validate(ctx: click.Context, files: tuple[Path, ...], as_json: bool, identif
 def import_(ctx: click.Context, paths: tuple[Path, ...], identifier: str | None, license: str | None, vo: str,
             visibility: str, as_json: bool) -> None:
     """Import metadata files or folders into the store; bad files are reported and skipped."""
+    from .catalog import ImportOptions, import_files
+
     files = _expanded_or_exit(paths)
     if identifier and len(files) != 1:
         raise click.UsageError("--id names one module: give exactly one file")
@@ -294,6 +311,10 @@ def search(ctx: click.Context, text: str, limit: int) -> None:
 @click.option("--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)
 def migrate(file: Path, output: Path | None, fmt: str) -> None:
     """Write the ai4-metadata 2.x form of a legacy V1 metadata.json."""
+    import yaml
+
+    from .catalog import migrate_file
+
     document, report = migrate_file(file)
     for issue in report.issues:
         err.print(f"  {issue}", markup=False)
@@ -435,7 +456,7 @@ def provenance_ingest(ctx: click.Context, files: tuple[Path, ...], vo: str, as_j
     module's metadata, imported first unless the catalogue has it; `jenkins`, `mlflow`, `nomad` ...).
 
     Exits with 1 if a fragment is invalid (nothing written for it), 2 for an unreadable file."""
-    from .catalog import InlineFile
+    from .catalog import ImportOptions, InlineFile, import_files
     from .provenance.ingest import Provenance
 
     with _open(ctx) as graph:
@@ -641,6 +662,13 @@ def serve(ctx: click.Context, host: str, port: int, demo: bool) -> None:
         periodic = PeriodicSync(graph, ctx.obj.mlflow_url, ctx.obj.mlflow_sync_interval, ctx.obj.mlflow_token)
         periodic.start()
         err.print(f"MLflow runs from {ctx.obj.mlflow_url} every {ctx.obj.mlflow_sync_interval:g} s")
+    # The libraries that routes import on first use (they are kept off the command line's start) are
+    # imported now, so that no client's first request waits for them, and frozen with the rest.
+    import jsonschema  # noqa: F401
+    import pyshacl  # noqa: F401
+    import rdflib.plugins.sparql.algebra  # noqa: F401
+    import pyld.jsonld  # noqa: F401
+
     # Everything built so far (modules, the app and its routes, the GraphQL schema, vocabularies, the
     # ontology) lives as long as the process. Moved out of the collected generations, it is no longer
     # walked by the full collections that request garbage keeps triggering: pauses of about 100 ms

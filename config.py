@@ -6,12 +6,12 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import platformdirs
-
 DEFAULT_BASE_URL = "https://w3id.org/ai4kg/id/"
 """Asset IRIs are minted under this base unless AI4KG_BASE_URL or --base-url says otherwise."""
 DEFAULT_VO = "default"
 """The VO that owns imported assets unless the import names one (ai4kg import --vo)."""
+VISIBILITIES = ("public", "virtual-organisation", "private")
+"""Slugs of the concepts of https://w3id.org/ai4kg/vocab/visibility (ai4kg import --visibility)."""
 
 DEFAULT_ADMIN_ROLE = "access:platform:admin"
 """Roles read `access:<vo>:<level>`; this one makes a platform administrator."""
@@ -47,6 +47,12 @@ DEFAULT_ASSISTANT_TIMEOUT = 20.0
 """Seconds a language model may take to write the assistant's query (AI4KG_ASSISTANT_TIMEOUT)."""
 DEFAULT_SPARQL_SERVICE_TIMEOUT = 10.0
 """Seconds one remote endpoint may take to answer a SPARQL SERVICE call (AI4KG_SPARQL_SERVICE_TIMEOUT)."""
+
+
+def _user_data_dir() -> str:
+    import platformdirs  # only when no directory is given
+
+    return platformdirs.user_data_dir("ai4kg")
 
 
 @dataclass(frozen=True)
@@ -155,7 +161,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, data: str | os.PathLike[str] | None = None, base_url: str | None = None) -> "Settings":
-        chosen = data or os.environ.get("AI4KG_DATA") or platformdirs.user_data_dir("ai4kg")
+        chosen = data or os.environ.get("AI4KG_DATA") or _user_data_dir()
         base = base_url or os.environ.get("AI4KG_BASE_URL") or DEFAULT_BASE_URL
         if not base.endswith(("/", "#")):
             base += "/"

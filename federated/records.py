@@ -17,17 +17,19 @@ import statistics
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyoxigraph as ox
 
 from ..graph.namespaces import asset_iri
 from ..metadata.issues import Issue
-from ..metadata.rml import RmlMapping, mapping_path
 from ..metadata.schema import schema_issues, validator_of
 from ..metadata.values import with_value_issues
 from ..provenance.records import Iris
 from ..workloads.records import now, record_json, record_of
+
+if TYPE_CHECKING:
+    from ..metadata.rml import RmlMapping
 
 STRATEGIES = ("FedAvg", "FedAvgM", "FedMedian", "FedProx", "FedOpt", "FedAdam", "FedYogi", "FedAvgOpt")
 STRATEGY_OPTIONS = {
@@ -311,6 +313,8 @@ def round_records(federation: Federation, record: dict[str, Any], base_url: str,
 
 @cache
 def federated_mapping() -> RmlMapping:
+    from ..metadata.rml import RmlMapping, mapping_path  # not at import: the command line's start stays light
+
     return RmlMapping(mapping_path("federated/federated"))
 
 

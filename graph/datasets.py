@@ -6,9 +6,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from rdflib import URIRef, Variable
-from rdflib.plugins.sparql import algebra, parser
-
 from ..threads import RDFLIB_SPARQL
 
 # Comments, strings and IRIs, blanked out before looking for a FROM keyword.
@@ -43,6 +40,8 @@ def dataset_clause(sparql: str, base_iri: str | None = None) -> DatasetClause | 
     cannot read the query."""
     if not has_dataset_clause(sparql):
         return None
+    from rdflib.plugins.sparql import algebra, parser  # 0.3 CPU-s to import: only for a query that needs it
+
     try:
         with RDFLIB_SPARQL:  # rdflib's parser is not safe in two threads at once (threads.py)
             parsed = algebra.translateQuery(parser.parseQuery(sparql), base=base_iri)
@@ -63,6 +62,9 @@ def graphs_written(update: str, base_iri: str | None = None) -> set[str] | None:
     """The named graphs a SPARQL Update may change, or ANY_GRAPH when that cannot be told from
     its text (a graph variable, ALL / NAMED, or text rdflib cannot read). The default graph is
     left out: it holds no asset."""
+    from rdflib import URIRef, Variable
+    from rdflib.plugins.sparql import algebra, parser  # 0.3 CPU-s to import: only for an update
+
     try:
         with RDFLIB_SPARQL:
             operations = algebra.translateUpdate(parser.parseUpdate(update), base=base_iri).algebra

@@ -13,7 +13,6 @@ import json
 import threading
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import pyoxigraph as ox
@@ -23,7 +22,6 @@ from ..provenance.fragments import FragmentStore
 from ..threads import once
 from .namespaces import AI4KG, ONTOLOGY_GRAPH, PLATFORM_AGENTS_GRAPH, PLATFORM_GRAPH, RDF_TYPE, VOCABULARY_GRAPH
 from .datasets import ANY_GRAPH, graphs_written, has_dataset_clause
-from .remote import RemoteStore
 from .search import EVERY_ASSET, PUBLIC, Readers, SearchDocument, SearchHit, SearchIndex
 
 _STAGING_PREFIX = "urn:ai4kg:staging:"
@@ -215,6 +213,8 @@ class KnowledgeGraph:
             store_path, search_path = settings.data_dir / "oxigraph", settings.data_dir / "search.sqlite"
         try:
             if settings.sparql_store_url:
+                from .remote import RemoteStore  # httpx: only for a remote store
+
                 self.store = RemoteStore(settings.sparql_store_url)
             else:
                 self.store = ox.Store(str(store_path)) if store_path else ox.Store()

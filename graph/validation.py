@@ -9,15 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from importlib import resources
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 import pyoxigraph as ox
-import pyshacl
-import rdflib
-from rdflib.namespace import RDF, SH
 
 from ..threads import once
 
+if TYPE_CHECKING:  # rdflib and pyshacl are imported where a validation runs, not with this module
+    import rdflib
 
 
 @dataclass(frozen=True)
@@ -35,6 +34,8 @@ class Violation:
 
 @once
 def shapes_graph() -> rdflib.Graph:
+    import rdflib
+
     graph = rdflib.Graph()
     for entry in sorted(resources.files("ai4kg").joinpath("shapes").iterdir(), key=lambda p: p.name):
         if entry.name.endswith(".ttl"):
@@ -45,6 +46,8 @@ def shapes_graph() -> rdflib.Graph:
 @once
 def vocabulary_graph() -> rdflib.Graph:
     """The SKOS vocabularies and ontology: mixed into each data graph so sh:node/sh:class checks see them."""
+    import rdflib
+
     graph = rdflib.Graph()
     for name in ("ontology/vocabularies.ttl", "ontology/ai4kg.ttl"):
         graph.parse(data=resources.files("ai4kg").joinpath(name).read_text("utf-8"), format="turtle")
@@ -52,6 +55,8 @@ def vocabulary_graph() -> rdflib.Graph:
 
 
 def to_rdflib(quads: Iterable[ox.Quad]) -> rdflib.Graph:
+    import rdflib
+
     graph = rdflib.Graph()
     data = ox.serialize([ox.Triple(q.subject, q.predicate, q.object) for q in quads], format=ox.RdfFormat.N_TRIPLES)
     if data:
@@ -61,6 +66,9 @@ def to_rdflib(quads: Iterable[ox.Quad]) -> rdflib.Graph:
 
 def validate(quads: list[ox.Quad]) -> list[Violation]:
     """Every SHACL result for the subjects of `quads`, in a stable order."""
+    import pyshacl  # 0.4 CPU-s to import (rdflib's SPARQL grammar): only where a validation runs
+    from rdflib.namespace import RDF, SH
+
     data = to_rdflib(quads)
     if len(data) == 0:
         return []
@@ -88,6 +96,8 @@ def validate(quads: list[ox.Quad]) -> list[Violation]:
 
 def _message(shapes: rdflib.Graph, source_shape: rdflib.term.Node | None, rule: str) -> str | None:
     """The shape author's sh:message, looking through sh:node to the node shape that failed."""
+    from rdflib.namespace import SH
+
     if source_shape is None:
         return None
     if rule == "Node":

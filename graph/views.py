@@ -23,14 +23,15 @@ import json
 import re
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any, Iterable, Literal
+from typing import TYPE_CHECKING, Any, Iterable, Literal
 
 import pyoxigraph as ox
-from pyld import jsonld
 
-from .search import Readers
-from .store import SYSTEM_GRAPHS, KnowledgeGraph
 from ..threads import once
+
+if TYPE_CHECKING:  # pyld (and the store) are imported where they are used: `ai4kg --help` reads VIEWS
+    from .search import Readers
+    from .store import KnowledgeGraph
 
 NATIVE = "ai4kg"
 """The asset's own graph, in the platform's ontology (https://w3id.org/ai4kg/ns#)."""
@@ -115,6 +116,8 @@ class View:
         query, reach = self.asset_query_of(graph, iri)
         if query is None:  # a kind the view does not describe
             return []
+        from .store import SYSTEM_GRAPHS
+
         options: dict[str, list[ox.NamedNode]] = {}
         if reach == "own":
             dataset = [ox.NamedNode(iri), *(ox.NamedNode(g) for g in SYSTEM_GRAPHS)]
@@ -145,6 +148,8 @@ class View:
         nested under it, each once) when every node hangs off it, else compacted (`@graph`)."""
         if self.context is None:
             raise ValueError(f"the {self.name} view has no JSON-LD context")
+        from pyld import jsonld
+
         context = view_context(self.context)
         nodes = _expanded(triples)
         options = {"documentLoader": _packaged_document}
@@ -156,6 +161,8 @@ class View:
         """The view of the whole catalogue as `readers` may see it (None: everything)."""
         if not self.catalog_queries:
             raise ValueError(f"the {self.name} view has no catalogue form")
+        from .store import SYSTEM_GRAPHS
+
         options: dict[str, list[ox.NamedNode]] = {}
         visible: ox.Store | None = None
         if readers is not None and graph.index.has_restricted():
@@ -320,6 +327,8 @@ def _all_reachable(triples: list[ox.Triple], root: str) -> bool:
 
 def _packaged_document(url: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
     """pyld's document loader: the packaged context files by name, and nothing from the network."""
+    from pyld import jsonld
+
     if re.fullmatch(r"[a-z0-9-]+\.context\.jsonld", url):
         try:
             return {"contextUrl": None, "documentUrl": url, "document": view_context(url)}

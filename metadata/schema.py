@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 from functools import cache
 from importlib import resources
-from typing import Any, Literal
-
-import jsonschema
+from typing import TYPE_CHECKING, Any, Literal
 
 from .issues import Issue, format_path
 from .values import with_value_issues
+
+if TYPE_CHECKING:  # jsonschema is imported where a validator is made (not at the command line's start)
+    import jsonschema
 
 Generation = Literal["v1", "v2"]
 
@@ -39,6 +40,8 @@ def _validator(generation: Generation) -> jsonschema.protocols.Validator:
 
 def validator_of(schema: dict[str, Any]) -> jsonschema.protocols.Validator:
     """A validator of the schema's own draft that checks formats (dates, date-times)."""
+    import jsonschema
+
     cls = jsonschema.validators.validator_for(schema)
     return cls(schema, format_checker=cls.FORMAT_CHECKER)
 

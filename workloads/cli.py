@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import httpx
 from rich.console import Console
 from rich.table import Table
 
@@ -28,6 +27,8 @@ EXIT_OK, EXIT_REJECTED, EXIT_UNREACHABLE = 0, 1, 2
 
 class Server:
     def __init__(self, url: str, token: str | None):
+        import httpx  # not at import: the command line's start stays light
+
         self.url = url.rstrip("/")
         self._client = httpx.Client(base_url=self.url, timeout=120,
                                     headers={"Authorization": f"Bearer {token}"} if token else {})
@@ -35,6 +36,8 @@ class Server:
     def call(self, method: str, path: str, **options: Any) -> Any:
         """The JSON answer; a problem (4xx/5xx) printed with each field at fault, then exit 1;
         no server, exit 2."""
+        import httpx
+
         try:
             response = self._client.request(method, path, **options)
         except httpx.HTTPError as exc:

@@ -16,18 +16,20 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyoxigraph as ox
 
 from ..graph.namespaces import AI4KG, asset_iri
 from ..graph.validation import Violation
 from ..metadata.issues import Issue
-from ..metadata.rml import RmlMapping, mapping_path
 from ..metadata.schema import schema_issues, validator_of
 from ..metadata.values import with_value_issues
 from ..provenance.records import Iris
 from .executor import Resources
+
+if TYPE_CHECKING:
+    from ..metadata.rml import RmlMapping
 
 KINDS = ("module", "tool", "try-me", "batch", "federated")
 CLASSES = {"module": "ModuleDeployment", "tool": "ToolDeployment", "try-me": "TryMeDeployment",
@@ -258,6 +260,8 @@ def to_records(deployment: Deployment, base_url: str) -> dict[str, list[dict[str
 
 @cache
 def deployment_mapping() -> RmlMapping:
+    from ..metadata.rml import RmlMapping, mapping_path  # not at import: the command line's start stays light
+
     return RmlMapping(mapping_path("deployments/deployment"))
 
 
