@@ -127,3 +127,40 @@ def test_every_node_shape_has_an_example() -> None:
     graph = shapes_graph()
     named = {str(s).rsplit("#", 1)[-1] for s in graph.subjects(RDF.type, SH.NodeShape) if isinstance(s, rdflib.URIRef)}
     assert named == set(EXAMPLES)
+
+
+def _with_whole_vocabulary(quads: list[ox.Quad]) -> list:
+    from ai4kg.graph.validation import to_rdflib, violations_of, vocabulary_graph
+
+    data = to_rdflib(quads)
+    data += vocabulary_graph()  # as validate() did before: the statements, not the prefixes
+    return violations_of(data)
+
+
+def test_the_vocabulary_a_write_is_validated_with_gives_the_whole_vocabularys_results(real) -> None:
+    """validate() mixes in only what the shapes read of the vocabularies about the written nodes:
+    every example of every shape, and every real module as it is and broken four ways, gets the
+    results the whole vocabulary and ontology give."""
+    cases = [_quads(text) for pair in EXAMPLES.values() for text in pair]
+    task, library = ox.NamedNode(AI4KG + "task"), ox.NamedNode(AI4KG + "library")
+    for iri in [i for i in real.index.iris() if "/module/" in i][:12]:
+        quads = real.asset_quads(iri)
+        cases.append(quads)
+        cases.append([q for q in quads if q.predicate.value != AI4KG + "sourceCode"])  # a required field gone
+        cases.append([ox.Quad(q.subject, q.predicate, ox.NamedNode(VOCAB + "library/pytorch"), q.graph_name)
+                      if q.predicate == task else q for q in quads])  # a concept of another scheme
+        cases.append([ox.Quad(q.subject, q.predicate, ox.NamedNode(VOCAB + "library/no-such-library"), q.graph_name)
+                      if q.predicate == library else q for q in quads])  # no concept at all
+        cases.append([ox.Quad(q.subject, q.predicate, ox.NamedNode(AI4KG + "Link"), q.graph_name)
+                      if q.predicate.value == str(RDF.type) and q.object.value == AI4KG + "ResourceRequirements"
+                      else q for q in quads])  # a value of the wrong class
+    failing = 0
+    for quads in cases:
+        found = validate(quads)
+        assert found == _with_whole_vocabulary(quads)
+        failing += bool(found)
+    assert failing >= len(EXAMPLES) + 12  # the broken ones fail (so the comparison means something)
+
+
+AI4KG = "https://w3id.org/ai4kg/ns#"
+VOCAB = "https://w3id.org/ai4kg/vocab/"
