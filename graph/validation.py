@@ -7,9 +7,10 @@ a predicate into the field the user wrote is the caller's job (it knows the mapp
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from importlib import resources
-from typing import TYPE_CHECKING, Iterable
+from typing import Any, TYPE_CHECKING, Iterable
 
 import pyoxigraph as ox
 
@@ -116,12 +117,34 @@ def _vocabulary_by_subject() -> dict:
     return about
 
 
+@once
+def _shapes() -> Any:
+    """pyshacl's shapes, built once: `pyshacl.validate` builds every Shape again on each call (a
+    third of a module's validation). They hold nothing of the data they validate."""
+    from pyshacl.monkey import apply_patches
+    from pyshacl.shapes_graph import ShapesGraph
+    from pyshacl.validator import assign_baked_in
+
+    apply_patches()  # what pyshacl.validate does first
+    assign_baked_in()
+    shapes = ShapesGraph(shapes_graph(), False, logging.getLogger("pyshacl"))
+    list(shapes.shapes)  # built now, not by the first writer
+    return shapes
+
+
 def violations_of(data: rdflib.Graph) -> list[Violation]:
-    """The SHACL results of the shapes over `data`, in a stable order."""
-    import pyshacl  # 0.4 CPU-s to import (rdflib's SPARQL grammar): only where a validation runs
+    """The SHACL results of the shapes over `data` (changed: it is validated in place), in a
+    stable order."""
+    from pyshacl.graph_abstraction import DataGraph
+    from pyshacl.validator import Validator
     from rdflib.namespace import RDF, SH
 
-    conforms, report, _ = pyshacl.validate(data, shacl_graph=shapes_graph(), allow_warnings=True, inference=None)
+    shapes = _shapes()
+    validator = Validator(DataGraph.from_rdflib(data), shacl_graph=shapes_graph(),
+                          options={"allow_warnings": True, "inference": "none", "inplace": True,
+                                   "logger": logging.getLogger("pyshacl")})
+    validator.shacl_graph = shapes
+    conforms, report, _ = validator.run()
     if conforms:
         return []
     shapes = shapes_graph()
