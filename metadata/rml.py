@@ -1,41 +1,46 @@
-"""Run the RML mappings in mappings/ with morph-kgc, and read them backwards.
+"""Run the RML mappings in mappings/ (compiled once into Python, or with morph-kgc), and read them
+backwards.
 
-morph-kgc's public `materialize*` functions parse and normalise the mapping file on every call
-(about 0.5 s). `RmlMapping` parses a mapping once and reuses morph-kgc's parsed rules for every
-batch of records: a call then costs about 0.13 s for the 2.x mapping (0.07 s for V1), nearly the
-same for one record or a batch of 200, which is why imports map files in batches.
+Every write maps its records with `RmlMapping.materialize`. By default that runs the mapping
+compiled by metadata/rml_compiler.py when it loads (about 0.1 ms for one module). morph-kgc stays
+the reference engine: `RmlMapping(path, engine="morph-kgc")` runs it (its parsed rules reused, about
+130 ms a call, nearly the same for one record or a batch of 200), and tests/test_rml_compiled.py
+requires both engines to make the same graph. `engine="crosscheck"` runs both on every call and
+raises `EngineMismatch` where they differ. The environment variable AI4KG_RML_ENGINE sets the
+default engine for a process. morph-kgc and pandas are imported only when that engine runs.
 
-The same mapping, read with rdflib, tells which document field feeds each predicate: it is used
-to name fields in validation errors and to write a document back from the graph
+The same mapping, read backwards, tells which document field feeds each predicate: it is used to
+name fields in validation errors and to write a document back from the graph
 (`records_from_graph`), so the RML file is the single statement of how fields become triples.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
+import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Literal
 
 import pyoxigraph as ox
-import rdflib
-from morph_kgc.args_parser import load_config_from_argument
-from morph_kgc.constants import RML_TRIPLES_MAP_CLASS
-from morph_kgc.mapping.mapping_parser import retrieve_mappings
-from morph_kgc.materializer import _materialize_mapping_group_to_set
 
 from ..threads import RDFLIB_SPARQL, once
 from .records import Records
+from .rml_compiler import RML, RR, CompiledMapping, MappingError, compile_mapping
+from .rml_values import RecordError
 
-logging.getLogger("morph_kgc").setLevel(logging.WARNING)
-
-RR = rdflib.Namespace("http://www.w3.org/ns/r2rml#")
-RML = rdflib.Namespace("http://semweb.mmlab.be/ns/rml#")
 _XSD = "http://www.w3.org/2001/XMLSchema#"
 _RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
+Engine = Literal["compiled", "morph-kgc", "crosscheck"]
+ENGINES = ("compiled", "morph-kgc", "crosscheck")
+
+
+class EngineMismatch(AssertionError):
+    """The compiled engine and morph-kgc made different quads of the same records (crosscheck)."""
 
 
 @dataclass(frozen=True)
@@ -62,25 +67,31 @@ def owner_of(node: str) -> str:
     return node.split("#", 1)[0]
 
 
+def _owner_graph(subject: ox.NamedNode) -> ox.NamedNode:
+    value = subject.value
+    return ox.NamedNode(value.split("#", 1)[0]) if "#" in value else subject
+
+
+def default_engine() -> Engine:
+    engine = os.environ.get("AI4KG_RML_ENGINE", "compiled")
+    if engine not in ENGINES:
+        raise ValueError(f"AI4KG_RML_ENGINE={engine!r}: one of {', '.join(ENGINES)}")
+    return engine  # type: ignore[return-value]
+
+
 class RmlMapping:
-    """One RML mapping file, parsed once."""
+    """One RML mapping file, compiled once (MappingError if it uses a construct the compiled engine
+    does not know)."""
 
-    def __init__(self, path: Path):
-        self.path = path
-        with RDFLIB_SPARQL:  # morph-kgc reads the mapping with rdflib's SPARQL (see threads.py)
-            self._parse(path)
-        self.rules = _read_rules(path)
-
-    def _parse(self, path: Path) -> None:
-        config = load_config_from_argument(f"[CONFIGURATION]\nnumber_of_processes=1\nlogging_level=WARNING\noutput_format=N-QUADS\n"
-                                           f"[Mapping]\nmappings={path}\n")
-        rml_df, fnml_df, http_api_df = retrieve_mappings(config)
-        config.set("CONFIGURATION", "http_api_df", http_api_df.to_csv())
-        asserted = rml_df.loc[rml_df["triples_map_type"] == RML_TRIPLES_MAP_CLASS]
-        self._config, self._rml_df, self._fnml_df = config, rml_df, fnml_df
-        self._groups = [(group, {value.strip("{}") for value in group["logical_source_value"]})
-                        for _, group in asserted.groupby(by="mapping_partition")]
-        """morph-kgc's rules in its partitions, each with the record sources its rules read."""
+    def __init__(self, path: Path, engine: Engine | None = None):
+        self.path = Path(path)
+        self.engine: Engine = engine or default_engine()
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine {self.engine!r}: one of {', '.join(ENGINES)}")
+        self.compiled: CompiledMapping = compile_mapping(self.path)
+        self.rules = _read_rules(self.path)
+        self._morph: _MorphKgc | None = None
+        self._morph_lock = threading.Lock()
 
     @property
     def sources(self) -> set[str]:
@@ -89,17 +100,33 @@ class RmlMapping:
     def materialize(self, records: Records) -> list[ox.Quad]:
         """The quads the mapping makes of the records: in the graph its graph maps name, else in
         the named graph of the subject's asset (`owner_of`)."""
-        data = {source: records.get(source, []) for source in self.sources}
-        lines: set[str] = set()
-        for group, sources in self._groups:
-            if not any(data.get(source) for source in sources):
-                continue  # morph-kgc builds and walks data frames even for an empty source
-            lines |= _materialize_mapping_group_to_set(group, self._rml_df, self._fnml_df, self._config, data)
-        if not lines:
-            return []
-        quads = ox.parse(input=(" .\n".join(sorted(lines)) + " .\n").encode("utf-8"), format=ox.RdfFormat.N_QUADS)
-        return [q if isinstance(q.graph_name, ox.NamedNode) else
-                ox.Quad(q.subject, q.predicate, q.object, ox.NamedNode(owner_of(q.subject.value))) for q in quads]
+        if self.engine == "compiled":
+            return self.compiled.materialize(records, _owner_graph)
+        if self.engine == "morph-kgc":
+            return self.materialize_morph_kgc(records)
+        return self._crosscheck(records)
+
+    def materialize_morph_kgc(self, records: Records) -> list[ox.Quad]:
+        """`materialize` with morph-kgc, the reference engine."""
+        with self._morph_lock:
+            if self._morph is None:
+                self._morph = _MorphKgc(self.path)
+        return self._morph.materialize(records, self.compiled.by_source)
+
+    def _crosscheck(self, records: Records) -> list[ox.Quad]:
+        outcomes: list[Any] = []
+        for run in (lambda: self.compiled.materialize(records, _owner_graph), lambda: self.materialize_morph_kgc(records)):
+            try:
+                outcomes.append(run())
+            except Exception as exc:  # noqa: BLE001 - compared below
+                outcomes.append(exc)
+        compiled, morph = outcomes
+        if isinstance(compiled, Exception) and isinstance(morph, Exception):
+            raise compiled
+        if isinstance(compiled, Exception) or isinstance(morph, Exception) or set(compiled) != set(morph):
+            raise EngineMismatch(f"{self.path.name}: the engines disagree on {repr(records)[:2000]}: "
+                                 f"{_difference(compiled, morph)}")
+        return compiled
 
     def field_of(self, records: Records, node: str, predicate: str) -> tuple[str, dict[str, Any]] | None:
         """The record key (a document field path) that made `predicate` on `node`, with its record."""
@@ -176,27 +203,81 @@ def _value_of(obj: ObjectRule, term: ox.Term) -> dict[str, Any]:
 
 
 def _read_rules(path: Path) -> list[TriplesMapRule]:
-    graph = rdflib.Graph().parse(path, format="turtle")
+    """What the mapping says of each triples map, for reading it backwards."""
+    props: dict[Any, dict[str, list[Any]]] = defaultdict(lambda: defaultdict(list))
+    for quad in ox.parse(path=str(path), format=ox.RdfFormat.TURTLE):
+        props[quad.subject][quad.predicate.value].append(quad.object)
+
+    def value(node: Any, predicate: str) -> Any:
+        found = props[node].get(predicate) if node is not None else None
+        return found[0] if found else None
+
+    def text(term: Any) -> str | None:
+        return None if term is None else term.value
+
     rules = []
-    for triples_map in graph.subjects(rdflib.RDF.type, RR.TriplesMap):
-        source_node = graph.value(triples_map, RML.logicalSource)
-        source = str(graph.value(source_node, RML.source)).strip("{}")
-        subject_map = graph.value(triples_map, RR.subjectMap)
-        subject_class = graph.value(subject_map, RR["class"])
-        rule = TriplesMapRule(str(triples_map).rsplit("#", 1)[-1], source, str(graph.value(subject_map, RML.reference)),
-                              str(subject_class) if subject_class else None)
-        for pom in graph.objects(triples_map, RR.predicateObjectMap):
-            object_map = graph.value(pom, RR.objectMap)
-            reference = graph.value(object_map, RML.reference)
-            template = graph.value(object_map, RR.template)
-            datatype = graph.value(object_map, RR.datatype)
-            rule.objects.append(ObjectRule(str(graph.value(pom, RR.predicate)),
-                                           str(reference) if reference is not None else None,
-                                           str(template) if template is not None else None,
-                                           graph.value(object_map, RR.termType) == RR.IRI or template is not None,
-                                           str(datatype) if datatype else None))
+    for triples_map, properties in list(props.items()):
+        if ox.NamedNode(RR + "TriplesMap") not in properties.get(_RDF_TYPE, []):
+            continue
+        source = str(text(value(value(triples_map, RML + "logicalSource"), RML + "source"))).strip("{}")
+        subject_map = value(triples_map, RR + "subjectMap")
+        subject_class = value(subject_map, RR + "class")
+        rule = TriplesMapRule(str(text(triples_map)).rsplit("#", 1)[-1], source,
+                              str(text(value(subject_map, RML + "reference"))), text(subject_class))
+        for pom in properties.get(RR + "predicateObjectMap", []):
+            object_map = value(pom, RR + "objectMap")
+            template = text(value(object_map, RR + "template"))
+            rule.objects.append(ObjectRule(str(text(value(pom, RR + "predicate"))),
+                                           text(value(object_map, RML + "reference")), template,
+                                           value(object_map, RR + "termType") == ox.NamedNode(RR + "IRI")
+                                           or template is not None,
+                                           text(value(object_map, RR + "datatype"))))
         rules.append(rule)
     return sorted(rules, key=lambda r: r.name)
+
+
+def _difference(compiled: Any, morph: Any) -> str:
+    if isinstance(compiled, Exception) or isinstance(morph, Exception):
+        return f"compiled: {compiled!r}; morph-kgc: {morph!r}"
+    only_compiled, only_morph = set(compiled) - set(morph), set(morph) - set(compiled)
+    return (f"only compiled: {sorted(map(str, only_compiled))[:20]}; "
+            f"only morph-kgc: {sorted(map(str, only_morph))[:20]}")
+
+
+class _MorphKgc:
+    """morph-kgc's parsed rules of one mapping (imported and parsed on first use: about 0.5 s)."""
+
+    def __init__(self, path: Path):
+        from morph_kgc.args_parser import load_config_from_argument
+        from morph_kgc.constants import RML_TRIPLES_MAP_CLASS
+        from morph_kgc.mapping.mapping_parser import retrieve_mappings
+
+        logging.getLogger("morph_kgc").setLevel(logging.WARNING)
+        config = load_config_from_argument(f"[CONFIGURATION]\nnumber_of_processes=1\nlogging_level=WARNING\n"
+                                           f"output_format=N-QUADS\n[Mapping]\nmappings={path}\n")
+        with RDFLIB_SPARQL:  # morph-kgc reads the mapping with rdflib's SPARQL (see threads.py)
+            rml_df, fnml_df, http_api_df = retrieve_mappings(config)
+        config.set("CONFIGURATION", "http_api_df", http_api_df.to_csv())
+        asserted = rml_df.loc[rml_df["triples_map_type"] == RML_TRIPLES_MAP_CLASS]
+        self._config, self._rml_df, self._fnml_df = config, rml_df, fnml_df
+        self._groups = [(group, {value.strip("{}") for value in group["logical_source_value"]})
+                        for _, group in asserted.groupby(by="mapping_partition")]
+        """morph-kgc's rules in its partitions, each with the record sources its rules read."""
+
+    def materialize(self, records: Records, sources: Iterable[str]) -> list[ox.Quad]:
+        from morph_kgc.materializer import _materialize_mapping_group_to_set
+
+        data = {source: records.get(source, []) for source in sources}
+        lines: set[str] = set()
+        for group, group_sources in self._groups:
+            if not any(data.get(source) for source in group_sources):
+                continue  # morph-kgc builds and walks data frames even for an empty source
+            lines |= _materialize_mapping_group_to_set(group, self._rml_df, self._fnml_df, self._config, data)
+        if not lines:
+            return []
+        quads = ox.parse(input=(" .\n".join(sorted(lines)) + " .\n").encode("utf-8"), format=ox.RdfFormat.N_QUADS)
+        return [q if isinstance(q.graph_name, ox.NamedNode) else
+                ox.Quad(q.subject, q.predicate, q.object, ox.NamedNode(owner_of(q.subject.value))) for q in quads]
 
 
 def mapping_path(name: str) -> Path:
@@ -211,4 +292,4 @@ def mapping_for(generation: str) -> RmlMapping:
     return RmlMapping(mapping_path(f"ai4-metadata-{generation}"))
 
 
-__all__ = ["RmlMapping", "mapping_for", "owner_of"]
+__all__ = ["EngineMismatch", "MappingError", "RecordError", "RmlMapping", "mapping_for", "owner_of"]
