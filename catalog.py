@@ -1,6 +1,6 @@
 """The catalog's write path for ai4-metadata files: read, check, map, validate, commit.
 
-    file -> loader (safe parse) -> JSON Schema (structure, formats) -> records -> RML (morph-kgc)
+    file -> loader (safe parse) -> JSON Schema (structure, formats) -> records -> RML (compiled: metadata/rml.py)
          -> SHACL on the new graph only -> one atomic commit per asset + search index
 
 Nothing is written for a file with any error; every issue names the field as the user wrote it.
@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # the store is opened by an import, not by a validation
 Status = Literal["imported", "valid", "invalid", "unreadable", "skipped"]
 METADATA_SUFFIXES = (".yml", ".yaml", ".json")
 BATCH_SIZE = 200
-"""Files mapped and validated together: morph-kgc and pyshacl have a fixed cost per call."""
+"""Files mapped and validated together: pyshacl has a fixed cost per call."""
 
 
 @dataclass
@@ -140,7 +140,7 @@ def _read_and_check(source: Source, base_url: str, options: ImportOptions) -> _P
 
 
 def _map_and_validate(batch: list[_Prepared]) -> None:
-    """Map a batch of checked documents (one morph-kgc call per generation) and SHACL-validate them."""
+    """Map a batch of checked documents (one mapping call per generation) and SHACL-validate them."""
     for generation in ("v1", "v2"):
         members = [p for p in batch if p.records is not None and p.report.generation == generation]
         if not members:

@@ -1,4 +1,4 @@
-"""The provenance write path: fragment -> schema -> records -> RML (morph-kgc) -> SHACL -> one
+"""The provenance write path: fragment -> schema -> records -> RML (compiled) -> SHACL -> one
 atomic commit of the activity's provenance graph, with the fragment kept verbatim.
 
     fragment (JSON) -> origin, its JSON Schema (mappings/provenance/ORIGIN.schema.json)
@@ -33,7 +33,7 @@ from .records import (BUILDERS, FIELD, MAX_FRAGMENT_DEPTH, Application, Fragment
                       application_name, check, fragment_key, origin_of, value_at)
 
 BATCH_SIZE = 200
-"""Fragments mapped and validated together: morph-kgc and pyshacl cost a fixed amount per call."""
+"""Fragments mapped and validated together: pyshacl costs a fixed amount per call."""
 
 
 @once

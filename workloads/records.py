@@ -2,7 +2,7 @@
 
     request (JSON) -> check_request (mappings/deployments/deployment.schema.json + the rules a schema
     cannot say) -> Deployment (defaults filled in, IRIs minted) -> to_records -> RML
-    (mappings/deployments/deployment.rml.ttl, morph-kgc) -> quads in the deployment's graph
+    (mappings/deployments/deployment.rml.ttl, compiled) -> quads in the deployment's graph
 
 A `Deployment` is also what the ledger stores (as JSON) and what the REST API answers with; its
 status history only grows. What each field means in the graph is said in the RML file.
@@ -266,7 +266,7 @@ def deployment_mapping() -> RmlMapping:
 
 
 def to_quads(deployments: list[Deployment], base_url: str) -> tuple[dict[str, list[ox.Quad]], dict[str, Any]]:
-    """The quads of each deployment's graph (one morph-kgc call for all), and the records made."""
+    """The quads of each deployment's graph (one mapping call for all), and the records made."""
     records: dict[str, list[dict[str, Any]]] = {}
     for deployment in deployments:
         for source, rows in to_records(deployment, base_url).items():
