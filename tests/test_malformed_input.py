@@ -436,3 +436,25 @@ def test_unknown_keys_cannot_redirect_the_write(tmp_path: Path) -> None:
 
         links = document_of(graph.asset_quads(report.iri))["links"]
         assert (links["training_data"], links["training-data"]) == ("https://a.org/one", "https://a.org/two")
+
+
+def test_libyamls_parser_reads_every_real_file_as_pyyamls_own_does() -> None:
+    """The loader parses with libyaml (C) and reads what libyaml refuses again with PyYAML's parser:
+    on every real and demo metadata file the two give the same data, and the same error."""
+    import yaml
+
+    from ai4kg.metadata import loader
+    from conftest import REPO, module_files
+
+    paths = [p for p in module_files() if p.suffix in (".yml", ".yaml")] + sorted((REPO / "demo").glob("*.yml"))
+    assert len(paths) > 30
+    assert loader._StrictLoader is not loader._StrictPythonLoader and yaml.__with_libyaml__
+    for path in paths:
+        text = path.read_text("utf-8")
+        outcomes = []
+        for strict in (loader._StrictLoader, loader._StrictPythonLoader):
+            try:
+                outcomes.append(yaml.load(text, Loader=strict))  # noqa: S506 - the strict SafeLoaders
+            except loader.ParseError as exc:
+                outcomes.append(("refused", str(exc)))
+        assert outcomes[0] == outcomes[1], path.name
