@@ -170,3 +170,18 @@ def test_the_vocabulary_a_write_is_validated_with_gives_the_whole_vocabularys_re
 
 AI4KG = "https://w3id.org/ai4kg/ns#"
 VOCAB = "https://w3id.org/ai4kg/vocab/"
+
+
+def test_quads_become_the_rdflib_graph_rdflibs_own_parser_makes(real) -> None:
+    """to_rdflib builds terms one by one; the graph is the one N-Triples read by rdflib gives."""
+    from rdflib.compare import isomorphic
+
+    from ai4kg.graph.validation import to_rdflib
+
+    extra = _quads(':x ai4kg:title "t"@en , "plain" , "4"^^xsd:integer , "2.5"^^xsd:double , "x"^^xsd:string ; '
+                   'ai4kg:created "2024-01-01"^^xsd:date ; ai4kg:divergent true ; ai4kg:link [ ai4kg:linkKey "k" ] .')
+    for quads in [extra] + [real.asset_quads(iri) for iri in real.index.iris()[:20]]:
+        expected = rdflib.Graph().parse(data=ox.serialize([ox.Triple(q.subject, q.predicate, q.object) for q in quads],
+                                                          format=ox.RdfFormat.N_TRIPLES).decode(), format="nt")
+        assert isomorphic(to_rdflib(quads), expected)
+        assert set(to_rdflib(quads)) == set(expected) or any(isinstance(t, rdflib.BNode) for tr in expected for t in tr)
