@@ -19,7 +19,7 @@ dataset input; a Nomad job); this file reads nothing outside the repository.
    `Provenance.ingest` in batches of BATCH_SIZE (200) of one origin at a time, Jenkins and MLflow
    batches in turn: a burst of queued CI webhooks, an MLflow sync's page of runs. For every second
    pair of batches (one Jenkins, one MLflow), the same batch's records (`records.BUILDERS[origin]`)
-   are also (a) mapped by morph-kgc only (`provenance_mapping().materialize`) and (b) the resulting
+   are also (a) mapped by mapping only (`provenance_mapping().materialize`) and (b) the resulting
    quads written straight into a second on-disk store (`KnowledgeGraph.write`), before or after the
    ingest in turn; ratios compare the ingest time of those batches with their baselines.
    Wall time per stage of the ingest (patched timers, ~1 us per call) says where the rest goes.
@@ -75,7 +75,7 @@ from ai4kg.provenance.lineage import lineage  # noqa: E402
 from ai4kg.provenance.records import BUILDERS, Application, Iris, origin_of  # noqa: E402
 
 Timing = tuple[str, int, float, "float | None", "float | None", "float | None"]
-"""One load batch: origin, events, ingest s, then records, morph-kgc-only and write-only s (None: no baselines)."""
+"""One load batch: origin, events, ingest s, then records, mapping-only and write-only s (None: no baselines)."""
 
 T0 = 1_746_000_000_000  # 2025-04-30, milliseconds
 
@@ -279,7 +279,7 @@ INGEST_STAGES: list[tuple[Any, str, str]] = [
     (ingest_module, "canonical", "  of which: canonical JSON + digest"),
     (ingest_module, "digest_of", "  of which: canonical JSON + digest"),
     (FragmentStore, "digests", "idempotency lookup (FragmentStore.digests)"),
-    (RmlMapping, "materialize", "RML mapping (morph-kgc + N-Quads parse)"),
+    (RmlMapping, "materialize", "RML mapping (the compiled mapping)"),
     (Provenance, "_context", "SHACL context (module graphs read)"),
     (ingest_module, "validate", "SHACL, total (validation.validate)"),
     (validation, "to_rdflib", "  of which: Oxigraph quads -> rdflib graph"),
@@ -323,7 +323,7 @@ class Bench:
         return self.applications[name]
 
     def records_of(self, fragments: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-        """What _map_and_commit hands morph-kgc: the records of every fragment, source by source."""
+        """What _map_and_commit hands the mapping: the records of every fragment, source by source."""
         records: dict[str, list[dict[str, Any]]] = {}
         for fragment in fragments:
             mapped = BUILDERS[origin_of(fragment)](fragment, self.application(fragment), self.iris)
@@ -332,7 +332,7 @@ class Bench:
         return records
 
     def baselines(self, fragments: list[dict[str, Any]]) -> tuple[float, float, float]:
-        """(records, morph-kgc only, store write only) seconds for these fragments."""
+        """(records, mapping only, store write only) seconds for these fragments."""
         start = now()
         records = self.records_of(fragments)
         built = now() - start
@@ -383,7 +383,7 @@ class Bench:
                 assert one.status == "imported", one.as_dict()
             jobs = [nomad_fragment(m) for m in range(s.modules)]
             jobs_s = self.ingest(jobs)
-            self.baselines(jobs)  # the baseline store holds the same jobs (and morph-kgc is warm)
+            self.baselines(jobs)  # the baseline store holds the same jobs (and the mapping is warm)
         self.report.row("0. setup", f"{s.modules} modules through import_files (one call)", f"{published:.1f} s",
                         "ai4-metadata 2.0.0 JSON; each names its first run and its job")
         self.report.row("0. setup",
@@ -464,13 +464,13 @@ class Bench:
             per[origin] = (k, sec, bk, bsec, rml, write)
             self.report.row("1. load", f"{origin}: {k:,} events",
                             f"{k / sec:,.1f} events/s ({sec / k * 1000:.2f} ms/event)",
-                            f"on the {bk:,} events with baselines: ingest {bsec / bk * 1000:.2f}, morph-kgc only "
+                            f"on the {bk:,} events with baselines: ingest {bsec / bk * 1000:.2f}, mapping only "
                             f"{rml / bk * 1000:.2f}, store write only {write / bk * 1000:.2f} ms/event",
-                            ratio=f"{bsec / rml:.1f}x morph-kgc only; {bsec / write:.1f}x store write only")
+                            ratio=f"{bsec / rml:.1f}x mapping only; {bsec / write:.1f}x store write only")
         note = (f"on the {m_n:,} events of every second pair of batches (Jenkins + MLflow), interleaved with their "
                 f"ingest; ingest of those: {m_ingest:.1f} s ({m_ingest / m_n * 1000:.2f} ms/event)")
         self.report.row("1. load",
-                        "baseline (a): the same records mapped by morph-kgc only (materialize, same batches)",
+                        "baseline (a): the same records mapped by mapping only (materialize, same batches)",
                         f"{mapped:.1f} s ({mapped / m_n * 1000:.2f} ms/event)",
                         note + f"; records built by BUILDERS in {built / m_n * 1000:.2f} ms/event, not in (a)",
                         ratio=f"ingest / (a) **{m_ingest / mapped:.1f}x**")
@@ -486,7 +486,7 @@ class Bench:
             take = min(1000, sum(t[1] for t in rows) // 2) // BATCH_SIZE * BATCH_SIZE or rows[0][1]
             first, last = _edge(rows, take), _edge(list(reversed(rows)), take)
             drift = []
-            for label, i in (("morph-kgc only", 4), ("store write only", 5)):
+            for label, i in (("mapping only", 4), ("store write only", 5)):
                 a_ = [t for t in first[5] if t[i] is not None]
                 b_ = [t for t in last[5] if t[i] is not None]
                 if a_ and b_:
@@ -608,11 +608,11 @@ class Bench:
                         f"**p50 {fmt(p50(ing))}, p95 {fmt(p95(ing))}**",
                         "; ".join(f"{o}: p50 {fmt(p50(v))}, p95 {fmt(p95(v))}" for o, v in by_origin.items())
                         + f"; after {s.warmup} warm-up",
-                        ratio=f"{p50(ing) / p50(rml):.2f}x morph-kgc only; {p50(ing) / p50(write):.1f}x store write only")
-        self.report.row("3. single event", "baseline (a): that event's records mapped by morph-kgc only",
+                        ratio=f"{p50(ing) / p50(rml):.2f}x mapping only; {p50(ing) / p50(write):.1f}x store write only")
+        self.report.row("3. single event", "baseline (a): that event's records mapped by mapping only",
                         f"p50 {fmt(p50(rml))}, p95 {fmt(p95(rml))}",
-                        f"the mapping runs all its {len(mapping._rml_df)} predicate-object maps ({len(mapping._groups)} "
-                        "morph-kgc partitions) on every call, whatever the number of records",
+                        f"the compiled mapping: {len(mapping.rules)} triples maps, "
+                        f"{sum(len(r.objects) for r in mapping.rules)} predicate-object maps",
                         ratio=f"{p50(rml) / p50(ing):.0%} of the ingest p50")
         self.report.row("3. single event", "baseline (b): that event's quads written straight to a store",
                         f"p50 {fmt(p50(write))}, p95 {fmt(p95(write))}", "",
