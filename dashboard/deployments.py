@@ -158,22 +158,20 @@ def router(graph: KnowledgeGraph) -> APIRouter:
 
     @routes.get("/deployments/{identifier}", response_class=HTMLResponse)
     async def detail(request: Request, identifier: str) -> HTMLResponse:
-        if viewer(request) is None:
-            return sign_in_page(request, "see this deployment")
-        requester, deployment = await visible(request, service(request), identifier)
-        if deployment is None:
-            return not_found(request, "deployment")
+        found = await visible(request, service(request), identifier, "deployment", "see this deployment")
+        if isinstance(found, HTMLResponse):
+            return found
+        requester, deployment = found
         return render(request, "deployment.html", **row(deployment), may_change=requester.may_change(deployment),
                       page=page_path(base_url, deployment.iri), poll_seconds=POLL_SECONDS)
 
     @routes.get("/deployments/{identifier}/live", response_class=HTMLResponse)
     async def live(request: Request, identifier: str) -> HTMLResponse:
         """The detail page's status section alone (what its poller swaps in)."""
-        if viewer(request) is None:
-            return sign_in_page(request, "see this deployment")
-        _, deployment = await visible(request, service(request), identifier)
-        if deployment is None:
-            return not_found(request, "deployment")
+        found = await visible(request, service(request), identifier, "deployment", "see this deployment")
+        if isinstance(found, HTMLResponse):
+            return found
+        _, deployment = found
         return render(request, "deployment_live.html", **row(deployment), poll_seconds=POLL_SECONDS)
 
     @routes.post("/deployments/{identifier}/delete", response_class=HTMLResponse)

@@ -196,22 +196,20 @@ def router(graph: KnowledgeGraph) -> APIRouter:
 
     @routes.get("/federations/{identifier}", response_class=HTMLResponse)
     async def detail(request: Request, identifier: str) -> HTMLResponse:
-        if viewer(request) is None:
-            return sign_in_page(request, "see this federation")
-        requester, federation = await visible(request, service(request), identifier)
-        if federation is None:
-            return not_found(request, "federation")
+        found = await visible(request, service(request), identifier, "federation", "see this federation")
+        if isinstance(found, HTMLResponse):
+            return found
+        requester, federation = found
         return await in_thread(lambda: detail_page(request, requester, federation))
 
     @routes.get("/federations/{identifier}/live", response_class=HTMLResponse)
     async def live(request: Request, identifier: str) -> HTMLResponse:
         """The status section alone (what the page's poller swaps in); `rounds`: how many rounds the
         page shows, so that it can say when more were recorded."""
-        if viewer(request) is None:
-            return sign_in_page(request, "see this federation")
-        requester, federation = await visible(request, service(request), identifier)
-        if federation is None:
-            return not_found(request, "federation")
+        found = await visible(request, service(request), identifier, "federation", "see this federation")
+        if isinstance(found, HTMLResponse):
+            return found
+        requester, federation = found
         try:
             shown = int(request.query_params.get("rounds", "0"))
         except ValueError:
@@ -229,11 +227,10 @@ def router(graph: KnowledgeGraph) -> APIRouter:
     @routes.post("/federations/{identifier}/clients", response_class=HTMLResponse)
     async def add_client(request: Request, identifier: str) -> Response:
         form = await posted_form(request)
-        if viewer(request) is None:
-            return sign_in_page(request, "admit clients")
-        requester, federation = await visible(request, service(request), identifier)
-        if federation is None:
-            return not_found(request, "federation")
+        found = await visible(request, service(request), identifier, "federation", "admit clients")
+        if isinstance(found, HTMLResponse):
+            return found
+        requester, federation = found
         body, values = request_of(form, CLIENT_FIELDS)
         try:
             federation, client, private_key = await in_thread(
@@ -261,11 +258,10 @@ def router(graph: KnowledgeGraph) -> APIRouter:
     @routes.post("/federations/{identifier}/clients/{name}/revoke", response_class=HTMLResponse)
     async def revoke_client(request: Request, identifier: str, name: str) -> Response:
         await posted_form(request)
-        if viewer(request) is None:
-            return sign_in_page(request, "revoke clients")
-        requester, federation = await visible(request, service(request), identifier)
-        if federation is None:
-            return not_found(request, "federation")
+        found = await visible(request, service(request), identifier, "federation", "revoke clients")
+        if isinstance(found, HTMLResponse):
+            return found
+        requester, federation = found
         try:
             await in_thread(lambda: service(request).revoke_client(identifier, name, requester))
         except DeploymentRejected as exc:
@@ -277,11 +273,10 @@ def router(graph: KnowledgeGraph) -> APIRouter:
     @routes.post("/federations/{identifier}/stop", response_class=HTMLResponse)
     async def stop(request: Request, identifier: str) -> Response:
         await posted_form(request)
-        if viewer(request) is None:
-            return sign_in_page(request, "stop a federation")
-        requester, federation = await visible(request, service(request), identifier)
-        if federation is None:
-            return not_found(request, "federation")
+        found = await visible(request, service(request), identifier, "federation", "stop a federation")
+        if isinstance(found, HTMLResponse):
+            return found
+        requester, federation = found
         try:
             await in_thread(lambda: service(request).delete(identifier, requester))
         except DeploymentRejected as exc:

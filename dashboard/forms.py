@@ -16,7 +16,7 @@ from ..api.deployments import requester_of
 from ..metadata.issues import Issue
 from ..workloads.service import DeploymentRejected, Requester
 from .session import check_csrf, viewer
-from .templating import render
+from .templating import not_found, render
 
 T = TypeVar("T", covariant=True)
 
@@ -122,9 +122,15 @@ class Finder(Protocol[T]):
     def get(self, identifier: str, requester: Requester) -> T | None: ...
 
 
-async def visible(request: Request, service: Finder[T], identifier: str) -> tuple[Requester, T | None]:
-    """The signed-in viewer as a requester, and the service's item of that id if they may see it."""
+async def visible(request: Request, service: Finder[T], identifier: str, what: str,
+                  action: str) -> tuple[Requester, T] | HTMLResponse:
+    """The signed-in viewer as a requester and the service's `what` of that id; or the page that
+    says why not: sign in first (to `action`), or not found (also what they may not see)."""
     identity = viewer(request)
-    assert identity is not None, "sign-in is checked before"
+    if identity is None:
+        return sign_in_page(request, action)
     requester = requester_of(identity)
-    return requester, await in_thread(lambda: service.get(identifier, requester))
+    found = await in_thread(lambda: service.get(identifier, requester))
+    if found is None:
+        return not_found(request, what)
+    return requester, found
