@@ -635,7 +635,7 @@ def server_options() -> dict[str, str]:
 @click.option("--demo", is_flag=True, help="Load the demo catalog when the store is empty.")
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, demo: bool) -> None:
-    """Serve the store over HTTP (SPARQL 1.1 query endpoint at /sparql)."""
+    """Serve the store over HTTP: the dashboard at /, the APIs (SPARQL 1.1 at /sparql, REST, GraphQL, OAI-PMH)."""
     import gc
 
     import uvicorn
@@ -649,8 +649,8 @@ def serve(ctx: click.Context, host: str, port: int, demo: bool) -> None:
         reports = load_demo_catalog(graph)
         err.print(f"demo catalog: {sum(r.status == 'imported' for r in reports)} modules loaded")
     options = server_options()
-    err.print(f"ai4kg {__version__}: store {ctx.obj.data_dir}; SPARQL at http://{host}:{port}/sparql "
-              f"(uvicorn with {options['http']} and {options['loop']})")
+    err.print(f"ai4kg {__version__}: store {ctx.obj.data_dir}; dashboard at http://{host}:{port}/, SPARQL at "
+              f"http://{host}:{port}/sparql (uvicorn with {options['http']} and {options['loop']})")
     app = create_app(graph, platform_url=f"http://{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:{port}")
     executor = app.state.deployments.executor
     err.print(f"deployments run by the {executor.name} executor on "
