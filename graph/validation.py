@@ -211,7 +211,8 @@ def violations_of(data: rdflib.Graph, shapes: list[str] | None = None) -> list[V
         severity = str(report.value(result, SH.resultSeverity)).rsplit("#", 1)[-1].lower()
         violations.append(Violation(str(focus_node), str(path) if path is not None else None,
                                     str(value) if value is not None else None, rule, message, severity))
-    return sorted(violations, key=lambda v: (v.focus, v.path or "", v.rule, v.value or ""))
+    # the message too: two shapes can fail the same value by the same rule (a round is an activity)
+    return sorted(violations, key=lambda v: (v.focus, v.path or "", v.rule, v.value or "", v.message, v.severity))
 
 
 def _message(shapes: rdflib.Graph, source_shape: rdflib.term.Node | None, rule: str) -> str | None:
