@@ -32,7 +32,7 @@ from ..graph.store import KnowledgeGraph
 from ..metadata.issues import Issue
 from ..workloads.records import FINAL, KINDS, Deployment
 from ..workloads.service import DeploymentRejected, Deployments
-from .forms import (FormField, field_errors, in_thread, posted_form, refused_page, request_of, sign_in_page,
+from .forms import (FormField, create_from_form, in_thread, posted_form, refused_page, sign_in_page,
                     visible)
 from .links import page_path
 from .session import viewer
@@ -143,18 +143,7 @@ def router(graph: KnowledgeGraph) -> APIRouter:
 
     @routes.post("/deployments/new", response_class=HTMLResponse)
     async def create(request: Request) -> Response:
-        form = await posted_form(request)
-        identity = viewer(request)
-        if identity is None:
-            return sign_in_page(request, "deploy a module")
-        body, values = request_of(form, DEPLOYMENT_FIELDS)
-        try:
-            deployment, _ = await in_thread(lambda: service(request).create(body, requester_of(identity)))
-        except DeploymentRejected as exc:
-            errors, general = field_errors(exc.issues, DEPLOYMENT_FIELDS)
-            status = exc.status
-            return await in_thread(lambda: form_page(request, identity, values, errors, general, status))
-        return RedirectResponse(f"/deployments/{deployment.identifier}", status_code=303)
+        return await create_from_form(request, service(request), DEPLOYMENT_FIELDS, form_page, "/deployments", "deploy a module")
 
     @routes.get("/deployments/{identifier}", response_class=HTMLResponse)
     async def detail(request: Request, identifier: str) -> HTMLResponse:

@@ -35,8 +35,8 @@ from ..metadata.issues import Issue
 from ..workloads.service import DeploymentRejected, Requester
 from . import plots
 from .deployments import datacenters_of
-from .forms import (FormField, field_errors, in_thread, posted_form, refused_page, request_of, sign_in_page,
-                    visible)
+from .forms import (FormField, create_from_form, field_errors, in_thread, posted_form, refused_page, request_of,
+                    sign_in_page, visible)
 from .links import page_path
 from .session import viewer
 from .templating import not_found, render
@@ -181,18 +181,7 @@ def router(graph: KnowledgeGraph) -> APIRouter:
 
     @routes.post("/federations/new", response_class=HTMLResponse)
     async def create(request: Request) -> Response:
-        form = await posted_form(request)
-        identity = viewer(request)
-        if identity is None:
-            return sign_in_page(request, "start a federation")
-        body, values = request_of(form, FEDERATION_FIELDS)
-        try:
-            federation, _ = await in_thread(lambda: service(request).create(body, requester_of(identity)))
-        except DeploymentRejected as exc:  # FederationRejected, or its server's deployment refused
-            errors, general = field_errors(exc.issues, FEDERATION_FIELDS)
-            status = exc.status
-            return await in_thread(lambda: form_page(request, identity, values, errors, general, status))
-        return RedirectResponse(f"/federations/{federation.identifier}", status_code=303)
+        return await create_from_form(request, service(request), FEDERATION_FIELDS, form_page, "/federations", "start a federation")
 
     @routes.get("/federations/{identifier}", response_class=HTMLResponse)
     async def detail(request: Request, identifier: str) -> HTMLResponse:

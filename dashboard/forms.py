@@ -10,7 +10,7 @@ from typing import Any, Callable, Iterable, Protocol, TypeVar
 
 import anyio.to_thread
 from fastapi import Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 
 from ..api.deployments import requester_of
 from ..metadata.issues import Issue
@@ -134,3 +134,21 @@ async def visible(request: Request, service: Finder[T], identifier: str, what: s
     if found is None:
         return not_found(request, what)
     return requester, found
+
+
+async def create_from_form(request: Request, service: Any, fields: Iterable[FormField], form_page: Callable[..., Any],
+                           pages: str, action: str) -> Any:
+    """A creation form posted: CSRF, sign-in (to `action`), the service's `create` with the form's
+    request; refused, the form again with each issue on its field and the values kept; created,
+    303 to its page under `pages`."""
+    form = await posted_form(request)
+    identity = viewer(request)
+    if identity is None:
+        return sign_in_page(request, action)
+    body, values = request_of(form, fields)
+    try:
+        created, _ = await in_thread(lambda: service.create(body, requester_of(identity)))
+    except DeploymentRejected as exc:  # a federation's FederationRejected too, or its server's refusal
+        errors, general, status = *field_errors(exc.issues, fields), exc.status
+        return await in_thread(lambda: form_page(request, identity, values, errors, general, status))
+    return RedirectResponse(f"{pages}/{created.identifier}", status_code=303)

@@ -101,7 +101,8 @@ def iri_of(text: str) -> ox.NamedNode:
     except ValueError:
         if "\\" not in text:
             raise
-    # morph-kgc writes <text> into N-Quads, whose parser decodes \uXXXX and \UXXXXXXXX
+    # morph-kgc writes <text> into N-Quads, whose parser decodes the escapes \u plus 4 hex digits
+    # and \U plus 8: the same IRI is made here
     return ox.NamedNode(_UCHAR.sub(lambda m: chr(int(m.group(1) or m.group(2), 16)), text))
 
 
